@@ -1,0 +1,47 @@
+# baton — see README.md. Quick start: `make demo`, `make test`.
+GO        ?= go
+PKGS      := ./...
+# Packages with concurrency are tested with the race detector; test/ holds the real-server suites.
+TEST_TIMEOUT ?= 25m
+FUZZTIME  ?= 5m
+
+.PHONY: all build test unit integration demo bench lint fuzz chaos deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/baton ./cmd/baton
+
+deps:
+	bash test/scripts/deps.sh test
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Everything: lint, unit tests and the real-cluster integration tests, all with -race.
+test: deps lint build
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 ./router/... ./topology/... ./proxy/... ./health/...
+
+integration: deps build
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./test/...
+
+# A local PostgreSQL primary + 2 replicas with baton in front; Ctrl-C stops everything.
+demo: deps build
+	bin/baton demo
+
+bench: build
+	bash test/scripts/deps.sh bench
+	$(GO) run ./test/bench $(BENCHFLAGS)
+
+# Fuzz the wire readers and the classifier (FUZZTIME each).
+fuzz:
+	$(GO) test ./proxy/pgwire/ -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME)
+	$(GO) test ./router/ -run '^$$' -fuzz FuzzClassifyPG -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin

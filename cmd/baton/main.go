@@ -1,0 +1,56 @@
+// Command baton is a replication-aware SQL proxy. See README.md.
+//
+//	baton serve --config FILE        run the proxy
+//	baton check-config FILE          validate a configuration and exit
+//	baton demo [--ready-file PATH]   start a local cluster with baton in front of it
+//	baton version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func usage() {
+	fmt.Fprint(os.Stderr, `baton — a replication-aware SQL proxy
+
+Usage:
+  baton serve --config FILE         run the proxy for the clusters in FILE
+  baton check-config FILE           validate FILE and exit (non-zero on error)
+  baton demo [flags]                start a local PostgreSQL primary + 2 replicas and baton in front
+  baton version                     print the version
+
+Run 'baton COMMAND -h' for a command's flags.
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = cmdServe(os.Args[2:])
+	case "check-config":
+		err = cmdCheckConfig(os.Args[2:])
+	case "demo":
+		err = cmdDemo(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Println("baton", version)
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "baton: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "baton:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,292 @@
+package pgproxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// dispatchGroup routes the buffered extended-protocol group. openEnded: the group has no Sync
+// yet (Flush, or too large to hold); the rest of its frames will follow the same backend.
+func (s *session) dispatchGroup(openEnded bool) bool {
+	frames := s.group
+	s.group = nil
+	cls, err := s.classifyGroup(frames)
+	if err != nil {
+		s.fatal("08P01", err.Error())
+		return false
+	}
+	if openEnded && len(frames) > maxGroupBytes {
+		cls.Route, cls.Reason = router.Primary, "large-group"
+	}
+	return s.dispatch(frames, cls, openEnded, "")
+}
+
+// classifyGroup combines the classes of every statement a group parses or uses.
+func (s *session) classifyGroup(frames []byte) (router.Class, error) {
+	out := router.Class{Route: router.Replica, Reason: "select"}
+	any := false
+	local := map[string]router.Class{}
+	for off := 0; off < len(frames); {
+		f := frames[off : off+1+int(be32(frames[off+1:]))]
+		off += len(f)
+		var c router.Class
+		var ok bool
+		switch f[0] {
+		case 'P':
+			name, q, err := pgwire.ParseMsg(pgwire.Body(f))
+			if err != nil {
+				return out, err
+			}
+			c, ok = s.srv.classify(q), true
+			local[name] = c
+		case 'B':
+			_, name, err := pgwire.BindMsg(pgwire.Body(f))
+			if err != nil {
+				return out, err
+			}
+			c, ok = s.stmtClass(local, name)
+		case 'D', 'C':
+			kind, name, err := pgwire.DescribeMsg(f[0], pgwire.Body(f))
+			if err != nil {
+				return out, err
+			}
+			if kind == 'S' && f[0] == 'D' {
+				c, ok = s.stmtClass(local, name)
+			}
+		case 'E':
+			if len(f) < 10 {
+				return out, &pgwire.FormatError{Type: 'E', Msg: "truncated"}
+			}
+		}
+		if ok {
+			any = true
+			out = combine(out, c)
+		}
+	}
+	if !any {
+		// Nothing but Sync/Describe portal/Execute: portals live in transactions; stay put.
+		return router.Class{Route: router.Primary, Reason: "no-statement"}, nil
+	}
+	return out, nil
+}
+
+func (s *session) stmtClass(local map[string]router.Class, name string) (router.Class, bool) {
+	if c, ok := local[name]; ok {
+		return c, true
+	}
+	if st := s.stmts[name]; st != nil {
+		return st.class, true
+	}
+	return router.Class{Route: router.Primary, Reason: "unknown-statement"}, true
+}
+
+func combine(a, b router.Class) router.Class {
+	out := a
+	if b.Route == router.Primary && a.Route == router.Replica {
+		out.Route, out.Reason = router.Primary, b.Reason
+	}
+	if b.Tx != router.TxNone {
+		out.Tx = b.Tx
+	}
+	out.SessionState = a.SessionState || b.SessionState
+	out.ResetAll = a.ResetAll || b.ResetAll
+	out.Pin |= b.Pin
+	out.Unpin |= b.Unpin
+	out.CopyIn = a.CopyIn || b.CopyIn
+	out.CopyOut = a.CopyOut || b.CopyOut
+	return out
+}
+
+func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+
+// dispatch routes one unit and sends it. query is the simple-protocol text ("" for groups).
+func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, query string) bool {
+	s.wait() // routing needs the exact transaction state
+	if s.closing.Load() {
+		return false
+	}
+	if cls.Pin != 0 {
+		s.pins |= cls.Pin // fail closed: pin before we know it worked
+	}
+	np, route, err := s.pick(cls)
+	var be *backend
+	if err == nil {
+		be, err = s.acquire(np)
+	}
+	if err != nil {
+		s.srv.metrics.errors.Add(1)
+		s.failUnit(openEnded, "57P03", err.Error())
+		return true
+	}
+	u := &unit{be: be, frames: frames, class: cls, openEnded: openEnded}
+	u.retryable = route == router.Replica && s.txStatusNow() == 'I' && cls.Tx == router.TxNone && !openEnded && !cls.CopyIn
+	if query != "" && cls.SessionState && !cls.Multi {
+		u.hist = &histEntry{sql: query, discard: cls.ResetAll && cls.Unpin != 0}
+	} else if cls.SessionState && cls.Multi {
+		s.pins |= router.PinOther
+	}
+	s.srv.metrics.count(route, cls.Reason)
+	if openEnded {
+		s.openUnit = u // frames up to the Sync follow this unit
+	}
+	out := s.prepare(u, be)
+	s.push(u)
+	if _, err := be.w.Write(out); err == nil {
+		err = be.w.Flush()
+		if err != nil {
+			be.close()
+		}
+	} else {
+		be.close()
+	}
+	return true
+}
+
+// failUnit answers a unit baton could not send with an ERROR (and ReadyForQuery when the unit
+// was complete).
+func (s *session) failUnit(openEnded bool, code, msg string) {
+	b := pgwire.AppendError(nil, pgwire.SevError, code, "baton: "+msg)
+	if openEnded {
+		s.skipSync = true
+	} else {
+		b = pgwire.AppendReady(b, s.txStatusNow())
+	}
+	s.push(&unit{synthetic: b})
+}
+
+// pick chooses the node for a unit.
+func (s *session) pick(cls router.Class) (*nodePool, router.Route, error) {
+	if s.txStatusNow() != 'I' && s.txConn != nil {
+		if s.txConn.broken {
+			return nil, 0, fmt.Errorf("the connection holding this transaction was lost")
+		}
+		return s.txConn.node, router.Primary, nil
+	}
+	snap := s.srv.live.Load()
+	wantReplica := cls.Route == router.Replica && cls.Tx == router.TxNone
+	if cls.Tx == router.TxBeginReadOnly {
+		wantReplica = true
+	}
+	if s.pins != 0 || s.srv.cl.Consistency == topology.PrimaryOnly || len(s.history)-s.histBase >= maxHistory {
+		wantReplica = false
+	}
+	if cls.Hint && cls.Route == router.Replica {
+		wantReplica = true && s.pins == 0
+	}
+	if wantReplica && snap != nil && len(snap.Readable) > 0 {
+		if s.replica != nil && !s.replica.broken && readable(snap, s.replica.node.name) {
+			return s.replica.node, router.Replica, nil
+		}
+		if np := s.srv.pickReplica(snap); np != nil {
+			return np, router.Replica, nil
+		}
+	}
+	p := snap.PrimaryNode()
+	if p == nil {
+		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.cl.Name)
+	}
+	return s.srv.nodes[p.Name], router.Primary, nil
+}
+
+func readable(snap *topology.Snapshot, name string) bool {
+	for _, i := range snap.Readable {
+		if snap.Nodes[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// pickReplica chooses a readable replica by weight.
+func (srv *Server) pickReplica(snap *topology.Snapshot) *nodePool {
+	total := 0
+	for _, i := range snap.Readable {
+		total += snap.Nodes[i].Weight
+	}
+	if total <= 0 {
+		return nil
+	}
+	r := rand.IntN(total)
+	for _, i := range snap.Readable {
+		r -= snap.Nodes[i].Weight
+		if r < 0 {
+			return srv.nodes[snap.Nodes[i].Name]
+		}
+	}
+	return nil
+}
+
+// prepare builds the bytes that send u on be: replayed session state, re-prepared statements,
+// then the client's frames. It updates the session's and the connection's bookkeeping.
+func (s *session) prepare(u *unit, be *backend) []byte {
+	u.be, u.replays, u.swallow = be, 0, 0
+	var out []byte
+	if be.applied < len(s.history) {
+		var b []byte
+		for _, h := range s.history[be.applied:] {
+			if h.discard {
+				clear(be.stmts)
+			}
+			b = append(b, h.sql...)
+			b = append(b, ';')
+		}
+		out = pgwire.AppendQuery(out, string(b))
+		u.replays = 1
+		be.applied = len(s.history)
+	}
+	if s.replica != be && u.class.Route == router.Replica && be.node != nil {
+		if snap := s.srv.live.Load(); snap != nil && snap.PrimaryNode() != nil && snap.PrimaryNode().Name != be.node.name {
+			s.replica = be
+		}
+	}
+	// Walk the client's frames: re-prepare statements this connection lacks; track Parse/Close.
+	frames := u.frames
+	for off := 0; off < len(frames); {
+		f := frames[off : off+1+int(be32(frames[off+1:]))]
+		off += len(f)
+		switch f[0] {
+		case 'P':
+			name, _, _ := pgwire.ParseMsg(pgwire.Body(f))
+			st := s.stmts[name]
+			if gen, had := be.stmts[name]; had && name != "" && (st == nil || st.gen != gen) {
+				out = pgwire.AppendCloseStmt(out, name) // a stale copy from before a Close
+				u.swallow++
+			}
+			s.stmtGen++
+			s.stmts[name] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), class: s.srv.classifyParse(f)}
+			be.stmts[name] = s.stmtGen
+		case 'B', 'D':
+			var name string
+			if f[0] == 'B' {
+				_, name, _ = pgwire.BindMsg(pgwire.Body(f))
+			} else if kind, n, _ := pgwire.DescribeMsg('D', pgwire.Body(f)); kind == 'S' {
+				name = n
+			} else {
+				continue
+			}
+			st := s.stmts[name]
+			if st == nil {
+				continue
+			}
+			if gen, had := be.stmts[name]; !had || gen != st.gen {
+				if had && name != "" {
+					out = pgwire.AppendCloseStmt(out, name)
+					u.swallow++
+				}
+				out = append(out, st.parse...)
+				u.swallow++
+				be.stmts[name] = st.gen
+			}
+		case 'C':
+			if kind, name, _ := pgwire.DescribeMsg('C', pgwire.Body(f)); kind == 'S' {
+				delete(s.stmts, name)
+				delete(be.stmts, name)
+			}
+		}
+	}
+	return append(out, frames...)
+}

@@ -1,0 +1,300 @@
+package pgproxy
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/router"
+)
+
+// SQLSTATEs the relay reacts to.
+const (
+	stateReadOnlyTx = "25006" // read_only_sql_transaction: a write reached a replica
+)
+
+// relay forwards backend responses to the client, one unit at a time, in order.
+func (s *session) relay() {
+	for {
+		var u *unit
+		var ok bool
+		if s.listen != nil && !s.listen.broken {
+			u, ok = s.idleListen()
+		} else {
+			u, ok = <-s.queue
+		}
+		if !ok {
+			return
+		}
+		s.process(u)
+		s.active.Store(nil)
+		close(u.done)
+	}
+}
+
+// idleListen waits for the next unit while forwarding notifications that arrive on the LISTEN
+// connection in between.
+func (s *session) idleListen() (*unit, bool) {
+	be := s.listen
+	for {
+		select {
+		case u, ok := <-s.queue:
+			return u, ok
+		default:
+		}
+		be.conn.SetReadDeadline(time.Time{})
+		s.idleWait.Store(true)
+		select {
+		case u, ok := <-s.queue:
+			s.idleWait.Store(false)
+			return u, ok
+		default:
+		}
+		_, err := be.rd.Peek1()
+		s.idleWait.Store(false)
+		be.conn.SetReadDeadline(time.Time{})
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // woken by push
+			}
+			if s.closing.Load() {
+				return <-s.queue, true
+			}
+			be.close()
+			s.listen = nil
+			return <-s.queue, true
+		}
+		select {
+		case u, ok := <-s.queue:
+			return u, ok // the bytes are this unit's response (or precede it)
+		default:
+		}
+		f, err := be.rd.Next()
+		if err != nil {
+			be.close()
+			s.listen = nil
+			continue
+		}
+		switch f[0] {
+		case 'A', 'N', 'S': // NotificationResponse, NoticeResponse, ParameterStatus
+			s.cw.Write(f)
+			if be.rd.Buffered() == 0 {
+				if s.cw.Flush() != nil {
+					s.client.Close()
+				}
+			}
+		}
+	}
+}
+
+// process relays the responses of one unit.
+func (s *session) process(u *unit) {
+	if u.synthetic != nil {
+		s.cw.Write(u.synthetic)
+		s.flush()
+		return
+	}
+	startTx := s.txStatusNow()
+	for attempt := 0; ; attempt++ {
+		retry := s.relayUnit(u, startTx)
+		if !retry {
+			return
+		}
+		// Resend on the primary (misroute) or another node (the replica failed).
+		snap := s.srv.live.Load()
+		p := snap.PrimaryNode()
+		if p == nil || attempt > 2 {
+			s.cw.Write(pgwire.AppendError(nil, pgwire.SevError, "57P03", "baton: no node could serve the statement; retry later"))
+			s.cw.Write(pgwire.AppendReady(nil, s.txStatusNow()))
+			s.flush()
+			return
+		}
+		be, err := s.acquire(s.srv.nodes[p.Name])
+		if err != nil {
+			s.cw.Write(pgwire.AppendError(nil, pgwire.SevError, "57P03", "baton: "+err.Error()))
+			s.cw.Write(pgwire.AppendReady(nil, s.txStatusNow()))
+			s.flush()
+			return
+		}
+		u.retryable = false
+		u.class.Route = router.Primary
+		out := s.prepare(u, be)
+		s.active.Store(be)
+		if _, err := be.w.Write(out); err != nil || be.w.Flush() != nil {
+			be.close()
+		}
+	}
+}
+
+func (s *session) flush() {
+	if err := s.cw.Flush(); err != nil {
+		s.clientGone()
+	}
+}
+
+func (s *session) clientGone() {
+	if !s.closing.Swap(true) {
+		s.client.Close()
+	}
+}
+
+// holdable: response frames that may precede a misroute error; a replica read's responses are
+// held back until a frame that proves the statement ran (DataRow, CommandComplete, …).
+func holdable(t byte) bool {
+	switch t {
+	case '1', '2', 't', 'T', 'n', 'N', 'S':
+		return true
+	}
+	return false
+}
+
+// relayUnit forwards one unit's responses from u.be. It returns true when the unit must be sent
+// again elsewhere (nothing of it reached the client).
+func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
+	be := u.be
+	replays, swallow := u.replays, u.swallow
+	hold := u.retryable
+	var held []byte
+	var failed, misrouted bool
+	var tag string
+	for {
+		f, err := be.rd.Next()
+		if err != nil {
+			lost := be.node.name
+			s.drop(be)
+			if hold && !s.closing.Load() {
+				s.srv.metrics.retries.Add(1)
+				return true
+			}
+			s.backendLost(lost)
+			return false
+		}
+		typ := f[0]
+		if replays > 0 {
+			switch typ {
+			case 'Z':
+				replays--
+			case 'E':
+				s.cw.Write(f) // a replayed SET failed on this node: the client must know
+			}
+			continue
+		}
+		if swallow > 0 && (typ == '1' || typ == '3') {
+			swallow--
+			continue
+		}
+		switch typ {
+		case 'E':
+			failed = true
+			if hold && pgwire.ErrorCode(pgwire.Body(f)) == stateReadOnlyTx {
+				misrouted = true
+				continue // drain to ReadyForQuery, then resend on the primary
+			}
+		case 'C':
+			tag = commandTag(f)
+		case 'Z':
+			if misrouted {
+				s.srv.metrics.misroutes.Add(1)
+				return true
+			}
+			if len(held) > 0 {
+				s.cw.Write(held)
+			}
+			s.cw.Write(f)
+			s.flush()
+			s.finish(u, f[5], startTx, failed, tag)
+			return false
+		}
+		if misrouted {
+			continue
+		}
+		if hold {
+			if holdable(typ) {
+				held = append(held, f...)
+				continue
+			}
+			hold = false
+			s.cw.Write(held)
+			held = nil
+		}
+		s.cw.Write(f)
+		if be.rd.Buffered() == 0 {
+			s.flush()
+		}
+	}
+}
+
+// backendLost tells the client that the node serving its statement went away.
+func (s *session) backendLost(node string) {
+	if s.txStatusNow() != 'I' {
+		s.cw.Write(pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: lost the connection to node "+node+" during a transaction; the transaction was rolled back"))
+		s.flush()
+		s.clientGone()
+		return
+	}
+	s.cw.Write(pgwire.AppendError(nil, pgwire.SevError, "08006", "baton: lost the connection to node "+node+" while it ran the statement; its outcome is unknown"))
+	s.cw.Write(pgwire.AppendReady(nil, 'I'))
+	s.flush()
+	s.openUnit = nil
+}
+
+func commandTag(f []byte) string {
+	t, _, _ := pgwire.CString(pgwire.Body(f))
+	return t
+}
+
+// finish applies a unit's effects on session state once its ReadyForQuery arrived.
+func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string) {
+	s.txStatus = status
+	if status == 'I' {
+		s.txConn = nil
+		if startTx != 'I' || len(s.pending) > 0 {
+			if tag == "COMMIT" {
+				s.appendHistory(u.be, s.pending...)
+			}
+			s.pending = s.pending[:0]
+		}
+	} else {
+		s.txConn = u.be
+	}
+	if failed {
+		return
+	}
+	if u.hist != nil {
+		if status == 'I' && startTx == 'I' {
+			s.appendHistory(u.be, *u.hist)
+		} else if status != 'I' {
+			s.pending = append(s.pending, *u.hist)
+		}
+	}
+	if u.class.Unpin != 0 {
+		s.pins &^= u.class.Unpin
+		if u.class.Unpin&router.PinListen != 0 {
+			s.listen = nil
+		}
+	}
+	if u.class.ResetAll && u.class.Unpin != 0 { // DISCARD ALL
+		s.pins = 0
+		s.listen = nil
+		clear(s.stmts)
+	}
+	if u.class.Pin&router.PinListen != 0 {
+		s.listen = u.be
+	}
+}
+
+// appendHistory records session state that be has already run.
+func (s *session) appendHistory(be *backend, hs ...histEntry) {
+	for _, h := range hs {
+		if n := len(s.history); n > s.histBase && s.history[n-1] == h {
+			continue // the same statement again changes nothing
+		}
+		s.history = append(s.history, h)
+	}
+	if be != nil && be.applied == len(s.history)-len(hs) {
+		be.applied = len(s.history)
+	}
+	be.applied = len(s.history)
+}

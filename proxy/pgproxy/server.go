@@ -1,0 +1,511 @@
+package pgproxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Classifier decides where a statement text may run. Implementations are safe for concurrent use.
+type Classifier interface {
+	Classify(sql string) router.Class
+}
+
+// Metrics are the server's counters. Safe for concurrent use.
+type Metrics struct {
+	Sessions  atomic.Int64
+	Accepted  atomic.Int64
+	Rejected  atomic.Int64
+	ToPrimary atomic.Int64
+	ToReplica atomic.Int64
+	misroutes atomic.Int64
+	retries   atomic.Int64
+	errors    atomic.Int64
+	authFail  atomic.Int64
+}
+
+// Misroutes counts writes a replica refused that were resent to the primary.
+func (m *Metrics) Misroutes() int64 { return m.misroutes.Load() }
+
+// Retries counts replica reads resent elsewhere because the replica failed.
+func (m *Metrics) Retries() int64 { return m.retries.Load() }
+
+// AuthFailures counts failed client logins.
+func (m *Metrics) AuthFailures() int64 { return m.authFail.Load() }
+
+func (m *Metrics) count(r router.Route, reason string) {
+	if r == router.Replica {
+		m.ToReplica.Add(1)
+	} else {
+		m.ToPrimary.Add(1)
+	}
+}
+
+// Server serves one PostgreSQL cluster on one listener.
+type Server struct {
+	cl      *topology.Cluster
+	live    *topology.Live
+	classer Classifier
+	log     *slog.Logger
+	tlsConf *tls.Config
+	nodes   map[string]*nodePool
+	metrics Metrics
+
+	creds map[string]*pgwire.Credential
+
+	ln       net.Listener
+	draining atomic.Bool
+	wg       sync.WaitGroup // sessions and background loops
+
+	mu       sync.Mutex
+	sessions map[uint64]*session // by cancel key
+	stop     chan struct{}
+}
+
+// NewServer builds a server for cl. live supplies the topology; c classifies statements.
+func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf *tls.Config, log *slog.Logger) *Server {
+	s := &Server{cl: cl, live: live, classer: c, log: log, tlsConf: tlsConf,
+		nodes: map[string]*nodePool{}, creds: map[string]*pgwire.Credential{},
+		sessions: map[uint64]*session{}, stop: make(chan struct{})}
+	for _, n := range cl.Nodes {
+		s.nodes[n.Name] = newNodePool(n, &cl.Pool)
+	}
+	for _, u := range cl.Users {
+		s.creds[u.Name] = &pgwire.Credential{User: u.Name, Method: pgwire.AuthMethod(u.Auth), Password: u.Password.Reveal()}
+	}
+	return s
+}
+
+// Metrics returns the server's counters.
+func (s *Server) Metrics() *Metrics { return &s.metrics }
+
+// Listen binds the cluster's listen address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cl.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", s.cl.Name, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound listen address (after Listen).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts clients until Shutdown. It calls Listen when needed.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.wg.Add(1)
+	go s.reaper()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.metrics.Accepted.Add(1)
+		if n := s.metrics.Sessions.Add(1); n > int64(s.cl.Limits.MaxClients) {
+			s.metrics.Sessions.Add(-1)
+			s.metrics.Rejected.Add(1)
+			go rejectTooMany(c)
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.metrics.Sessions.Add(-1)
+			s.serveConn(c)
+		}()
+	}
+}
+
+func rejectTooMany(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	// Read the startup packet so the client is ready to read the answer.
+	if _, _, err := pgwire.ReadStartupPacket(c); err == nil {
+		c.Write(pgwire.AppendError(nil, pgwire.SevFatal, "53300", "sorry, too many clients already (baton max_clients)"))
+	}
+}
+
+func (s *Server) reaper() {
+	defer s.wg.Done()
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			for _, np := range s.nodes {
+				np.reap(now)
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting, lets sessions finish their transactions until ctx ends, then closes
+// the rest. It returns when every session has ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.draining.Swap(true) {
+		return nil
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	close(s.stop)
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		ss.client.SetReadDeadline(time.Now()) // wake idle sessions so they leave
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for _, ss := range s.sessions {
+			ss.closing.Store(true)
+			ss.client.Close()
+			for _, be := range ss.conns {
+				be.conn.Close()
+			}
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	for _, np := range s.nodes {
+		np.closeAll()
+	}
+	return nil
+}
+
+// oneByteReader hands pgproto3.Backend one byte per Read so that it never reads past the
+// message it asked for: after authentication the session's own reader takes over the stream.
+type oneByteReader struct{ r *bufio.Reader }
+
+func (o oneByteReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b, err := o.r.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	p[0] = b
+	return 1, nil
+}
+
+// serveConn runs the startup phase and then the session.
+func (s *Server) serveConn(c net.Conn) {
+	deadline := time.Now().Add(s.cl.Limits.StartupTimeout.D())
+	c.SetDeadline(deadline)
+	var conn net.Conn = c
+	var tlsState *tls.ConnectionState
+	var params map[string]string
+	for params == nil {
+		code, pkt, err := pgwire.ReadStartupPacket(conn)
+		if err != nil {
+			var fe *pgwire.FormatError
+			if errors.As(err, &fe) {
+				conn.Write(pgwire.AppendError(nil, pgwire.SevFatal, "08P01", fe.Msg))
+			}
+			conn.Close()
+			return
+		}
+		switch {
+		case code == pgwire.CodeSSLRequest && tlsState == nil:
+			if s.tlsConf == nil {
+				conn.Write([]byte{'N'})
+				continue
+			}
+			conn.Write([]byte{'S'})
+			tc := tls.Server(conn, s.tlsConf)
+			if err := tc.Handshake(); err != nil {
+				conn.Close()
+				return
+			}
+			st := tc.ConnectionState()
+			conn, tlsState = tc, &st
+		case code == pgwire.CodeGSSENCRequest && tlsState == nil:
+			conn.Write([]byte{'N'})
+		case code == pgwire.CodeCancelRequest:
+			s.handleCancel(pkt)
+			conn.Close()
+			return
+		case code>>16 == 3:
+			p, err := pgwire.DecodeStartup(pkt)
+			if err != nil {
+				conn.Write(pgwire.AppendError(nil, pgwire.SevFatal, "08P01", err.(*pgwire.FormatError).Msg))
+				conn.Close()
+				return
+			}
+			if code&0xffff != 0 {
+				var unknown []string
+				for k := range p {
+					if strings.HasPrefix(k, "_pq_.") {
+						unknown = append(unknown, k)
+					}
+				}
+				nb, _ := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown}).Encode(nil)
+				conn.Write(nb)
+			}
+			params = p
+		default:
+			conn.Write(pgwire.AppendError(nil, pgwire.SevFatal, "08P01", fmt.Sprintf("unsupported frontend protocol %d.%d: baton supports 3.0", code>>16, code&0xffff)))
+			conn.Close()
+			return
+		}
+	}
+	if s.cl.TLS.Require && tlsState == nil {
+		conn.Write(pgwire.AppendError(nil, pgwire.SevFatal, "28000", "baton requires TLS (sslmode=require)"))
+		conn.Close()
+		return
+	}
+	if params["replication"] != "" && params["replication"] != "false" && params["replication"] != "0" {
+		conn.Write(pgwire.AppendError(nil, pgwire.SevFatal, "08P01", "baton does not proxy replication connections"))
+		conn.Close()
+		return
+	}
+	br := bufio.NewReaderSize(conn, 8<<10)
+	bw := bufio.NewWriterSize(conn, 8<<10)
+	be := pgproto3.NewBackend(oneByteReader{br}, bw)
+	userName := params["user"]
+	if err := pgwire.Authenticate(be, userName, s.creds[userName], tlsState); err != nil {
+		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			s.metrics.authFail.Add(1)
+			s.log.Info("client authentication failed", "cluster", s.cl.Name, "user", userName, "remote", c.RemoteAddr().String())
+		}
+		bw.Flush()
+		conn.Close()
+		return
+	}
+	u := s.cl.User(userName)
+	db := params["database"]
+	if db == "" {
+		db = userName
+	}
+	sess := &session{
+		srv: s, client: conn, cw: bw, user: u,
+		crd:   pgwire.NewMsgReader(br, int(s.cl.Limits.MaxMessageSize)),
+		key:   poolKey{user: u.BackendUser, database: db},
+		conns: map[*nodePool]*backend{}, stmts: map[string]*stmt{}, txStatus: 'I',
+	}
+	if err := s.greet(sess, params); err != nil {
+		bw.Write(pgwire.AppendError(nil, pgwire.SevFatal, "57P03", "baton: "+err.Error()))
+		bw.Flush()
+		conn.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	if err := bw.Flush(); err != nil {
+		conn.Close()
+		s.unregister(sess)
+		return
+	}
+	sess.run()
+}
+
+// reportedParams are the GUCs PostgreSQL reports with ParameterStatus; a client's startup value
+// for one of them replaces the server's in the greeting.
+var startupSkip = map[string]bool{"user": true, "database": true, "replication": true, "options": true}
+
+// greet sends ParameterStatus, BackendKeyData and ReadyForQuery, registers the cancel key and
+// records the client's startup parameters as session state to replay.
+func (s *Server) greet(sess *session, params map[string]string) error {
+	sp, err := s.serverParams(sess.key, sess.user.BackendPassword.Reveal())
+	if err != nil {
+		return err
+	}
+	merged := map[string]string{}
+	for k, v := range sp {
+		merged[k] = v
+	}
+	var sets []string
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := params[k]
+		if startupSkip[k] || strings.HasPrefix(k, "_pq_.") {
+			continue
+		}
+		if _, ok := merged[k]; ok {
+			merged[k] = v
+		}
+		sets = append(sets, "SET "+quoteIdent(k)+" TO "+quoteLiteral(v))
+	}
+	for _, kv := range parseOptions(params["options"]) {
+		sets = append(sets, "SET "+quoteIdent(kv[0])+" TO "+quoteLiteral(kv[1]))
+		if _, ok := merged[kv[0]]; ok {
+			merged[kv[0]] = kv[1]
+		}
+	}
+	if len(sets) > 0 {
+		sess.history = append(sess.history, histEntry{sql: strings.Join(sets, ";")})
+	}
+	names := make([]string, 0, len(merged))
+	for k := range merged {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var out []byte
+	for _, k := range names {
+		out, _ = (&pgproto3.ParameterStatus{Name: k, Value: merged[k]}).Encode(out)
+	}
+	var key [8]byte
+	rand.Read(key[:])
+	pid := binary.BigEndian.Uint32(key[:4]) &^ (1 << 31)
+	sess.keyID = uint64(pid)<<32 | uint64(binary.BigEndian.Uint32(key[4:]))
+	out, _ = (&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: key[4:]}).Encode(out)
+	out = pgwire.AppendReady(out, 'I')
+	s.mu.Lock()
+	s.sessions[sess.keyID] = sess
+	s.mu.Unlock()
+	sess.cw.Write(out)
+	return nil
+}
+
+// serverParams returns the primary's reported parameters, dialing once if none is known yet.
+func (s *Server) serverParams(key poolKey, password string) (map[string]string, error) {
+	snap := s.live.Load()
+	var np *nodePool
+	if p := snap.PrimaryNode(); p != nil {
+		np = s.nodes[p.Name]
+	} else if snap != nil && len(snap.Readable) > 0 {
+		np = s.nodes[snap.Nodes[snap.Readable[0]].Name]
+	}
+	if np == nil {
+		return nil, fmt.Errorf("no node of cluster %q is reachable; retry later", s.cl.Name)
+	}
+	if p := np.serverParams(); p != nil {
+		return p, nil
+	}
+	b, err := np.acquire(context.Background(), key, password)
+	if err != nil {
+		return nil, err
+	}
+	np.release(b, true)
+	return np.serverParams(), nil
+}
+
+func (s *Server) unregister(sess *session) {
+	s.mu.Lock()
+	if s.sessions[sess.keyID] == sess {
+		delete(s.sessions, sess.keyID)
+	}
+	s.mu.Unlock()
+}
+
+// handleCancel maps baton's cancel key to the backend running the session's statement.
+func (s *Server) handleCancel(pkt []byte) {
+	if len(pkt) < 12 {
+		return
+	}
+	pid := binary.BigEndian.Uint32(pkt[4:8])
+	secret := pkt[8:]
+	if len(secret) != 4 {
+		return
+	}
+	id := uint64(pid)<<32 | uint64(binary.BigEndian.Uint32(secret))
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess == nil {
+		return
+	}
+	if be := sess.active.Load(); be != nil {
+		s.sendCancel(be)
+	}
+}
+
+// sendCancel sends a CancelRequest for be's backend process to its node.
+func (s *Server) sendCancel(be *backend) {
+	c, err := net.DialTimeout("tcp", be.node.addr, 2*time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	msg := make([]byte, 12, 12+len(be.secret))
+	binary.BigEndian.PutUint32(msg[0:], uint32(12+len(be.secret)))
+	binary.BigEndian.PutUint32(msg[4:], pgwire.CodeCancelRequest)
+	binary.BigEndian.PutUint32(msg[8:], be.pid)
+	msg = append(msg, be.secret...)
+	c.Write(msg)
+	io.Copy(io.Discard, c) // the server closes when done
+}
+
+func (s *Server) classify(q string) router.Class { return s.classer.Classify(q) }
+
+func (s *Server) classifyParse(f []byte) router.Class {
+	_, q, err := pgwire.ParseMsg(pgwire.Body(f))
+	if err != nil {
+		return router.Class{Route: router.Primary, Reason: "bad-parse"}
+	}
+	return s.classer.Classify(q)
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func quoteLiteral(s string) string {
+	if strings.Contains(s, `\`) {
+		return `E'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `''`) + `'`
+	}
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
+// parseOptions splits a startup "options" value: "-c a=b --c=d" → [[a b] [c d]].
+func parseOptions(o string) [][2]string {
+	var out [][2]string
+	f := strings.Fields(o)
+	for i := 0; i < len(f); i++ {
+		a := f[i]
+		switch {
+		case a == "-c" && i+1 < len(f):
+			i++
+			a = f[i]
+		case strings.HasPrefix(a, "-c"):
+			a = a[2:]
+		case strings.HasPrefix(a, "--"):
+			a = a[2:]
+		default:
+			continue
+		}
+		if k, v, ok := strings.Cut(a, "="); ok {
+			out = append(out, [2]string{strings.ReplaceAll(k, "-", "_"), v})
+		}
+	}
+	return out
+}

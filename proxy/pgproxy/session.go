@@ -1,0 +1,364 @@
+package pgproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// maxGroupBytes: an extended-protocol group buffered beyond this size is sent to the primary
+// before its Sync arrives (it can no longer be held back for a routing decision).
+const maxGroupBytes = 1 << 20
+
+// maxHistory caps the replayed session state; beyond it the session stays on the primary.
+const maxHistory = 1000
+
+// histEntry is one session-state statement to replay on every backend the session uses.
+type histEntry struct {
+	sql     string
+	discard bool // DISCARD ALL: also drops the backend's prepared statements
+}
+
+// stmt is a named (or the unnamed "") prepared statement of the session.
+type stmt struct {
+	gen   uint64
+	parse []byte // the client's Parse frame, to re-prepare on another node
+	class router.Class
+}
+
+// unit is one routing unit handed from the client loop to the relay.
+type unit struct {
+	be        *backend
+	frames    []byte // the client's frames, kept for a retry on another node
+	class     router.Class
+	retryable bool // a replica read outside a transaction, not yet answered: may move
+	openEnded bool // sent before its Sync (Flush, or too large): stream, never hold
+	synthetic []byte
+	hist      *histEntry // session state to record when the unit succeeds
+	replays   int        // replay Queries in front of the unit (each ends in ReadyForQuery)
+	swallow   int        // injected ParseComplete/CloseComplete responses to drop
+	done      chan struct{}
+}
+
+// session is one client connection. The client loop (run) reads and routes; the relay goroutine
+// forwards backend responses. The loop only touches shared fields while no unit is outstanding
+// (it waits on the last unit's done channel first), and the relay only while one is; the
+// exceptions are the atomics and queue.
+type session struct {
+	srv    *Server
+	log    *sessionLog
+	client net.Conn
+	crd    *pgwire.MsgReader
+	cw     *bufio.Writer
+	user   *topology.User
+	key    poolKey
+
+	conns    map[*nodePool]*backend
+	replica  *backend // the replica connection reads prefer (session stickiness)
+	history  []histEntry
+	histBase int
+	pending  []histEntry // session state set inside the open transaction
+	stmts    map[string]*stmt
+	stmtGen  uint64
+	pins     router.Pin
+	txStatus byte
+	txConn   *backend
+	listen   *backend
+
+	group     []byte // extended-protocol frames buffered up to Sync
+	openUnit  *unit  // a unit sent before its Sync; the rest of its frames follow it
+	skipSync  bool   // a failed open-ended group: drop frames until Sync, then answer it
+	last      *unit
+	queue     chan *unit
+	relayDone chan struct{}
+	idleWait  atomic.Bool // the relay is blocked reading the LISTEN connection while idle
+	active    atomic.Pointer[backend]
+	keyID     uint64
+	closing   atomic.Bool
+}
+
+type sessionLog struct{ id uint64 }
+
+func (s *session) startRelay() {
+	if s.queue != nil {
+		return
+	}
+	s.queue = make(chan *unit, 16)
+	s.relayDone = make(chan struct{})
+	go func() {
+		defer close(s.relayDone)
+		s.relay()
+	}()
+}
+
+// push hands u to the relay.
+func (s *session) push(u *unit) {
+	s.startRelay()
+	u.done = make(chan struct{})
+	s.last = u
+	if u.be != nil {
+		s.active.Store(u.be)
+	}
+	s.queue <- u
+	if s.idleWait.Load() && s.listen != nil && u.be != s.listen {
+		s.listen.conn.SetReadDeadline(time.Now()) // wake the relay's idle read
+	}
+}
+
+// wait blocks until every pushed unit has been answered.
+func (s *session) wait() {
+	if s.last != nil {
+		<-s.last.done
+	}
+}
+
+func (s *session) outstanding() bool {
+	if s.last == nil {
+		return false
+	}
+	select {
+	case <-s.last.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// run is the client loop. It returns when the client leaves or must be disconnected.
+func (s *session) run() {
+	defer s.cleanup()
+	for {
+		if s.srv.draining.Load() && s.openUnit == nil {
+			s.wait()
+			if s.txStatus == 'I' {
+				s.fatal("57P01", "terminating connection because baton is shutting down")
+				return
+			}
+		}
+		s.setReadDeadline()
+		f, err := s.crd.Next()
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() && !s.closing.Load() {
+				if s.srv.draining.Load() {
+					continue
+				}
+				if !s.outstanding() {
+					s.fatal("57P05", "terminating connection due to idle timeout")
+					return
+				}
+				continue
+			}
+			if errors.Is(err, pgwire.ErrMessageTooLarge) {
+				s.fatal("08P01", "message too large: "+strings.TrimPrefix(err.Error(), "pgwire: "))
+				return
+			}
+			var fe *pgwire.FormatError
+			if errors.As(err, &fe) {
+				s.fatal("08P01", "invalid frontend message: "+fe.Msg)
+				return
+			}
+			return // EOF or a broken socket: the client left
+		}
+		if !s.handle(f) {
+			return
+		}
+	}
+}
+
+func (s *session) setReadDeadline() {
+	var d time.Duration
+	if !s.outstanding() {
+		if s.txStatus == 'I' {
+			d = s.srv.cl.Limits.ClientIdleTimeout.D()
+		} else {
+			d = s.srv.cl.Limits.IdleInTransactionTimeout.D()
+		}
+	}
+	if d > 0 {
+		s.client.SetReadDeadline(time.Now().Add(d))
+	} else {
+		s.client.SetReadDeadline(time.Time{})
+	}
+}
+
+// handle processes one client frame; false ends the session.
+func (s *session) handle(f []byte) bool {
+	typ := f[0]
+	if s.skipSync {
+		if typ == 'S' {
+			s.skipSync = false
+			s.push(&unit{synthetic: pgwire.AppendReady(nil, s.txStatusNow())})
+		} else if typ == 'X' {
+			return false
+		}
+		return true
+	}
+	if s.openUnit != nil {
+		switch typ {
+		case 'P', 'B', 'D', 'E', 'C', 'H', 'S', 'd', 'c', 'f':
+			if !s.writeBackend(s.openUnit.be, f) {
+				return true
+			}
+			if typ == 'S' {
+				s.openUnit = nil
+			}
+			return true
+		}
+	}
+	switch typ {
+	case 'Q':
+		q, err := pgwire.QueryMsg(pgwire.Body(f))
+		if err != nil {
+			s.fatal("08P01", err.Error())
+			return false
+		}
+		return s.dispatch(append([]byte(nil), f...), s.srv.classify(q), false, q)
+	case 'P', 'B', 'D', 'E', 'C':
+		s.group = append(s.group, f...)
+		if len(s.group) > maxGroupBytes {
+			return s.dispatchGroup(true)
+		}
+		return true
+	case 'S':
+		s.group = append(s.group, f...)
+		return s.dispatchGroup(false)
+	case 'H':
+		s.group = append(s.group, f...)
+		return s.dispatchGroup(true)
+	case 'd', 'c', 'f':
+		// COPY FROM STDIN data follows the unit that started the COPY.
+		if s.last != nil && s.last.be != nil && s.outstanding() {
+			s.writeBackend(s.last.be, f)
+		}
+		return true
+	case 'F':
+		return s.dispatch(append([]byte(nil), f...), router.Class{Route: router.Primary, Reason: "function-call"}, false, "")
+	case 'X':
+		return false
+	default:
+		s.fatal("08P01", "invalid frontend message type "+quoteByte(typ))
+		return false
+	}
+}
+
+func quoteByte(b byte) string {
+	if b >= 0x20 && b < 0x7f {
+		return "'" + string(rune(b)) + "'"
+	}
+	return "0x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
+}
+
+// writeBackend writes one frame to a backend that is already serving an outstanding unit.
+func (s *session) writeBackend(be *backend, f []byte) bool {
+	if be.broken {
+		return false
+	}
+	if _, err := be.w.Write(f); err != nil {
+		be.close()
+		return false
+	}
+	if err := be.w.Flush(); err != nil {
+		be.close()
+		return false
+	}
+	return true
+}
+
+// fatal sends a FATAL error to the client (ordered after outstanding responses) and marks the
+// session for closing.
+func (s *session) fatal(code, msg string) {
+	s.closing.Store(true)
+	b := pgwire.AppendError(nil, pgwire.SevFatal, code, msg)
+	if s.queue != nil {
+		s.push(&unit{synthetic: b})
+		s.wait()
+		return
+	}
+	s.client.SetWriteDeadline(time.Now().Add(time.Second))
+	s.cw.Write(b)
+	s.cw.Flush()
+}
+
+// txStatusNow is the transaction status to report in a ReadyForQuery baton makes itself.
+func (s *session) txStatusNow() byte {
+	if s.txStatus == 0 {
+		return 'I'
+	}
+	return s.txStatus
+}
+
+// cleanup ends the relay and returns or closes the session's backend connections.
+func (s *session) cleanup() {
+	s.closing.Store(true)
+	clean := !s.outstanding() && s.openUnit == nil
+	if !clean {
+		// The client left mid-statement: cancel what runs and drop the connections.
+		if be := s.active.Load(); be != nil {
+			s.srv.sendCancel(be)
+		}
+		for _, be := range s.conns {
+			be.close()
+		}
+	}
+	if s.queue != nil {
+		close(s.queue)
+		<-s.relayDone
+	}
+	for np, be := range s.conns {
+		np.release(be, clean && !be.broken && (s.txConn == nil || s.txConn != be))
+	}
+	s.conns = nil
+	s.client.Close()
+	s.srv.unregister(s)
+}
+
+// acquire returns the session's connection to np, taking one from the pool when needed.
+func (s *session) acquire(np *nodePool) (*backend, error) {
+	if be := s.conns[np]; be != nil {
+		if !be.broken {
+			return be, nil
+		}
+		s.drop(be)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	be, err := np.acquire(ctx, s.key, s.user.BackendPassword.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	be.applied = s.histBase
+	s.conns[np] = be
+	return be, nil
+}
+
+// drop detaches a broken connection from the session.
+func (s *session) drop(be *backend) {
+	if s.conns[be.node] == be {
+		delete(s.conns, be.node)
+	}
+	if s.replica == be {
+		s.replica = nil
+	}
+	if s.listen == be {
+		s.listen = nil
+		s.pins &^= router.PinListen
+	}
+	be.node.release(be, false)
+}
+
+var errClientGone = errors.New("client gone")
+
+var _ = io.EOF
+var _ = os.Getpid
+var _ sync.Mutex

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/baton-proxy/baton/test/cluster"
+)
+
+// ensureBaton builds the baton binary at path when it is missing or when
+// rebuild is set. It runs "go build" in the current directory, which must be
+// the repository root (as with "go run ./test/bench").
+func ensureBaton(ctx context.Context, path string, rebuild bool) error {
+	if _, err := os.Stat(path); err == nil && !rebuild {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if _, err := runTool(ctx, nil, "", "go", "build", "-o", abs, "./cmd/baton"); err != nil {
+		return fmt.Errorf("build baton: %w", err)
+	}
+	return nil
+}
+
+// batonConfig is baton's YAML configuration for the benchmark: one cluster
+// over the primary and the replicas, and the app user with SCRAM.
+func batonConfig(e *benchEnv, port int) string {
+	cfg := fmt.Sprintf(`clusters:
+  - name: pg
+    engine: postgres
+    listen: 127.0.0.1:%d
+    nodes:
+      - {name: primary, address: 127.0.0.1:%d}
+`, port, e.primary)
+	for i, p := range e.replicas {
+		cfg += fmt.Sprintf("      - {name: replica%d, address: 127.0.0.1:%d}\n", i+1, p)
+	}
+	cfg += `    users:
+      - {name: app, password: app, auth: scram-sha-256}
+    pool: {max_per_node: 100}
+    limits: {max_clients: 20000}
+`
+	return cfg
+}
+
+// startBaton starts "baton serve" and waits until it serves a login. The
+// child inherits the benchmark's raised RLIMIT_NOFILE; a baton run outside
+// this program needs the same (ulimit -n, or LimitNOFILE= under systemd) to
+// hold thousands of clients. Failures are recorded in the target.
+func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool) *target {
+	t := &target{name: targetBaton}
+	err := func() error {
+		if err := ensureBaton(ctx, bin, rebuild); err != nil {
+			return err
+		}
+		port, err := cluster.FreePort()
+		if err != nil {
+			return err
+		}
+		t.port = port
+		dir := filepath.Join(e.root, "baton")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		cfgPath := filepath.Join(dir, "baton.yaml")
+		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port)}); err != nil {
+			return err
+		}
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return err
+		}
+		c, err := startChild("baton", filepath.Join(dir, "baton.log"), syscall.SIGTERM,
+			[]string{abs, "serve", "--config", cfgPath})
+		if err != nil {
+			return err
+		}
+		if err := waitReady(ctx, c, appConnString(port), 60*time.Second); err != nil {
+			c.stop()
+			return err
+		}
+		t.child = c
+		return nil
+	}()
+	if err != nil {
+		e.logf("baton: %v", err)
+		t.unavailable = "error: " + firstLine(err.Error())
+	}
+	return t
+}

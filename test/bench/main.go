@@ -1,0 +1,247 @@
+// Command bench compares baton with a direct connection to the primary and
+// with PgBouncer, pgpool-II and HAProxy, all in one run against one
+// three-node PostgreSQL cluster, and measures baton's memory with idle
+// clients. It is a program, not a test:
+//
+//	go run ./test/bench                        # 10 s per pgbench run, all targets
+//	go run ./test/bench -quick                 # 3 s per run
+//	go run ./test/bench -only direct,baton -skip-rss -json bench.json
+//
+// Run it from the repository root with pgbench and the PostgreSQL server
+// binaries installed (apt-get install postgresql pgbouncer pgpool2 haproxy);
+// a missing peer only blanks its rows. It starts a primary and two replicas
+// through test/cluster, initializes pgbench (scale 10) on the primary as the
+// app user, waits until the replicas have replayed it, and starts:
+//
+//   - baton (bin/baton, built with "go build" when missing or with -rebuild),
+//     reads routed to the replicas;
+//   - PgBouncer, pool_mode=transaction, in front of the primary;
+//   - pgpool-II, streaming-replication mode, load balancing on, the primary
+//     weighted 0 so reads go to the replicas;
+//   - HAProxy, mode tcp, in front of the primary.
+//
+// For each workload (select-only with the simple and the extended protocol at
+// 1 and 16 clients, then the default TPC-B-like script at 16 clients) it runs
+// pgbench against every target in turn and prints tps, the ratio to the
+// direct connection, and the average and p99 latency computed from pgbench's
+// per-transaction log. A target that cannot be started or a run that fails
+// shows "error: …" in its row; the other rows go on.
+//
+// Last, it opens 5,000 idle client connections (startup and SCRAM login
+// complete) to baton, and to PgBouncer for comparison, and prints the
+// proxy's VmRSS before and after. The program raises its RLIMIT_NOFILE so
+// that it and the proxies it starts can hold them; a baton run elsewhere
+// needs the same (ulimit -n or systemd's LimitNOFILE=).
+//
+// Every child process and temporary directory is removed on exit and on
+// Ctrl-C (a second Ctrl-C exits at once; children die with the program).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/baton-proxy/baton/test/cluster"
+)
+
+type options struct {
+	duration   time.Duration
+	only       []string
+	skipRSS    bool
+	batonPath  string
+	rebuild    bool
+	jsonPath   string
+	scale      int
+	rssClients int
+}
+
+func main() {
+	var o options
+	var quick bool
+	var only string
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each pgbench run")
+	flag.BoolVar(&quick, "quick", false, "3 s per pgbench run (overrides -duration)")
+	flag.StringVar(&only, "only", strings.Join(allTargets, ","), "comma-separated targets to run: "+strings.Join(allTargets, ","))
+	flag.BoolVar(&o.skipRSS, "skip-rss", false, "skip the idle-connection memory measurement")
+	flag.StringVar(&o.batonPath, "baton", "bin/baton", "baton binary (built from ./cmd/baton when missing)")
+	flag.BoolVar(&o.rebuild, "rebuild", false, "rebuild the baton binary even when it exists")
+	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor")
+	flag.IntVar(&o.rssClients, "rss-clients", 5000, "idle client connections for the memory measurement")
+	flag.Parse()
+	if quick {
+		o.duration = 3 * time.Second
+	}
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(allTargets, name) {
+			fmt.Fprintf(os.Stderr, "bench: unknown target %q in -only (want some of %s)\n", name, strings.Join(allTargets, ","))
+			os.Exit(2)
+		}
+		o.only = append(o.only, name)
+	}
+	if len(o.only) == 0 {
+		fmt.Fprintln(os.Stderr, "bench: -only selects no target")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal starts the cleanup, a second one kills at once.
+	go func() { <-ctx.Done(); stop() }()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// run does the whole benchmark; it returns only after every child process
+// and temporary directory is gone.
+func run(ctx context.Context, o options) error {
+	logger := log.New(os.Stderr, "bench: ", log.Ltime)
+	logf := logger.Printf
+	if err := raiseNoFile(max(65536, uint64(o.rssClients)+4096)); err != nil {
+		logf("warning: %v", err)
+	}
+	if findBinary("pgbench") == "" {
+		return fmt.Errorf("pgbench not found (apt-get install postgresql-client)")
+	}
+
+	root, err := os.MkdirTemp("", "baton-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	// PgBouncer runs as another user and must reach its subdirectory.
+	if err := os.Chmod(root, 0o711); err != nil {
+		return err
+	}
+
+	logf("starting PostgreSQL: primary and 2 replicas")
+	pg, err := cluster.StartPG(ctx, cluster.PGOptions{
+		Replicas: 2,
+		// Hold the scale-10 data set in shared buffers on every node.
+		Settings: []string{"shared_buffers = '256MB'"},
+		Logf:     logf,
+	})
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	defer pg.Stop()
+
+	logf("pgbench -i -s %d on the primary (port %d)", o.scale, pg.Primary.Port)
+	if err := initPgbench(ctx, pg.Primary.Port, o.scale); err != nil {
+		return fmt.Errorf("initialize pgbench: %w", err)
+	}
+	var replicaURLs []string
+	e := &benchEnv{root: root, primary: pg.Primary.Port, logf: logf}
+	for _, r := range pg.Replicas {
+		replicaURLs = append(replicaURLs, r.SuperURL())
+		e.replicas = append(e.replicas, r.Port)
+	}
+	if err := waitReplay(ctx, pg.Primary.SuperURL(), replicaURLs, 2*time.Minute); err != nil {
+		return fmt.Errorf("wait for replicas: %w", err)
+	}
+
+	targets := startTargets(ctx, e, o)
+	defer func() {
+		for _, t := range targets {
+			if t.child != nil {
+				t.child.stop()
+			}
+		}
+	}()
+	nodeNames := map[int]string{pg.Primary.Port: "primary"}
+	for i, r := range pg.Replicas {
+		nodeNames[r.Port] = fmt.Sprintf("replica%d", i+1)
+	}
+	for _, t := range targets {
+		if t.unavailable == "" {
+			logf("%s: a SELECT on a new connection is served by %s", t.name, servedBy(ctx, t.port, nodeNames))
+		}
+	}
+
+	rep := &report{Started: time.Now(), Duration: o.duration.String(), Scale: o.scale}
+	for _, w := range workloads {
+		wr := workloadReport{workload: w}
+		for _, t := range targets {
+			r := row{Target: t.name}
+			if t.unavailable != "" {
+				r.Error = t.unavailable
+			} else {
+				logf("%s: %s", w.Name, t.name)
+				r.runResult = runPgbench(ctx, w, t.port, o.duration, root)
+				if r.Error == "" && t.child != nil {
+					if err := t.child.exitErr(); err != nil {
+						logf("%v", err)
+						r.Error = "error: " + firstLine(err.Error())
+					}
+				}
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted")
+			}
+			wr.Rows = append(wr.Rows, r)
+		}
+		wr.fillRatios()
+		rep.Workloads = append(rep.Workloads, wr)
+		printWorkload(os.Stdout, &wr, o.duration)
+	}
+
+	if !o.skipRSS {
+		for _, t := range targets {
+			if t.name != targetBaton && t.name != targetPgBouncer {
+				continue
+			}
+			logf("%s: opening %d idle client connections", t.name, o.rssClients)
+			rep.IdleRSS = append(rep.IdleRSS, measureIdleRSS(ctx, t, o.rssClients, 64))
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted")
+			}
+		}
+		if len(rep.IdleRSS) > 0 {
+			printRSS(os.Stdout, rep.IdleRSS, o.rssClients)
+		}
+	}
+
+	if o.jsonPath != "" {
+		if err := writeJSON(o.jsonPath, rep); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonPath, err)
+		}
+	}
+	return nil
+}
+
+// startTargets starts every selected target in the order of allTargets.
+// Targets that fail to start are returned with their reason set.
+func startTargets(ctx context.Context, e *benchEnv, o options) []*target {
+	var ts []*target
+	for _, name := range allTargets {
+		if !slices.Contains(o.only, name) || ctx.Err() != nil {
+			continue
+		}
+		var t *target
+		switch name {
+		case targetDirect:
+			t = &target{name: name, port: e.primary}
+		case targetBaton:
+			e.logf("starting baton (%s)", o.batonPath)
+			t = startBaton(ctx, e, o.batonPath, o.rebuild)
+		default:
+			e.logf("starting %s", name)
+			t = startPeer(ctx, e, name)
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}

@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+)
+
+// PGOptions configures StartPG. The zero value starts a primary and two
+// replicas in a fresh temporary directory.
+type PGOptions struct {
+	// Replicas is the number of streaming replicas; 0 means 2. Use a
+	// negative value for a primary alone.
+	Replicas int
+	// BaseDir holds one data directory and one log file per node. Empty
+	// means a new os.MkdirTemp directory, removed by Stop; a given BaseDir
+	// is created if needed and kept.
+	BaseDir string
+	// Ports are the preferred ports: [primary, replica1, ...]. A missing,
+	// zero or busy entry gets a free port.
+	Ports []int
+	// Password is the password of the superuser "postgres"; default "postgres".
+	Password string
+	// AppUser, AppPassword and AppDB name a LOGIN role, not a superuser,
+	// that owns database AppDB; defaults "app", "app", "app".
+	AppUser, AppPassword, AppDB string
+	// Settings are extra postgresql.conf lines appended on every node, such
+	// as "synchronous_standby_names = '*'".
+	Settings []string
+	// Fast trades durability for speed (fsync, synchronous_commit and
+	// full_page_writes off): for tests.
+	Fast bool
+	// Logf, if set, receives progress messages, possibly from several
+	// goroutines at once.
+	Logf func(format string, args ...any)
+}
+
+// withDefaults fills in the documented defaults.
+func (o PGOptions) withDefaults() PGOptions {
+	if o.Replicas == 0 {
+		o.Replicas = 2
+	}
+	if o.Replicas < 0 {
+		o.Replicas = 0
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&o.Password, "postgres")
+	def(&o.AppUser, "app")
+	def(&o.AppPassword, "app")
+	def(&o.AppDB, "app")
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	o.Ports = append([]int(nil), o.Ports...)
+	o.Settings = append([]string(nil), o.Settings...)
+	return o
+}
+
+// nodeConfFile is included at the end of postgresql.conf and holds what
+// differs between nodes. pg_basebackup copies it; each replica rewrites it.
+const nodeConfFile = "baton_node.conf"
+
+// commonConf is appended to the postgresql.conf written by initdb, which
+// replicas inherit through pg_basebackup.
+func commonConf(o PGOptions) string {
+	var b strings.Builder
+	b.WriteString("\n# --- added by baton test/cluster ---\n")
+	for _, l := range []string{
+		"listen_addresses = '127.0.0.1'",
+		"wal_level = replica",
+		"max_wal_senders = 10",
+		"max_replication_slots = 10",
+		"hot_standby = on",
+		"hot_standby_feedback = on",
+		"wal_keep_size = '256MB'",
+		"max_connections = 300",
+		"shared_buffers = '32MB'",
+		"logging_collector = off",
+		"password_encryption = 'scram-sha-256'",
+		"wal_receiver_status_interval = '1s'",
+		"wal_retrieve_retry_interval = '500ms'",
+	} {
+		b.WriteString(l + "\n")
+	}
+	if o.Fast {
+		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+	}
+	for _, l := range o.Settings {
+		b.WriteString(l + "\n")
+	}
+	fmt.Fprintf(&b, "include '%s'\n", nodeConfFile)
+	return b.String()
+}
+
+// nodeConf is the per-node part of the configuration.
+func nodeConf(n *PGNode) string {
+	return fmt.Sprintf("# written by baton test/cluster for node %s\n"+
+		"port = %d\nunix_socket_directories = %s\ncluster_name = %s\n",
+		n.Name, n.Port, confQuote(n.DataDir), confQuote(n.Name))
+}
+
+// hbaConf trusts the unix socket, which lives in the owner-only data
+// directory, and wants SCRAM passwords on 127.0.0.1, replication included.
+const hbaConf = `# written by baton test/cluster
+# TYPE  DATABASE     USER  ADDRESS        METHOD
+local   all          all                  trust
+local   replication  all                  trust
+host    all          all   127.0.0.1/32   scram-sha-256
+host    replication  all   127.0.0.1/32   scram-sha-256
+`
+
+// confQuote quotes a postgresql.conf string value.
+func confQuote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+}
+
+// connQuote quotes a libpq key=value connection string value.
+func connQuote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
+
+// sqlLiteral quotes a SQL string literal (standard_conforming_strings on).
+func sqlLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// sqlIdent quotes a SQL identifier.
+func sqlIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

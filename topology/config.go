@@ -1,0 +1,340 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Engine names the wire protocol and SQL dialect of a cluster.
+type Engine string
+
+// Supported engines.
+const (
+	EnginePostgres Engine = "postgres"
+	EngineMySQL    Engine = "mysql"
+)
+
+// Consistency is a cluster's read-consistency mode (DESIGN §2).
+type Consistency string
+
+// Consistency modes.
+const (
+	Eventual       Consistency = "eventual"
+	ReadYourWrites Consistency = "read_your_writes"
+	PrimaryOnly    Consistency = "primary"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// File is the path the configuration was loaded from (not part of the YAML).
+	File string `yaml:"-"`
+
+	LogLevel string     `yaml:"log_level"`
+	Clusters []*Cluster `yaml:"clusters"`
+}
+
+// Cluster is one leader–follower database cluster and the listener baton serves it on.
+type Cluster struct {
+	Name        string      `yaml:"name"`
+	Engine      Engine      `yaml:"engine"`
+	Listen      string      `yaml:"listen"`
+	Consistency Consistency `yaml:"consistency"`
+	// Database is the default database for backend connections when the client names none.
+	Database      string   `yaml:"database"`
+	ProbeInterval Duration `yaml:"probe_interval"`
+	ProbeTimeout  Duration `yaml:"probe_timeout"`
+	Nodes         []*Node  `yaml:"nodes"`
+	Users         []*User  `yaml:"users"`
+	// MonitorUser is the account the health probes use; defaults to the first user.
+	MonitorUser string `yaml:"monitor_user"`
+	Pool        Pool   `yaml:"pool"`
+	Limits      Limits `yaml:"limits"`
+	TLS         TLS    `yaml:"tls"`
+}
+
+// Node is one database server of a cluster.
+type Node struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	// Weight is the node's share of reads among routable replicas (default 1; 0 = no reads).
+	Weight *int `yaml:"weight"`
+	// Drain: no new sessions or statements are routed to the node; running ones finish.
+	Drain bool `yaml:"drain"`
+	// NoPromote: never chosen as a failover candidate.
+	NoPromote bool `yaml:"no_promote"`
+	Priority  int  `yaml:"priority"`
+}
+
+// ReadWeight is the node's effective read weight.
+func (n *Node) ReadWeight() int {
+	if n.Weight == nil {
+		return 1
+	}
+	return *n.Weight
+}
+
+// User is a client account baton authenticates, and the backend credentials it uses for it.
+type User struct {
+	Name         string `yaml:"name"`
+	Password     Secret `yaml:"password"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	// Auth is the client authentication method: scram-sha-256 (default), md5, trust (PostgreSQL);
+	// mysql_native_password or caching_sha2_password (MySQL).
+	Auth string `yaml:"auth"`
+	// BackendUser / BackendPassword: the credentials for backend connections; default to the
+	// client's own.
+	BackendUser        string `yaml:"backend_user"`
+	BackendPassword    Secret `yaml:"backend_password"`
+	BackendPasswordEnv string `yaml:"backend_password_env"`
+}
+
+// Pool bounds the per-node backend connection pools.
+type Pool struct {
+	// MaxPerNode caps backend connections to one node (for all users together). Default 100.
+	MaxPerNode int `yaml:"max_per_node"`
+	// MinIdle keeps this many warm connections per node and user. Default 0.
+	MinIdle int `yaml:"min_idle"`
+	// AcquireTimeout bounds how long a session waits for a free backend connection. Default 10s.
+	AcquireTimeout Duration `yaml:"acquire_timeout"`
+	// ConnectTimeout bounds dialing and authenticating to a backend. Default 5s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// IdleTimeout closes pooled connections unused this long. Default 5m.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ResetQuery runs when a session gives a connection back. Default "DISCARD ALL" (PostgreSQL).
+	ResetQuery string `yaml:"reset_query"`
+}
+
+// Limits are the client-facing limits of a listener.
+type Limits struct {
+	// MaxClients caps concurrent client connections. Default 10000.
+	MaxClients int `yaml:"max_clients"`
+	// MaxMessageSize caps one protocol message from a client. Default 64MiB.
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
+	// StartupTimeout bounds TLS + startup + authentication. Default 10s.
+	StartupTimeout Duration `yaml:"startup_timeout"`
+	// ClientIdleTimeout closes a client idle outside a transaction this long. Default 0 (never).
+	ClientIdleTimeout Duration `yaml:"client_idle_timeout"`
+	// IdleInTransactionTimeout closes a client idle inside a transaction this long. Default 0.
+	IdleInTransactionTimeout Duration `yaml:"idle_in_transaction_timeout"`
+	// ShutdownTimeout: on SIGTERM, how long running transactions may take to finish. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// StatementCacheSize bounds the classifier's cache of statement texts. Default 10000.
+	StatementCacheSize int `yaml:"statement_cache_size"`
+}
+
+// TLS configures TLS termination for clients. Both files set ⇒ TLS offered.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Require refuses clients that do not upgrade to TLS.
+	Require bool `yaml:"require"`
+}
+
+// Enabled reports whether TLS termination is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// Secret is a string that never prints.
+type Secret string
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts the secret in %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// Reveal returns the secret itself; call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+// Duration is a time.Duration written as "500ms", "10s", "5m" in YAML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. 500ms, 10s, 5m)", string(b))
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ByteSize is a byte count written as 1048576, "64KiB", "16MiB", "1GiB" (or KB/MB/GB = 1000^n).
+type ByteSize int64
+
+// UnmarshalText parses a byte size.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid size %q (use e.g. 65536, 64KiB, 16MiB)", string(t))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// Defaults applied by Load.
+const (
+	DefaultMaxClients      = 10000
+	DefaultMaxMessageSize  = 64 << 20
+	DefaultStartupTimeout  = 10 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultMaxPerNode      = 100
+	DefaultAcquireTimeout  = 10 * time.Second
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultProbeInterval   = time.Second
+	DefaultProbeTimeout    = 2 * time.Second
+	DefaultStmtCacheSize   = 10000
+)
+
+func (c *Cluster) applyDefaults() {
+	if c.Consistency == "" {
+		c.Consistency = Eventual
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = Duration(DefaultProbeInterval)
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = Duration(DefaultProbeTimeout)
+	}
+	p := &c.Pool
+	if p.MaxPerNode == 0 {
+		p.MaxPerNode = DefaultMaxPerNode
+	}
+	if p.AcquireTimeout == 0 {
+		p.AcquireTimeout = Duration(DefaultAcquireTimeout)
+	}
+	if p.ConnectTimeout == 0 {
+		p.ConnectTimeout = Duration(DefaultConnectTimeout)
+	}
+	if p.IdleTimeout == 0 {
+		p.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if p.ResetQuery == "" && c.Engine == EnginePostgres {
+		p.ResetQuery = "DISCARD ALL"
+	}
+	l := &c.Limits
+	if l.MaxClients == 0 {
+		l.MaxClients = DefaultMaxClients
+	}
+	if l.MaxMessageSize == 0 {
+		l.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if l.StartupTimeout == 0 {
+		l.StartupTimeout = Duration(DefaultStartupTimeout)
+	}
+	if l.ShutdownTimeout == 0 {
+		l.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if l.StatementCacheSize == 0 {
+		l.StatementCacheSize = DefaultStmtCacheSize
+	}
+	for _, u := range c.Users {
+		if u.Auth == "" {
+			if c.Engine == EngineMySQL {
+				u.Auth = "caching_sha2_password"
+			} else {
+				u.Auth = "scram-sha-256"
+			}
+		}
+		if u.BackendUser == "" {
+			u.BackendUser = u.Name
+		}
+	}
+}
+
+// fieldError is a validation error at a YAML path such as $.clusters[0].nodes[1].address.
+type fieldError struct {
+	path string
+	msg  string
+}
+
+func (e *fieldError) Error() string { return e.path + ": " + e.msg }
+
+func ferr(path, format string, args ...any) error {
+	return &fieldError{path: path, msg: fmt.Sprintf(format, args...)}
+}
+
+// resolveSecrets reads password_env / password_file references.
+func (u *User) resolveSecrets(path string) error {
+	n := 0
+	for _, set := range []bool{u.Password != "", u.PasswordEnv != "", u.PasswordFile != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return ferr(path+".password", "set only one of password, password_env, password_file")
+	}
+	switch {
+	case u.PasswordEnv != "":
+		v, ok := os.LookupEnv(u.PasswordEnv)
+		if !ok {
+			return ferr(path+".password_env", "environment variable %s is not set", u.PasswordEnv)
+		}
+		u.Password = Secret(v)
+	case u.PasswordFile != "":
+		b, err := os.ReadFile(u.PasswordFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return ferr(path+".password_file", "cannot read %s: %v", u.PasswordFile, err)
+		}
+		u.Password = Secret(strings.TrimRight(string(b), "\r\n"))
+	}
+	if u.BackendPasswordEnv != "" {
+		v, ok := os.LookupEnv(u.BackendPasswordEnv)
+		if !ok {
+			return ferr(path+".backend_password_env", "environment variable %s is not set", u.BackendPasswordEnv)
+		}
+		u.BackendPassword = Secret(v)
+	}
+	if u.BackendPassword == "" {
+		u.BackendPassword = u.Password
+	}
+	return nil
+}
+
+func validAddress(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("address %q has no host", a)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("address %q has an invalid port", a)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+package topology
+
+import "fmt"
+
+func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }

@@ -1,0 +1,251 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Error is a configuration error located in a file.
+type Error struct {
+	File  string
+	Line  int    // 0 when unknown
+	Field string // e.g. clusters[0].nodes[1].address; "" when the file as a whole is wrong
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads, decodes, defaults and validates a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	return Parse(path, data)
+}
+
+var yamlLineRe = regexp.MustCompile(`^\[(\d+):(\d+)\]\s*(.*)$`)
+
+// Parse decodes and validates configuration bytes; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	cfg := &Config{File: name}
+	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.DisallowUnknownField()); err != nil {
+		e := &Error{File: name, Msg: err.Error()}
+		// goccy errors read "[line:col] message\n  source excerpt"; keep the first line.
+		first := strings.SplitN(yaml.FormatError(err, false, false), "\n", 2)[0]
+		if m := yamlLineRe.FindStringSubmatch(first); m != nil {
+			fmt.Sscanf(m[1], "%d", &e.Line)
+			e.Msg = m[3]
+		}
+		return nil, e
+	}
+	if err := cfg.validate(); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return nil, &Error{File: name, Line: lineOf(data, fe.path), Field: strings.TrimPrefix(fe.path, "$."), Msg: fe.msg}
+		}
+		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	return cfg, nil
+}
+
+// lineOf finds the line of a YAML path, walking up to the nearest existing parent.
+func lineOf(data []byte, path string) int {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return 0
+	}
+	for p := path; p != "" && p != "$"; p = parentPath(p) {
+		yp, err := yaml.PathString(p)
+		if err != nil {
+			continue
+		}
+		n, err := yp.FilterFile(f)
+		if err == nil && n != nil && n.GetToken() != nil {
+			return n.GetToken().Position.Line
+		}
+	}
+	return 0
+}
+
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i > 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i > 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func (c *Config) validate() error {
+	if len(c.Clusters) == 0 {
+		return ferr("$.clusters", "at least one cluster is required")
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return ferr("$.log_level", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	names := map[string]bool{}
+	listens := map[string]bool{}
+	for i, cl := range c.Clusters {
+		p := fmt.Sprintf("$.clusters[%d]", i)
+		if cl == nil {
+			return ferr(p, "empty cluster")
+		}
+		cl.applyDefaults()
+		if err := cl.validate(p); err != nil {
+			return err
+		}
+		if names[cl.Name] {
+			return ferr(p+".name", "duplicate cluster name %q", cl.Name)
+		}
+		names[cl.Name] = true
+		if listens[cl.Listen] {
+			return ferr(p+".listen", "address %s is used by another cluster", cl.Listen)
+		}
+		listens[cl.Listen] = true
+	}
+	return nil
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+func (c *Cluster) validate(p string) error {
+	if !nameRe.MatchString(c.Name) {
+		return ferr(p+".name", "must be 1–63 letters, digits, '_', '.', '-' (got %q)", c.Name)
+	}
+	switch c.Engine {
+	case EnginePostgres, EngineMySQL:
+	case "":
+		return ferr(p+".engine", "required: postgres or mysql")
+	default:
+		return ferr(p+".engine", "must be postgres or mysql, not %q", c.Engine)
+	}
+	if err := validAddress(c.Listen); err != nil {
+		return ferr(p+".listen", "%v", err)
+	}
+	switch c.Consistency {
+	case Eventual, ReadYourWrites, PrimaryOnly:
+	default:
+		return ferr(p+".consistency", "must be eventual, read_your_writes or primary, not %q", c.Consistency)
+	}
+	if len(c.Nodes) == 0 {
+		return ferr(p+".nodes", "at least one node is required")
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Nodes {
+		np := fmt.Sprintf("%s.nodes[%d]", p, i)
+		if n == nil {
+			return ferr(np, "empty node")
+		}
+		if !nameRe.MatchString(n.Name) {
+			return ferr(np+".name", "must be 1–63 letters, digits, '_', '.', '-' (got %q)", n.Name)
+		}
+		if seen[n.Name] {
+			return ferr(np+".name", "duplicate node name %q", n.Name)
+		}
+		seen[n.Name] = true
+		if err := validAddress(n.Address); err != nil {
+			return ferr(np+".address", "%v", err)
+		}
+		if n.Weight != nil && *n.Weight < 0 {
+			return ferr(np+".weight", "must be ≥ 0")
+		}
+	}
+	if len(c.Users) == 0 {
+		return ferr(p+".users", "at least one user is required")
+	}
+	users := map[string]bool{}
+	for i, u := range c.Users {
+		up := fmt.Sprintf("%s.users[%d]", p, i)
+		if u == nil || u.Name == "" {
+			return ferr(up+".name", "required")
+		}
+		if users[u.Name] {
+			return ferr(up+".name", "duplicate user %q", u.Name)
+		}
+		users[u.Name] = true
+		if err := u.resolveSecrets(up); err != nil {
+			return err
+		}
+		if err := validAuth(c.Engine, u.Auth); err != nil {
+			return ferr(up+".auth", "%v", err)
+		}
+		if u.Auth != "trust" && u.Password == "" {
+			return ferr(up+".password", "required for auth %s (or use password_env / password_file)", u.Auth)
+		}
+	}
+	if c.MonitorUser != "" && !users[c.MonitorUser] {
+		return ferr(p+".monitor_user", "no user %q in users", c.MonitorUser)
+	}
+	if c.Pool.MaxPerNode < 0 || c.Pool.MinIdle < 0 || c.Limits.MaxClients < 0 {
+		return ferr(p, "pool and limit counts must be ≥ 0")
+	}
+	if c.Limits.MaxMessageSize < 1024 {
+		return ferr(p+".limits.max_message_size", "must be at least 1KiB")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return ferr(p+".tls", "set both cert_file and key_file, or neither")
+	}
+	if c.TLS.Require && !c.TLS.Enabled() {
+		return ferr(p+".tls.require", "needs cert_file and key_file")
+	}
+	return nil
+}
+
+func validAuth(e Engine, a string) error {
+	ok := map[Engine][]string{
+		EnginePostgres: {"scram-sha-256", "md5", "trust"},
+		EngineMySQL:    {"mysql_native_password", "caching_sha2_password"},
+	}[e]
+	for _, v := range ok {
+		if a == v {
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s, not %q", strings.Join(ok, ", "), a)
+}
+
+// MonitorCredentials returns the user the probes connect as.
+func (c *Cluster) MonitorCredentials() *User {
+	for _, u := range c.Users {
+		if u.Name == c.MonitorUser {
+			return u
+		}
+	}
+	return c.Users[0]
+}
+
+// User looks a user up by name; nil when absent.
+func (c *Cluster) User(name string) *User {
+	for _, u := range c.Users {
+		if u.Name == name {
+			return u
+		}
+	}
+	return nil
+}
+

@@ -1,0 +1,101 @@
+package topology
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `log_level: info
+clusters:
+  - name: pg
+    engine: postgres
+    listen: 127.0.0.1:6432
+    nodes:
+      - {name: a, address: 127.0.0.1:5432}
+      - name: b
+        address: 127.0.0.1:5433
+        weight: 2
+    users:
+      - name: app
+        password: s3cret-value
+`
+
+func TestLoadGood(t *testing.T) {
+	cfg, err := Parse("x.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := cfg.Clusters[0]
+	if cl.Pool.MaxPerNode != DefaultMaxPerNode || cl.Limits.MaxMessageSize != DefaultMaxMessageSize {
+		t.Fatalf("defaults not applied: %+v %+v", cl.Pool, cl.Limits)
+	}
+	if cl.Users[0].Auth != "scram-sha-256" || cl.Users[0].BackendUser != "app" || cl.Users[0].BackendPassword.Reveal() != "s3cret-value" {
+		t.Fatalf("user defaults: %+v", cl.Users[0])
+	}
+	if cl.Nodes[1].ReadWeight() != 2 || cl.Nodes[0].ReadWeight() != 1 {
+		t.Fatal("weights")
+	}
+}
+
+func TestLoadErrorsNameLineAndField(t *testing.T) {
+	tests := []struct {
+		name, edit, wantField string
+		wantLine              int
+	}{
+		{"bad address", strings.Replace(good, "127.0.0.1:5433", "127.0.0.1", 1), "clusters[0].nodes[1].address", 9},
+		{"bad engine", strings.Replace(good, "engine: postgres", "engine: oracle", 1), "clusters[0].engine", 4},
+		{"negative weight", strings.Replace(good, "weight: 2", "weight: -1", 1), "clusters[0].nodes[1].weight", 10},
+		{"bad auth", strings.Replace(good, "password: s3cret-value", "password: s3cret-value\n        auth: plain", 1), "clusters[0].users[0].auth", 14},
+		{"missing env", strings.Replace(good, "password: s3cret-value", "password_env: BATON_TEST_UNSET_VAR", 1), "clusters[0].users[0].password_env", 13},
+		{"duplicate node", strings.Replace(good, "name: b", "name: a", 1), "clusters[0].nodes[1].name", 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("cfg.yaml", []byte(tt.edit))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			e, ok := err.(*Error)
+			if !ok {
+				t.Fatalf("%T %v", err, err)
+			}
+			if e.Field != tt.wantField || e.Line != tt.wantLine || e.File != "cfg.yaml" {
+				t.Fatalf("got %q (line %d field %q), want line %d field %q", err, e.Line, e.Field, tt.wantLine, tt.wantField)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatal("secret in error text")
+			}
+		})
+	}
+}
+
+func TestUnknownFieldHasLine(t *testing.T) {
+	_, err := Parse("cfg.yaml", []byte(strings.Replace(good, "weight: 2", "wieght: 2", 1)))
+	e, ok := err.(*Error)
+	if !ok || e.Line != 10 || !strings.Contains(e.Msg, "wieght") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPasswordFileAndRedaction(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pf, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("c.yaml", []byte(strings.Replace(good, "password: s3cret-value", "password_file: "+pf, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Clusters[0].Users[0]
+	if u.Password.Reveal() != "from-file" {
+		t.Fatalf("got %q", u.Password.Reveal())
+	}
+	for _, s := range []string{u.Password.String(), fmtV(u)} {
+		if strings.Contains(s, "from-file") {
+			t.Fatalf("secret printed: %s", s)
+		}
+	}
+}
