@@ -34,14 +34,14 @@ const (
 type Pin uint16
 
 const (
-	PinTempTable     Pin = 1 << iota // CREATE TEMP/TEMPORARY TABLE / SEQUENCE / VIEW, CREATE ... pg_temp.
-	PinListen                        // LISTEN
-	PinAdvisoryLock                  // pg_advisory_lock / pg_try_advisory_lock (session level, not _xact_)
-	PinPrepare                       // SQL-level PREPARE name AS ...
-	PinHoldCursor                    // DECLARE ... WITH HOLD
-	PinLockTables                    // MySQL LOCK TABLES
-	PinUserVar                       // MySQL user variable assignment
-	PinOther                         // anything else that creates session state on the node
+	PinTempTable    Pin = 1 << iota // CREATE TEMP/TEMPORARY TABLE / SEQUENCE / VIEW, CREATE ... pg_temp.
+	PinListen                       // LISTEN
+	PinAdvisoryLock                 // pg_advisory_lock / pg_try_advisory_lock (session level, not _xact_)
+	PinPrepare                      // SQL-level PREPARE name AS ...
+	PinHoldCursor                   // DECLARE ... WITH HOLD
+	PinLockTables                   // MySQL LOCK TABLES
+	PinUserVar                      // MySQL user variable assignment
+	PinOther                        // anything else that creates session state on the node
 )
 
 // Unpin bits: statements that drop session state. DISCARD ALL drops everything.

@@ -248,4 +248,3 @@ func (c *Cluster) User(name string) *User {
 	}
 	return nil
 }
-

@@ -101,7 +101,9 @@ func combine(a, b router.Class) router.Class {
 	return out
 }
 
-func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // dispatch routes one unit and sends it. query is the simple-protocol text ("" for groups).
 func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, query string) bool {

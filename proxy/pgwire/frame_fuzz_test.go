@@ -17,7 +17,7 @@ func FuzzClientMessages(f *testing.F) {
 	f.Add(AppendFrame(nil, 'B', []byte("\x00s1\x00\x00\x00\x00\x01\x00\x00\x00\x011\x00\x00")))
 	f.Add(AppendFrame(nil, 'D', []byte("Ss1\x00")))
 	f.Add(AppendCloseStmt(nil, "s1"))
-	f.Add([]byte{0, 0, 0, 8, 4, 210, 22, 47})                      // SSLRequest
+	f.Add([]byte{0, 0, 0, 8, 4, 210, 22, 47})                            // SSLRequest
 	f.Add([]byte("\x00\x00\x00\x15\x00\x03\x00\x00user\x00app\x00\x00")) // StartupMessage
 	f.Add([]byte{'Q', 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{'P', 0, 0, 0, 3})
@@ -65,7 +65,9 @@ func FuzzClientMessages(f *testing.F) {
 	})
 }
 
-func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 func TestMsgReaderLimits(t *testing.T) {
 	big := AppendQuery(nil, string(bytes.Repeat([]byte("x"), 5000)))
