@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy"
 	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
 )
@@ -66,11 +67,11 @@ func cmdDemo(args []string) error {
 	cl.Nodes = nodes
 	cl.Listen = freeOr(*listen)
 	cl.Database = "app"
-	inst, err := startInstance(ctx, cfg, log)
+	inst, err := proxy.Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	proxyURL := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.servers[0].Addr())
+	proxyURL := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Clusters()[0].Addr())
 	rd := demoReady{Postgres: &demoEngine{Proxy: proxyURL, Primary: pg.Primary.SuperURL()}}
 	for _, r := range pg.Replicas {
 		rd.Postgres.Replicas = append(rd.Postgres.Replicas, r.SuperURL())
@@ -101,7 +102,7 @@ Data: %s   Press Ctrl-C to stop everything.
 `, proxyURL, pg.Primary.SuperURL(), rd.Postgres.Replicas[0], rd.Postgres.Replicas[1], filepath.Clean(pg.BaseDir))
 	<-ctx.Done()
 	fmt.Println("\nbaton demo: stopping …")
-	inst.shutdownWithin(5 * time.Second)
+	inst.Shutdown(5 * time.Second)
 	return nil
 }
 

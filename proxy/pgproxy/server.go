@@ -298,7 +298,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	br := bufio.NewReaderSize(conn, 8<<10)
 	bw := bufio.NewWriterSize(conn, 8<<10)
-	be := pgproto3.NewBackend(oneByteReader{br}, bw)
+	be := pgproto3.NewBackend(oneByteReader{br}, conn)
 	userName := params["user"]
 	if err := pgwire.Authenticate(be, userName, s.creds[userName], tlsState); err != nil {
 		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {

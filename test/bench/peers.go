@@ -225,13 +225,16 @@ ssl = off
 }
 
 // startHAProxy runs HAProxy as a plain TCP forwarder to the primary.
+// maxconn stays modest: HAProxy needs two descriptors per connection and
+// refuses to start when it cannot raise RLIMIT_NOFILE to cover maxconn
+// (the hard limit may be as low as 20000, even for root).
 func startHAProxy(_ context.Context, e *benchEnv, bin string, port int) (*child, error) {
 	dir := filepath.Join(e.root, "haproxy")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
 	cfg := fmt.Sprintf(`global
-    maxconn 20000
+    maxconn 8000
 
 defaults
     mode tcp

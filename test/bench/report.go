@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
+	"strings"
 	"time"
 )
 
@@ -51,13 +51,10 @@ func (w *workloadReport) fillRatios() {
 // printWorkload writes one workload's table.
 func printWorkload(out io.Writer, w *workloadReport, duration time.Duration) {
 	fmt.Fprintf(out, "\n== %s (pgbench %v, %v) ==\n", w.Name, w.Args, duration)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\ttps\tratio to direct\tavg ms\tp99 ms\t")
+	t := [][]string{{"target", "tps", "ratio to direct", "avg ms", "p99 ms", ""}}
 	for _, r := range w.Rows {
 		if r.Error != "" {
-			// A trailing cell without a tab is not aligned, so a long
-			// message does not widen the columns.
-			fmt.Fprintf(tw, "%s\t  %s\n", r.Target, r.Error)
+			t = append(t, []string{r.Target, r.Error})
 			continue
 		}
 		ratio := "-"
@@ -68,27 +65,53 @@ func printWorkload(out io.Writer, w *workloadReport, duration time.Duration) {
 		if r.Failed > 0 {
 			failed = fmt.Sprintf("(%d failed)", r.Failed)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.3f\t%.3f\t%s\n", r.Target, r.TPS, ratio, r.AvgMs, r.P99Ms, failed)
+		t = append(t, []string{r.Target, fmt.Sprintf("%.0f", r.TPS), ratio,
+			fmt.Sprintf("%.3f", r.AvgMs), fmt.Sprintf("%.3f", r.P99Ms), failed})
 	}
-	tw.Flush()
+	printTable(out, t)
 }
 
 // printRSS writes the idle-connection memory table.
 func printRSS(out io.Writer, rs []rssResult, want int) {
 	fmt.Fprintf(out, "\n== resident memory with %d idle client connections ==\n", want)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tclients\tRSS before\tRSS after\tper connection\t")
+	t := [][]string{{"target", "clients", "RSS before", "RSS after", "per connection", ""}}
 	for _, r := range rs {
 		if r.Clients == 0 && r.Error != "" {
-			fmt.Fprintf(tw, "%s\t  %s\n", r.Target, r.Error)
+			t = append(t, []string{r.Target, r.Error})
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.1f KiB\t%s\n", r.Target, r.Clients,
-			mib(r.BeforeKiB), mib(r.AfterKiB), r.PerConnBytes/1024, r.Error)
+		t = append(t, []string{r.Target, fmt.Sprint(r.Clients), mib(r.BeforeKiB), mib(r.AfterKiB),
+			fmt.Sprintf("%.1f KiB", r.PerConnBytes/1024), r.Error})
 	}
-	tw.Flush()
-	fmt.Fprintln(out, "(each proxy needs an open-file limit above the client count: this program raises its own")
-	fmt.Fprintln(out, " RLIMIT_NOFILE and the proxies inherit it; run baton with ulimit -n / LimitNOFILE= likewise)")
+	printTable(out, t)
+	fmt.Fprintln(out, "(a proxy needs an open-file limit above its client count; the proxies started here")
+	fmt.Fprintln(out, " inherit this program's RLIMIT_NOFILE; run baton with ulimit -n / LimitNOFILE= likewise)")
+}
+
+// printTable writes rows with right-aligned columns; the last column is
+// free text. A row of two cells is a target and a message (an error) that
+// runs across the other columns without widening them.
+func printTable(out io.Writer, rows [][]string) {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			if len(r) > 2 || i == 0 {
+				width[i] = max(width[i], len(c))
+			}
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			switch {
+			case i == len(width)-1 || (len(r) == 2 && i == 1):
+				b.WriteString("  " + c)
+			default:
+				fmt.Fprintf(&b, "  %*s", width[i], c)
+			}
+		}
+		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
+	}
 }
 
 func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }

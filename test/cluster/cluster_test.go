@@ -183,8 +183,8 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	err = r.Start(t.Context())
 	l.Close()
-	if !errors.Is(err, errPortInUse) || r.Running() {
-		t.Fatalf("Start on a taken port: err %v, running %v; want errPortInUse", err, r.Running())
+	if !errors.Is(err, ErrPortInUse) || r.Running() {
+		t.Fatalf("Start on a taken port: err %v, running %v; want ErrPortInUse", err, r.Running())
 	}
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatalf("Start after the port was freed: %v", err)

@@ -133,8 +133,9 @@ func (n *PGNode) Start(ctx context.Context) error {
 	return n.startLocked(ctx)
 }
 
-// errPortInUse reports that the postmaster could not bind its port.
-var errPortInUse = errors.New("cluster: port in use")
+// ErrPortInUse reports that a postmaster could not bind its port because
+// another process holds it.
+var ErrPortInUse = errors.New("cluster: port in use")
 
 func (n *PGNode) startLocked(ctx context.Context) error {
 	if n.Running() {
@@ -171,9 +172,9 @@ func (n *PGNode) startLocked(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	n.stopProcess(p, modeKill)
+	_ = n.stopProcess(p, modeKill)
 	if strings.Contains(n.logSince(logStart), "could not bind") {
-		return fmt.Errorf("%w: %s: %v", errPortInUse, n.Addr(), err)
+		return fmt.Errorf("%w: %s: %v", ErrPortInUse, n.Addr(), err)
 	}
 	return err
 }

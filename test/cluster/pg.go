@@ -235,7 +235,7 @@ func (c *PGCluster) startFirst(ctx context.Context, n *PGNode) error {
 			return err
 		}
 		err := n.Start(ctx)
-		if !errors.Is(err, errPortInUse) || attempt == portAttempts {
+		if !errors.Is(err, ErrPortInUse) || attempt == portAttempts {
 			return err
 		}
 		old := n.Port

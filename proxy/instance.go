@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/baton-proxy/baton/health"
+	"github.com/baton-proxy/baton/proxy/pgproxy"
+	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// Instance is one running baton: a checker and a server per cluster.
+type Instance struct {
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	clusters []*Cluster
+	timeout  time.Duration
+}
+
+// Cluster is the running part of one configured cluster.
+type Cluster struct {
+	Config  *topology.Cluster
+	Live    *topology.Live
+	Checker *health.Checker
+	PG      *pgproxy.Server
+}
+
+// Addr is the address the cluster's listener is bound to.
+func (c *Cluster) Addr() net.Addr { return c.PG.Addr() }
+
+// Start starts every cluster of cfg: it probes the nodes once, binds the listeners and serves in
+// the background until Shutdown.
+func Start(parent context.Context, cfg *topology.Config, log *slog.Logger) (*Instance, error) {
+	ctx, cancel := context.WithCancel(parent)
+	inst := &Instance{log: log, cancel: cancel}
+	for _, cl := range cfg.Clusters {
+		c, err := inst.startCluster(ctx, cl)
+		if err != nil {
+			inst.Shutdown(time.Second)
+			return nil, err
+		}
+		inst.clusters = append(inst.clusters, c)
+	}
+	return inst, nil
+}
+
+func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*Cluster, error) {
+	if cl.Engine != topology.EnginePostgres {
+		return nil, fmt.Errorf("cluster %s: engine %s is not supported yet", cl.Name, cl.Engine)
+	}
+	var tlsConf *tls.Config
+	if cl.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(cl.TLS.CertFile, cl.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: tls: %w", cl.Name, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	live := &topology.Live{}
+	chk := health.NewChecker(cl, live, health.NewPGProberFactory(cl), inst.log)
+	chk.Round(ctx)
+	classifier := router.NewPGClassifier(nil, cl.Limits.StatementCacheSize)
+	srv := pgproxy.NewServer(cl, live, classifier, tlsConf, inst.log)
+	if err := srv.Listen(); err != nil {
+		return nil, err
+	}
+	if cl.Limits.ShutdownTimeout.D() > inst.timeout {
+		inst.timeout = cl.Limits.ShutdownTimeout.D()
+	}
+	c := &Cluster{Config: cl, Live: live, Checker: chk, PG: srv}
+	inst.wg.Add(3)
+	go func() { defer inst.wg.Done(); chk.Run(ctx) }()
+	go func() {
+		defer inst.wg.Done()
+		pgproxy.KeepCatalog(ctx, cl, live, chk.Changed, classifier, inst.log)
+	}()
+	go func() {
+		defer inst.wg.Done()
+		if err := srv.Serve(); err != nil {
+			inst.log.Error("listener stopped", "cluster", cl.Name, "error", err)
+		}
+	}()
+	snap := live.Load()
+	primary := "none"
+	if p := snap.PrimaryNode(); p != nil {
+		primary = p.Name
+	}
+	inst.log.Info("serving", "cluster", cl.Name, "engine", string(cl.Engine), "listen", srv.Addr().String(),
+		"primary", primary, "readable_replicas", len(snap.Readable))
+	return c, nil
+}
+
+// Clusters returns the running clusters in configuration order.
+func (inst *Instance) Clusters() []*Cluster { return inst.clusters }
+
+// ShutdownTimeout is the largest configured shutdown_timeout.
+func (inst *Instance) ShutdownTimeout() time.Duration { return inst.timeout }
+
+// Shutdown drains every server (running transactions get up to d to finish), then stops the
+// background loops. It returns when everything has exited.
+func (inst *Instance) Shutdown(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range inst.clusters {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.PG.Shutdown(ctx) }()
+	}
+	wg.Wait()
+	inst.cancel()
+	inst.wg.Wait()
+}
