@@ -5,7 +5,9 @@ go 1.26.8
 require (
 	github.com/goccy/go-yaml v1.19.2
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/pganalyze/pg_query_go/v6 v6.2.5
 	github.com/xdg-go/scram v1.4.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (

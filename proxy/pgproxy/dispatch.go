@@ -3,6 +3,7 @@ package pgproxy
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
@@ -14,7 +15,7 @@ import (
 func (s *session) dispatchGroup(openEnded bool) bool {
 	frames := s.group
 	s.group = nil
-	cls, err := s.classifyGroup(frames)
+	cls, state, err := s.classifyGroup(frames)
 	if err != nil {
 		s.fatal("08P01", err.Error())
 		return false
@@ -22,14 +23,17 @@ func (s *session) dispatchGroup(openEnded bool) bool {
 	if openEnded && len(frames) > maxGroupBytes {
 		cls.Route, cls.Reason = router.Primary, "large-group"
 	}
-	return s.dispatch(frames, cls, openEnded, "")
+	return s.dispatch(frames, cls, openEnded, state)
 }
 
-// classifyGroup combines the classes of every statement a group parses or uses.
-func (s *session) classifyGroup(frames []byte) (router.Class, error) {
-	out := router.Class{Route: router.Replica, Reason: "select"}
+// classifyGroup combines the classes of every statement a group parses or uses. state is the
+// text of the session-state statements (SET …) the group binds, to record for replay.
+func (s *session) classifyGroup(frames []byte) (out router.Class, state string, err error) {
+	out = router.Class{Route: router.Replica, Reason: "select"}
 	any := false
 	local := map[string]router.Class{}
+	texts := map[string]string{}
+	var states []string
 	for off := 0; off < len(frames); {
 		f := frames[off : off+1+int(be32(frames[off+1:]))]
 		off += len(f)
@@ -39,27 +43,34 @@ func (s *session) classifyGroup(frames []byte) (router.Class, error) {
 		case 'P':
 			name, q, err := pgwire.ParseMsg(pgwire.Body(f))
 			if err != nil {
-				return out, err
+				return out, "", err
 			}
 			c, ok = s.srv.classify(q), true
-			local[name] = c
+			local[name], texts[name] = c, q
 		case 'B':
 			_, name, err := pgwire.BindMsg(pgwire.Body(f))
 			if err != nil {
-				return out, err
+				return out, "", err
 			}
 			c, ok = s.stmtClass(local, name)
+			if c.SessionState && !c.Multi {
+				if q, in := texts[name]; in {
+					states = append(states, q)
+				} else if st := s.stmts[name]; st != nil {
+					states = append(states, st.query)
+				}
+			}
 		case 'D', 'C':
 			kind, name, err := pgwire.DescribeMsg(f[0], pgwire.Body(f))
 			if err != nil {
-				return out, err
+				return out, "", err
 			}
 			if kind == 'S' && f[0] == 'D' {
 				c, ok = s.stmtClass(local, name)
 			}
 		case 'E':
 			if len(f) < 10 {
-				return out, &pgwire.FormatError{Type: 'E', Msg: "truncated"}
+				return out, "", &pgwire.FormatError{Type: 'E', Msg: "truncated"}
 			}
 		}
 		if ok {
@@ -69,9 +80,9 @@ func (s *session) classifyGroup(frames []byte) (router.Class, error) {
 	}
 	if !any {
 		// Nothing but Sync/Describe portal/Execute: portals live in transactions; stay put.
-		return router.Class{Route: router.Primary, Reason: "no-statement"}, nil
+		return router.Class{Route: router.Primary, Reason: "no-statement"}, "", nil
 	}
-	return out, nil
+	return out, strings.Join(states, ";"), nil
 }
 
 func (s *session) stmtClass(local map[string]router.Class, name string) (router.Class, bool) {
@@ -105,8 +116,9 @@ func be32(b []byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
-// dispatch routes one unit and sends it. query is the simple-protocol text ("" for groups).
-func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, query string) bool {
+// dispatch routes one unit and sends it. state is the session-state text the unit runs, to
+// record for replay when it succeeds ("" for none).
+func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, state string) bool {
 	s.wait() // routing needs the exact transaction state
 	if s.closing.Load() {
 		return false
@@ -126,10 +138,10 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, quer
 	}
 	u := &unit{be: be, frames: frames, class: cls, openEnded: openEnded}
 	u.retryable = route == router.Replica && s.txStatusNow() == 'I' && cls.Tx == router.TxNone && !openEnded && !cls.CopyIn
-	if query != "" && cls.SessionState && !cls.Multi {
-		u.hist = &histEntry{sql: query, discard: cls.ResetAll && cls.Unpin != 0}
-	} else if cls.SessionState && cls.Multi {
-		s.pins |= router.PinOther
+	if state != "" && cls.SessionState && !cls.Multi {
+		u.hist = &histEntry{sql: state, discard: cls.ResetAll && cls.Unpin != 0}
+	} else if cls.SessionState {
+		s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary
 	}
 	s.srv.metrics.count(route, cls.Reason)
 	if openEnded {
@@ -259,7 +271,8 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 				u.swallow++
 			}
 			s.stmtGen++
-			s.stmts[name] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), class: s.srv.classifyParse(f)}
+			_, q, _ := pgwire.ParseMsg(pgwire.Body(f))
+			s.stmts[name] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), query: q, class: s.srv.classify(q)}
 			be.stmts[name] = s.stmtGen
 		case 'B', 'D':
 			var name string

@@ -14,6 +14,19 @@ const (
 	stateReadOnlyTx = "25006" // read_only_sql_transaction: a write reached a replica
 )
 
+// resendable reports whether a replica's error, held back from the client, means the unit should
+// run on the primary instead: the replica refused a write (a misroute), or its catalog lags the
+// primary's (a table, function or schema created a moment ago).
+func resendable(code string) (misroute, lag bool) {
+	switch code {
+	case stateReadOnlyTx:
+		return true, false
+	case "42P01", "42883", "3F000", "42704": // undefined table, function, schema, object
+		return false, true
+	}
+	return false, false
+}
+
 // relay forwards backend responses to the client, one unit at a time, in order.
 func (s *session) relay() {
 	for {
@@ -44,15 +57,15 @@ func (s *session) idleListen() (*unit, bool) {
 		default:
 		}
 		be.conn.SetReadDeadline(time.Time{})
-		s.idleWait.Store(true)
+		s.idleConn.Store(be)
 		select {
 		case u, ok := <-s.queue:
-			s.idleWait.Store(false)
+			s.idleConn.Store(nil)
 			return u, ok
 		default:
 		}
 		_, err := be.rd.Peek1()
-		s.idleWait.Store(false)
+		s.idleConn.Store(nil)
 		be.conn.SetReadDeadline(time.Time{})
 		if err != nil {
 			var ne net.Error
@@ -157,7 +170,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 	replays, swallow := u.replays, u.swallow
 	hold := u.retryable
 	var held []byte
-	var failed, misrouted bool
+	var failed, misrouted, lagged bool
 	var tag string
 	for {
 		f, err := be.rd.Next()
@@ -188,15 +201,21 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 		switch typ {
 		case 'E':
 			failed = true
-			if hold && pgwire.ErrorCode(pgwire.Body(f)) == stateReadOnlyTx {
-				misrouted = true
-				continue // drain to ReadyForQuery, then resend on the primary
+			if hold {
+				if m, lag := resendable(pgwire.ErrorCode(pgwire.Body(f))); m || lag {
+					misrouted, lagged = m, lag
+					continue // drain to ReadyForQuery, then resend on the primary
+				}
 			}
 		case 'C':
 			tag = commandTag(f)
 		case 'Z':
-			if misrouted {
-				s.srv.metrics.misroutes.Add(1)
+			if misrouted || lagged {
+				if misrouted {
+					s.srv.metrics.misroutes.Add(1)
+				} else {
+					s.srv.metrics.retries.Add(1)
+				}
 				return true
 			}
 			if len(held) > 0 {
@@ -207,7 +226,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			s.finish(u, f[5], startTx, failed, tag)
 			return false
 		}
-		if misrouted {
+		if misrouted || lagged {
 			continue
 		}
 		if hold {
@@ -275,10 +294,16 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 			s.listen = nil
 		}
 	}
-	if u.class.ResetAll && u.class.Unpin != 0 { // DISCARD ALL
-		s.pins = 0
-		s.listen = nil
-		clear(s.stmts)
+	if u.class.ResetAll {
+		if u.class.Unpin != 0 { // DISCARD ALL
+			s.pins = 0
+			s.listen = nil
+			clear(s.stmts)
+		}
+		// PostgreSQL resets to the values of the startup packet; baton sent those as SETs.
+		if s.startup != "" {
+			s.history = append(s.history, histEntry{sql: s.startup})
+		}
 	}
 	if u.class.Pin&router.PinListen != 0 {
 		s.listen = u.be
@@ -293,8 +318,5 @@ func (s *session) appendHistory(be *backend, hs ...histEntry) {
 		}
 		s.history = append(s.history, h)
 	}
-	if be != nil && be.applied == len(s.history)-len(hs) {
-		be.applied = len(s.history)
-	}
-	be.applied = len(s.history)
+	be.applied = len(s.history) // be ran them itself
 }

@@ -373,7 +373,8 @@ func (s *Server) greet(sess *session, params map[string]string) error {
 		}
 	}
 	if len(sets) > 0 {
-		sess.history = append(sess.history, histEntry{sql: strings.Join(sets, ";")})
+		sess.startup = strings.Join(sets, ";")
+		sess.history = append(sess.history, histEntry{sql: sess.startup})
 	}
 	names := make([]string, 0, len(merged))
 	for k := range merged {
@@ -468,14 +469,6 @@ func (s *Server) sendCancel(be *backend) {
 }
 
 func (s *Server) classify(q string) router.Class { return s.classer.Classify(q) }
-
-func (s *Server) classifyParse(f []byte) router.Class {
-	_, q, err := pgwire.ParseMsg(pgwire.Body(f))
-	if err != nil {
-		return router.Class{Route: router.Primary, Reason: "bad-parse"}
-	}
-	return s.classer.Classify(q)
-}
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 

@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +31,7 @@ type histEntry struct {
 type stmt struct {
 	gen   uint64
 	parse []byte // the client's Parse frame, to re-prepare on another node
+	query string
 	class router.Class
 }
 
@@ -82,7 +80,9 @@ type session struct {
 	last      *unit
 	queue     chan *unit
 	relayDone chan struct{}
-	idleWait  atomic.Bool // the relay is blocked reading the LISTEN connection while idle
+	idleConn  atomic.Pointer[backend] // the LISTEN connection the idle relay is blocked reading
+	startup   string                  // SETs for the client's startup parameters ("" if none)
+	deadline  bool                    // a read deadline may be set on the client socket
 	active    atomic.Pointer[backend]
 	keyID     uint64
 	closing   atomic.Bool
@@ -111,8 +111,8 @@ func (s *session) push(u *unit) {
 		s.active.Store(u.be)
 	}
 	s.queue <- u
-	if s.idleWait.Load() && s.listen != nil && u.be != s.listen {
-		s.listen.conn.SetReadDeadline(time.Now()) // wake the relay's idle read
+	if c := s.idleConn.Load(); c != nil && u.be != c {
+		c.conn.SetReadDeadline(time.Now()) // wake the relay's idle read
 	}
 }
 
@@ -150,6 +150,7 @@ func (s *session) run() {
 		f, err := s.crd.Next()
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() && !s.closing.Load() {
+				s.deadline = true
 				if s.srv.draining.Load() {
 					continue
 				}
@@ -187,8 +188,10 @@ func (s *session) setReadDeadline() {
 	}
 	if d > 0 {
 		s.client.SetReadDeadline(time.Now().Add(d))
-	} else {
+		s.deadline = true
+	} else if s.deadline {
 		s.client.SetReadDeadline(time.Time{})
+		s.deadline = false
 	}
 }
 
@@ -223,7 +226,12 @@ func (s *session) handle(f []byte) bool {
 			s.fatal("08P01", err.Error())
 			return false
 		}
-		return s.dispatch(append([]byte(nil), f...), s.srv.classify(q), false, q)
+		cls := s.srv.classify(q)
+		state := ""
+		if cls.SessionState {
+			state = q
+		}
+		return s.dispatch(append([]byte(nil), f...), cls, false, state)
 	case 'P', 'B', 'D', 'E', 'C':
 		s.group = append(s.group, f...)
 		if len(s.group) > maxGroupBytes {
@@ -313,6 +321,9 @@ func (s *session) cleanup() {
 	}
 	if s.queue != nil {
 		close(s.queue)
+		if c := s.idleConn.Load(); c != nil {
+			c.conn.SetReadDeadline(time.Now())
+		}
 		<-s.relayDone
 	}
 	for np, be := range s.conns {
@@ -356,9 +367,3 @@ func (s *session) drop(be *backend) {
 	}
 	be.node.release(be, false)
 }
-
-var errClientGone = errors.New("client gone")
-
-var _ = io.EOF
-var _ = os.Getpid
-var _ sync.Mutex
