@@ -87,10 +87,10 @@ func cmdDemo(args []string) error {
 	fmt.Printf(`
 baton is ready.
 
-  through baton:  psql '%s'
-  primary:        %s
-  replicas:       %s
-                  %s
+  through baton:  psql '%[1]s'
+  primary:        %[2]s
+  replicas:       %[3]s
+                  %[4]s
 
 Try:
   psql '%[1]s' -c 'SELECT inet_server_port(), pg_is_in_recovery()'        # a read: a replica answers
@@ -98,7 +98,7 @@ Try:
   psql '%[1]s' -c 'BEGIN; SELECT inet_server_port(); COMMIT'             # a transaction: the primary
   psql '%[1]s' -c '/* baton:primary */ SELECT inet_server_port()'        # a routing hint
 
-Data: %s   Press Ctrl-C to stop everything.
+Data: %[5]s   Press Ctrl-C to stop everything.
 `, proxyURL, pg.Primary.SuperURL(), rd.Postgres.Replicas[0], rd.Postgres.Replicas[1], filepath.Clean(pg.BaseDir))
 	<-ctx.Done()
 	fmt.Println("\nbaton demo: stopping …")
