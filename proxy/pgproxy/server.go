@@ -209,6 +209,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// prefixConn replays bytes already read from the socket before reading more.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
 // oneByteReader hands pgproto3.Backend one byte per Read so that it never reads past the
 // message it asked for: after authentication the session's own reader takes over the stream.
 type oneByteReader struct{ r *bufio.Reader }
@@ -232,6 +247,30 @@ func (s *Server) serveConn(c net.Conn) {
 	var conn net.Conn = c
 	var tlsState *tls.ConnectionState
 	var params map[string]string
+	// PostgreSQL 17 clients may start TLS at once (sslnegotiation=direct): a TLS record's first
+	// byte is 0x16, which no startup packet length begins with.
+	var first [1]byte
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		c.Close()
+		return
+	}
+	if first[0] == 0x16 {
+		if s.tlsConf == nil {
+			c.Close()
+			return
+		}
+		conf := s.tlsConf.Clone()
+		conf.NextProtos = []string{"postgresql"}
+		tc := tls.Server(&prefixConn{Conn: c, prefix: first[:]}, conf)
+		if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "postgresql" {
+			c.Close()
+			return
+		}
+		st := tc.ConnectionState()
+		conn, tlsState = tc, &st
+	} else {
+		conn = &prefixConn{Conn: c, prefix: first[:]}
+	}
 	for params == nil {
 		code, pkt, err := pgwire.ReadStartupPacket(conn)
 		if err != nil {
