@@ -196,7 +196,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, ss := range s.sessions {
 			ss.closing.Store(true)
 			ss.client.Close()
-			for _, be := range ss.conns {
+			if be := ss.active.Load(); be != nil {
 				be.conn.Close()
 			}
 		}

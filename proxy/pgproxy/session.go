@@ -311,12 +311,11 @@ func (s *session) cleanup() {
 	s.closing.Store(true)
 	clean := !s.outstanding() && s.openUnit == nil
 	if !clean {
-		// The client left mid-statement: cancel what runs and drop the connections.
+		// The client left mid-statement: cancel what runs and drop its connection, which ends
+		// the relay's read. Only the relay touches s.conns until it has exited.
 		if be := s.active.Load(); be != nil {
 			s.srv.sendCancel(be)
-		}
-		for _, be := range s.conns {
-			be.close()
+			be.conn.Close()
 		}
 	}
 	if s.queue != nil {
