@@ -8,6 +8,8 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 )
 
@@ -52,5 +54,12 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "baton:", err)
 		os.Exit(1)
+	}
+}
+
+func init() {
+	// BATON_PPROF=127.0.0.1:6060 serves net/http/pprof for profiling (loopback only by intent).
+	if addr := os.Getenv("BATON_PPROF"); addr != "" {
+		go func() { fmt.Fprintln(os.Stderr, "pprof:", http.ListenAndServe(addr, nil)) }()
 	}
 }
