@@ -3,6 +3,7 @@ package pgproxy
 import (
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
@@ -23,7 +24,7 @@ func (s *session) dispatchGroup(openEnded bool) bool {
 	if openEnded && len(frames) > maxGroupBytes {
 		cls.Route, cls.Reason = router.Primary, "large-group"
 	}
-	return s.dispatch(frames, cls, openEnded, state)
+	return s.dispatch(frames, cls, openEnded, state, "")
 }
 
 // classifyGroup combines the classes of every statement a group parses or uses. state is the
@@ -75,6 +76,10 @@ func (s *session) classifyGroup(frames []byte) (out router.Class, state string, 
 		}
 		if ok {
 			any = true
+			if f[0] != 'B' {
+				// Parsing or describing runs nothing: only where it may run counts.
+				c = router.Class{Route: c.Route, Reason: c.Reason}
+			}
 			out = combine(out, c)
 		}
 	}
@@ -118,7 +123,8 @@ func be32(b []byte) uint32 {
 
 // dispatch routes one unit and sends it. state is the session-state text the unit runs, to
 // record for replay when it succeeds ("" for none).
-func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, state string) bool {
+// dealloc names a protocol-level prepared statement that an SQL DEALLOCATE in the unit drops.
+func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, state, dealloc string) bool {
 	s.wait() // routing needs the exact transaction state
 	if s.closing.Load() {
 		return false
@@ -136,7 +142,7 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		s.failUnit(openEnded, "57P03", err.Error())
 		return true
 	}
-	u := &unit{be: be, frames: frames, class: cls, openEnded: openEnded}
+	u := &unit{be: be, frames: frames, class: cls, openEnded: openEnded, dealloc: dealloc}
 	u.retryable = route == router.Replica && s.txStatusNow() == 'I' && cls.Tx == router.TxNone && !openEnded && !cls.CopyIn
 	if state != "" && cls.SessionState && !cls.Multi {
 		u.hist = &histEntry{sql: state, discard: cls.ResetAll && cls.Unpin != 0}
@@ -257,6 +263,14 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			s.replica = be
 		}
 	}
+	if u.dealloc != "" {
+		// SQL DEALLOCATE of a statement the client prepared with Parse: it must exist here.
+		if st := s.stmts[u.dealloc]; st != nil {
+			out = s.ensurePrepared(out, u, be, u.dealloc, st)
+			delete(s.stmts, u.dealloc)
+			delete(be.stmts, u.dealloc)
+		}
+	}
 	// Walk the client's frames: re-prepare statements this connection lacks; track Parse/Close.
 	frames := u.frames
 	for off := 0; off < len(frames); {
@@ -283,18 +297,8 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			} else {
 				continue
 			}
-			st := s.stmts[name]
-			if st == nil {
-				continue
-			}
-			if gen, had := be.stmts[name]; !had || gen != st.gen {
-				if had && name != "" {
-					out = pgwire.AppendCloseStmt(out, name)
-					u.swallow++
-				}
-				out = append(out, st.parse...)
-				u.swallow++
-				be.stmts[name] = st.gen
+			if st := s.stmts[name]; st != nil {
+				out = s.ensurePrepared(out, u, be, name, st)
 			}
 		case 'C':
 			if kind, name, _ := pgwire.DescribeMsg('C', pgwire.Body(f)); kind == 'S' {
@@ -305,3 +309,35 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	}
 	return append(out, frames...)
 }
+
+// ensurePrepared appends what makes be hold the session's current version of statement name:
+// nothing, a Parse, or a Close of a stale version and a Parse. The responses are swallowed.
+func (s *session) ensurePrepared(out []byte, u *unit, be *backend, name string, st *stmt) []byte {
+	gen, had := be.stmts[name]
+	if had && gen == st.gen {
+		return out
+	}
+	if had && name != "" {
+		out = pgwire.AppendCloseStmt(out, name)
+		u.swallow++
+	}
+	out = append(out, st.parse...)
+	u.swallow++
+	be.stmts[name] = st.gen
+	return out
+}
+
+// deallocName returns the statement an SQL "DEALLOCATE [PREPARE] name" drops ("" for ALL or
+// anything else).
+func deallocName(q string) string {
+	m := deallocRe.FindStringSubmatch(q)
+	if m == nil || strings.EqualFold(m[1], "all") {
+		return ""
+	}
+	if n := m[1]; strings.HasPrefix(n, `"`) {
+		return strings.ReplaceAll(n[1:len(n)-1], `""`, `"`)
+	}
+	return strings.ToLower(m[1])
+}
+
+var deallocRe = regexp.MustCompile(`(?is)^\s*DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$`)

@@ -294,6 +294,9 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 			s.listen = nil
 		}
 	}
+	if u.class.Unpin&router.PinPrepare != 0 { // DEALLOCATE ALL drops Parse'd statements too
+		clear(s.stmts)
+	}
 	if u.class.ResetAll {
 		if u.class.Unpin != 0 { // DISCARD ALL
 			s.pins = 0

@@ -27,3 +27,19 @@ func TestQuoting(t *testing.T) {
 		t.Errorf("quoteIdent: %s", got)
 	}
 }
+
+func TestDeallocName(t *testing.T) {
+	for q, want := range map[string]string{
+		"DEALLOCATE s1":              "s1",
+		"  deallocate prepare S1 ; ": "s1",
+		`DEALLOCATE "Mixed""Q"`:      `Mixed"Q`,
+		"DEALLOCATE ALL":             "",
+		"DEALLOCATE PREPARE all":     "",
+		"DEALLOCATE s1; SELECT 1":    "",
+		"SELECT 'DEALLOCATE s1'":     "",
+	} {
+		if got := deallocName(q); got != want {
+			t.Errorf("deallocName(%q) = %q, want %q", q, got, want)
+		}
+	}
+}

@@ -44,6 +44,7 @@ type unit struct {
 	openEnded bool // sent before its Sync (Flush, or too large): stream, never hold
 	synthetic []byte
 	hist      *histEntry // session state to record when the unit succeeds
+	dealloc   string     // protocol-level statement an SQL DEALLOCATE drops
 	replays   int        // replay Queries in front of the unit (each ends in ReadyForQuery)
 	swallow   int        // injected ParseComplete/CloseComplete responses to drop
 	done      chan struct{}
@@ -227,11 +228,14 @@ func (s *session) handle(f []byte) bool {
 			return false
 		}
 		cls := s.srv.classify(q)
-		state := ""
+		state, dealloc := "", ""
 		if cls.SessionState {
 			state = q
 		}
-		return s.dispatch(append([]byte(nil), f...), cls, false, state)
+		if cls.Reason == "deallocate" {
+			dealloc = deallocName(q)
+		}
+		return s.dispatch(append([]byte(nil), f...), cls, false, state, dealloc)
 	case 'P', 'B', 'D', 'E', 'C':
 		s.group = append(s.group, f...)
 		if len(s.group) > maxGroupBytes {
@@ -251,7 +255,7 @@ func (s *session) handle(f []byte) bool {
 		}
 		return true
 	case 'F':
-		return s.dispatch(append([]byte(nil), f...), router.Class{Route: router.Primary, Reason: "function-call"}, false, "")
+		return s.dispatch(append([]byte(nil), f...), router.Class{Route: router.Primary, Reason: "function-call"}, false, "", "")
 	case 'X':
 		return false
 	default:

@@ -105,13 +105,15 @@ func where(t testing.TB, q interface {
 	return port, replica
 }
 
-// waitReplicated blocks until every replica has replayed the primary's current WAL position.
+// waitReplicated blocks until every replica has replayed everything the primary has written so
+// far. The insert position is used, not the write position: with synchronous_commit = off (the
+// harness's fast mode) a commit returns before its WAL is written.
 func waitReplicated(t testing.TB) {
 	t.Helper()
 	ctx := ctxT(t)
 	p := direct(t, pg.Primary)
 	var lsn string
-	if err := p.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+	if err := p.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range pg.Replicas {
