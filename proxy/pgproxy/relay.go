@@ -135,9 +135,7 @@ func (s *session) process(u *unit) {
 		u.class.Route = router.Primary
 		out := s.prepare(u, be)
 		s.active.Store(be)
-		if _, err := be.w.Write(out); err != nil || be.w.Flush() != nil {
-			be.close()
-		}
+		s.send(be, out)
 	}
 }
 
