@@ -79,7 +79,7 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 	go func() { defer inst.wg.Done(); chk.Run(ctx) }()
 	go func() {
 		defer inst.wg.Done()
-		pgproxy.KeepCatalog(ctx, cl, live, chk.Changed, classifier, inst.log)
+		pgproxy.KeepCatalog(ctx, cl, live, chk.Changed, srv.DDL(), classifier, inst.log)
 	}()
 	go func() {
 		defer inst.wg.Done()

@@ -34,7 +34,7 @@
 // standard_conforming_strings is off ("string-escape").
 //
 // Known limits, all covered by the proxy's safety net (a replica's 25006 "read-only
-// transaction" error makes the proxy resend to the primary): a view or an operator may call a
+// transaction" error makes the proxy resend to the primary): a view, an operator or a cast may call a
 // volatile function; a user function may shadow a builtin name on the search_path; DO, CALL
 // and volatile functions may create session state (temp tables, LISTEN ...) that no pin
 // records.
@@ -45,8 +45,8 @@
 //
 // # Layers: fast path, parser, cache
 //
-// 1. A lexer (pglex.go) that knows PostgreSQL's comments (nested), strings (standard, E'',
-// U&'', dollar-quoted), quoted identifiers and operators splits the text into statements at
+// 1. A lexer (pglex.go) that knows PostgreSQL's comments (nested), strings (standard, E'..',
+// U&'..', dollar-quoted), quoted identifiers and operators splits the text into statements at
 // top-level semicolons, as psql does (also inside BEGIN ATOMIC bodies).
 //
 // 2. The fast path (pgfast.go) decides the common shapes from tokens alone: SELECTs whose

@@ -77,7 +77,7 @@ func fastStmt(cat Catalog, s stmt) (v verdict, ok bool) {
 	case "fetch", "move":
 		return primary("cursor"), true
 	case "execute":
-		return primary("execute"), true
+		return primary("execute"), !callsSpecial(s)
 	case "do":
 		return primary("do"), true
 	case "lock":
@@ -116,9 +116,10 @@ func fastRead(cat Catalog, s stmt) (verdict, bool) {
 			}
 			depth++
 		case tkRParen:
-			if depth > 0 {
-				depth--
+			if depth == 0 {
+				return verdict{}, false // unbalanced: PostgreSQL rejects it; the parser says so
 			}
+			depth--
 		case tkIdent:
 			if isRiskyReadWord(s.src, t) {
 				return verdict{}, false
@@ -129,6 +130,9 @@ func fastRead(cat Catalog, s stmt) (verdict, bool) {
 		case tkUIdent, tkOther, tkSemi:
 			return verdict{}, false
 		}
+	}
+	if depth != 0 {
+		return verdict{}, false
 	}
 	return replica("select"), true
 }
@@ -180,9 +184,8 @@ func isSyntaxParen(s stmt, j int, name string) bool {
 	if _, ok := syntaxParen[name]; ok {
 		return true
 	}
-	switch {
-	case s.is(j-1, "as"), s.is(j-1, "tablesample"): // alias column list, type modifier, method
-		return true
+	if s.is(j-1, "as") || s.is(j-1, "tablesample") || s.kind(j-1) == tkCast {
+		return true // alias column list, type modifier, sampling method
 	}
 	switch name {
 	case "over", "filter", "repeatable":
@@ -213,8 +216,8 @@ func callsSpecial(s stmt) bool {
 		if s.toks[i].kind != tkLParen {
 			continue
 		}
-		if name, ok := identName(s.src, s.toks[i-1]); ok {
-			if k := specialFuncs[name]; k >= fnAdvLock {
+		if t := s.toks[i-1]; t.end-t.pos >= len("set_config") && (t.kind == tkIdent || t.kind == tkQIdent) {
+			if name, ok := identName(s.src, t); ok && specialFuncs[name] >= fnAdvLock {
 				return true
 			}
 		}

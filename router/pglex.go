@@ -213,7 +213,7 @@ func lexDollar(src string, i int) (kind tokKind, end int, ok bool) {
 // and radix prefixes. Trailing letters start a new token, as in PostgreSQL before 15.
 func lexNumber(src string, i int) int {
 	n := len(src)
-	if src[i] == '0' && i+2 < n && strings.IndexByte("xXoObB", src[i+1]) >= 0 && isHexDigit(src[i+2]) {
+	if src[i] == '0' && i+2 < n && isRadix(src[i+1]) && isHexDigit(src[i+2]) {
 		i += 2
 		for i < n && (isHexDigit(src[i]) || src[i] == '_') {
 			i++
@@ -242,6 +242,11 @@ func lexNumber(src string, i int) int {
 		}
 	}
 	return i
+}
+
+func isRadix(c byte) bool {
+	c |= 0x20
+	return c == 'x' || c == 'o' || c == 'b'
 }
 
 // lexOperator scans a run of operator characters, stopping before a comment start.
@@ -285,11 +290,33 @@ func skipBlockComment(src string, i int) (end int, ok bool) {
 	return n, false
 }
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
-}
-func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
+// Character classes, one table lookup per byte.
+const (
+	ccSpace uint8 = 1 << iota
+	ccDigit
+	ccIdentStart // A-Z a-z _ and every byte >= 0x80 (PostgreSQL treats them as letters)
+	ccOp         // + - * / < > = ~ ! @ # % ^ & | ` ?
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			t[c] = ccSpace
+		case c >= '0' && c <= '9':
+			t[c] = ccDigit
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80:
+			t[c] = ccIdentStart
+		case strings.IndexByte("+-*/<>=~!@#%^&|`?", byte(c)) >= 0:
+			t[c] = ccOp
+		}
+	}
+	return t
+}()
+
+func isSpace(c byte) bool      { return charClass[c]&ccSpace != 0 }
+func isDigit(c byte) bool      { return charClass[c]&ccDigit != 0 }
 func isHexDigit(c byte) bool   { return isDigit(c) || (c|0x20) >= 'a' && (c|0x20) <= 'f' }
-func isIdentStart(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' || c == '_' || c >= 0x80 }
-func isIdentCont(c byte) bool  { return isIdentStart(c) || isDigit(c) || c == '$' }
-func isOpChar(c byte) bool     { return strings.IndexByte("+-*/<>=~!@#%^&|`?", c) >= 0 }
+func isIdentStart(c byte) bool { return charClass[c]&ccIdentStart != 0 }
+func isIdentCont(c byte) bool  { return charClass[c]&(ccIdentStart|ccDigit) != 0 || c == '$' }
+func isOpChar(c byte) bool     { return charClass[c]&ccOp != 0 }

@@ -133,25 +133,64 @@ func isTempRel(rv *pg_query.RangeVar) bool {
 	return rv != nil && (rv.GetRelpersistence() == "t" || isTempSchema(rv.GetSchemaname()))
 }
 
-// chainOps counts the tokens that deepen an expression or set-operation tree.
-func chainOps(s stmt) int {
-	n := 0
+// nestingEstimate bounds the depth of the parse tree of s from its tokens: parentheses and
+// brackets nest; within one level, every operator-like token may deepen a left-deep chain
+// (1+1+1..., a IS NULL IS NULL..., UNION chains), while ',' AND OR separate siblings (PostgreSQL
+// flattens AND / OR lists).
+func nestingEstimate(s stmt) int {
+	var stack [64]int // chain lengths of the enclosing levels (deeper levels are summed)
+	depth, outer, cur, est := 0, 0, 0, 0
 	for i, t := range s.toks {
 		switch t.kind {
-		case tkOp, tkCast, tkLBracket:
-			n++
+		case tkLParen, tkLBracket:
+			if depth < len(stack) {
+				stack[depth] = cur
+			}
+			outer += cur
+			depth++
+			cur = 0
+		case tkRParen, tkRBracket:
+			if depth > 0 {
+				depth--
+				prev := 0
+				if depth < len(stack) {
+					prev = stack[depth]
+				}
+				outer -= prev
+				cur = prev
+			}
+		case tkComma, tkSemi:
+			cur = 0
+		case tkOp, tkCast:
+			cur++
 		case tkIdent:
-			if s.is(i, "not") || s.is(i, "union") || s.is(i, "intersect") || s.is(i, "except") {
-				n++
+			switch {
+			case s.is(i, "and"), s.is(i, "or"):
+				cur = 0
+			case isChainWord(s, i):
+				cur++
 			}
 		}
+		est = max(est, depth+outer+cur)
 	}
-	return n
+	return est
+}
+
+// isChainWord: keywords that build a node around the expression before them.
+func isChainWord(s stmt, i int) bool {
+	for _, w := range [...]string{"not", "is", "isnull", "notnull", "collate", "at", "between", "like",
+		"ilike", "similar", "in", "union", "intersect", "except", "case", "overlaps", "select"} {
+		if s.is(i, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // lexicalEffects guesses, from tokens alone, the pins and session state of a statement the
 // parser could not read, erring towards pinning.
 func lexicalEffects(s stmt, v *verdict) {
+	declare := s.is(0, "declare")
 	for i, t := range s.toks {
 		if t.kind != tkIdent && t.kind != tkQIdent {
 			continue
@@ -167,7 +206,7 @@ func lexicalEffects(s stmt, v *verdict) {
 			v.SessionState = true
 		case name == "temp" || name == "temporary" || isTempSchema(name):
 			v.Pin |= PinTempTable
-		case name == "hold" && s.has("declare"):
+		case name == "hold" && declare:
 			v.Pin |= PinHoldCursor
 		case i == 0 && (name == "set" || name == "reset"):
 			v.SessionState = true

@@ -9,17 +9,19 @@ import (
 // The parser path: PostgreSQL's own grammar (pg_query_go, PostgreSQL 17) for what the fast path
 // could not decide.
 
-// maxParseOps bounds the operator chains handed to the parser: libpg_query serialises the tree
-// recursively on the C stack and crashes the process on chains of some 50 000 operators
-// (measured: 20 000 still parse with an 8 MiB stack). Longer texts route to the primary.
-const maxParseOps = 2000
+// maxParseDepth bounds the tree depth (see nestingEstimate) of texts handed to the parser:
+// libpg_query builds and serialises the tree recursively on the C stack, and deep trees crash
+// the process (measured with a 2 MiB stack: 5 000 levels of "IS NULL" or 2 700 nested
+// sub-selects; with 8 MiB about four times that). The limit keeps 1 MiB stacks safe (tested).
+// Deeper texts route to the primary.
+const maxParseDepth = 500
 
 // cursorOptHold is CURSOR_OPT_HOLD from parsenodes.h: DECLARE ... WITH HOLD.
 const cursorOptHold = 0x0020
 
 // parseStmt classifies one statement (as split by the lexer) with the parser.
 func parseStmt(cat Catalog, s stmt) verdict {
-	if chainOps(s) > maxParseOps {
+	if nestingEstimate(s) > maxParseDepth {
 		v := primary("too-complex")
 		lexicalEffects(s, &v)
 		return v

@@ -11,6 +11,7 @@ const (
 	Replica
 )
 
+// String returns "primary" or "replica".
 func (r Route) String() string {
 	if r == Replica {
 		return "replica"
@@ -23,10 +24,10 @@ func (r Route) String() string {
 type TxEffect uint8
 
 const (
-	TxNone          TxEffect = iota
-	TxBegin                  // BEGIN / START TRANSACTION (read-write or unspecified)
-	TxBeginReadOnly          // BEGIN READ ONLY / START TRANSACTION READ ONLY (no READ WRITE later in the list)
-	TxEnd                    // COMMIT / ROLLBACK / END / ABORT / PREPARE TRANSACTION ...
+	TxNone          TxEffect = iota // no transaction control (also SAVEPOINT / RELEASE / ROLLBACK TO)
+	TxBegin                         // BEGIN / START TRANSACTION (read-write or unspecified)
+	TxBeginReadOnly                 // BEGIN READ ONLY / START TRANSACTION READ ONLY (no READ WRITE later in the list)
+	TxEnd                           // COMMIT / ROLLBACK / END / ABORT / PREPARE TRANSACTION ...
 )
 
 // Pin bits: session state that lives only on the node where it was created. After a statement

@@ -19,18 +19,25 @@ type CatalogSetter interface {
 // primary changes, a new connection is needed, or every 10 minutes (new functions). Until the
 // first load the classifier uses its built-in knowledge only and sends unknown functions to the
 // primary.
-func KeepCatalog(ctx context.Context, cl *topology.Cluster, live *topology.Live, changed func() <-chan struct{}, c CatalogSetter, log *slog.Logger) {
+//
+// ddl receives a value after a client's DDL statement succeeded (a new function may exist).
+func KeepCatalog(ctx context.Context, cl *topology.Cluster, live *topology.Live, changed func() <-chan struct{}, ddl <-chan struct{}, c CatalogSetter, log *slog.Logger) {
 	var loadedFrom string
 	var loadedAt time.Time
+	var last *router.PGCatalog
+	stale := false
 	for {
 		ch := changed()
-		if p := live.Load().PrimaryNode(); p != nil && (p.Name != loadedFrom || time.Since(loadedAt) > 10*time.Minute) {
+		if p := live.Load().PrimaryNode(); p != nil && (stale || p.Name != loadedFrom || time.Since(loadedAt) > 10*time.Minute) {
 			cat, n, err := loadCatalog(ctx, cl, p.Address)
 			if err != nil {
 				log.Warn("loading function catalog", "cluster", cl.Name, "node", p.Name, "error", err)
 			} else {
-				c.SetCatalog(cat)
-				loadedFrom, loadedAt = p.Name, time.Now()
+				if last == nil || !last.Equal(cat) {
+					c.SetCatalog(cat) // clears the classification cache: only when it changed
+					last = cat
+				}
+				loadedFrom, loadedAt, stale = p.Name, time.Now(), false
 				log.Debug("function catalog loaded", "cluster", cl.Name, "node", p.Name, "functions", n)
 			}
 		}
@@ -38,11 +45,13 @@ func KeepCatalog(ctx context.Context, cl *topology.Cluster, live *topology.Live,
 		case <-ctx.Done():
 			return
 		case <-ch:
+		case <-ddl:
+			stale = true
 		}
 	}
 }
 
-func loadCatalog(ctx context.Context, cl *topology.Cluster, addr string) (router.Catalog, int, error) {
+func loadCatalog(ctx context.Context, cl *topology.Cluster, addr string) (*router.PGCatalog, int, error) {
 	u := cl.MonitorCredentials()
 	db := cl.Database
 	if db == "" {

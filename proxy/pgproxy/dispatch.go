@@ -133,10 +133,25 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	if cls.Pin != 0 {
 		s.pins |= cls.Pin // fail closed: pin before we know it worked
 	}
-	np, route, err := s.pick(cls)
 	var be *backend
-	if err == nil {
-		be, err = s.acquire(np)
+	var route router.Route
+	var err error
+	var avoid map[*nodePool]bool
+	for {
+		var np *nodePool
+		np, route, err = s.pick(cls, avoid)
+		if err == nil {
+			be, err = s.acquire(np)
+		}
+		if err == nil || route != router.Replica {
+			break
+		}
+		// A replica the health checker has not yet seen die: read elsewhere.
+		if avoid == nil {
+			avoid = map[*nodePool]bool{}
+		}
+		avoid[np] = true
+		s.srv.metrics.retries.Add(1)
 	}
 	if err != nil {
 		s.srv.metrics.errors.Add(1)
@@ -222,7 +237,8 @@ func (s *session) failUnit(openEnded bool, code, msg string) {
 }
 
 // pick chooses the node for a unit.
-func (s *session) pick(cls router.Class) (*nodePool, router.Route, error) {
+// avoid lists replicas that just failed to connect.
+func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, router.Route, error) {
 	if s.txStatusNow() != 'I' && s.txConn != nil {
 		if s.txConn.broken {
 			return nil, 0, fmt.Errorf("the connection holding this transaction was lost")
@@ -241,10 +257,10 @@ func (s *session) pick(cls router.Class) (*nodePool, router.Route, error) {
 		wantReplica = true && s.pins == 0
 	}
 	if wantReplica && snap != nil && len(snap.Readable) > 0 {
-		if s.replica != nil && !s.replica.broken && readable(snap, s.replica.node.name) {
+		if s.replica != nil && !s.replica.broken && !avoid[s.replica.node] && readable(snap, s.replica.node.name) {
 			return s.replica.node, router.Replica, nil
 		}
-		if np := s.srv.pickReplica(snap); np != nil {
+		if np := s.srv.pickReplica(snap, avoid); np != nil {
 			return np, router.Replica, nil
 		}
 	}
@@ -265,16 +281,21 @@ func readable(snap *topology.Snapshot, name string) bool {
 }
 
 // pickReplica chooses a readable replica by weight.
-func (srv *Server) pickReplica(snap *topology.Snapshot) *nodePool {
+func (srv *Server) pickReplica(snap *topology.Snapshot, avoid map[*nodePool]bool) *nodePool {
 	total := 0
 	for _, i := range snap.Readable {
-		total += snap.Nodes[i].Weight
+		if !avoid[srv.nodes[snap.Nodes[i].Name]] {
+			total += snap.Nodes[i].Weight
+		}
 	}
 	if total <= 0 {
 		return nil
 	}
 	r := rand.IntN(total)
 	for _, i := range snap.Readable {
+		if avoid[srv.nodes[snap.Nodes[i].Name]] {
+			continue
+		}
 		r -= snap.Nodes[i].Weight
 		if r < 0 {
 			return srv.nodes[snap.Nodes[i].Name]

@@ -3,6 +3,7 @@ package pgproxy
 import (
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
@@ -13,6 +14,11 @@ import (
 const (
 	stateReadOnlyTx = "25006" // read_only_sql_transaction: a write reached a replica
 )
+
+// connectionLost: SQLSTATEs a server sends just before it closes the connection.
+func connectionLost(code string) bool {
+	return code == "57P01" || code == "57P02" || code == "57P03" || code == "57P05" || strings.HasPrefix(code, "08")
+}
 
 // resendable reports whether a replica's error, held back from the client, means the unit should
 // run on the primary instead: the replica refused a write (a misroute), or its catalog lags the
@@ -173,14 +179,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 	for {
 		f, err := be.rd.Next()
 		if err != nil {
-			lost := be.node.name
-			s.drop(be)
-			if hold && !s.closing.Load() {
-				s.srv.metrics.retries.Add(1)
-				return true
-			}
-			s.backendLost(lost)
-			return false
+			return s.lose(be, hold)
 		}
 		typ := f[0]
 		if replays > 0 {
@@ -199,8 +198,14 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 		switch typ {
 		case 'E':
 			failed = true
+			code := pgwire.ErrorCode(pgwire.Body(f))
+			if connectionLost(code) {
+				// The server is going away (shutdown, crash, terminated backend): no
+				// ReadyForQuery will follow.
+				return s.lose(be, hold)
+			}
 			if hold {
-				if m, lag := resendable(pgwire.ErrorCode(pgwire.Body(f))); m || lag {
+				if m, lag := resendable(code); m || lag {
 					misrouted, lagged = m, lag
 					continue // drain to ReadyForQuery, then resend on the primary
 				}
@@ -243,6 +248,19 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 	}
 }
 
+// lose drops a connection that failed mid-unit. It returns true (resend the unit elsewhere)
+// when nothing of the unit reached the client yet; otherwise it tells the client.
+func (s *session) lose(be *backend, held bool) bool {
+	lost := be.node.name
+	s.drop(be)
+	if held && !s.closing.Load() {
+		s.srv.metrics.retries.Add(1)
+		return true
+	}
+	s.backendLost(lost)
+	return false
+}
+
 // backendLost tells the client that the node serving its statement went away.
 func (s *session) backendLost(node string) {
 	if s.txStatusNow() != 'I' {
@@ -278,6 +296,12 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 	}
 	if failed {
 		return
+	}
+	if u.class.Reason == "ddl" {
+		select {
+		case s.srv.ddl <- struct{}{}:
+		default:
+		}
 	}
 	if u.hist != nil {
 		if status == 'I' && startTx == 'I' {

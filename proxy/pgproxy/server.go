@@ -77,13 +77,17 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session // by cancel key
 	stop     chan struct{}
+	ddl      chan struct{} // signalled after successful DDL: reload the function catalog
 }
+
+// DDL returns a channel that receives after a client's DDL statement succeeded.
+func (s *Server) DDL() <-chan struct{} { return s.ddl }
 
 // NewServer builds a server for cl. live supplies the topology; c classifies statements.
 func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf *tls.Config, log *slog.Logger) *Server {
 	s := &Server{cl: cl, live: live, classer: c, log: log, tlsConf: tlsConf,
 		nodes: map[string]*nodePool{}, creds: map[string]*pgwire.Credential{},
-		sessions: map[uint64]*session{}, stop: make(chan struct{})}
+		sessions: map[uint64]*session{}, stop: make(chan struct{}), ddl: make(chan struct{}, 1)}
 	for _, n := range cl.Nodes {
 		s.nodes[n.Name] = newNodePool(n, &cl.Pool)
 	}
