@@ -339,8 +339,8 @@ func (s *Server) serveConn(c net.Conn) {
 		conn.Close()
 		return
 	}
-	br := bufio.NewReaderSize(conn, 8<<10)
-	bw := bufio.NewWriterSize(conn, 8<<10)
+	br := bufio.NewReaderSize(conn, 4<<10)
+	bw := &clientWriter{w: conn}
 	be := pgproto3.NewBackend(oneByteReader{br}, conn)
 	userName := params["user"]
 	if err := pgwire.Authenticate(be, userName, s.creds[userName], tlsState); err != nil {

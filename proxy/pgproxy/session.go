@@ -1,7 +1,6 @@
 package pgproxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -59,7 +58,7 @@ type session struct {
 	log    *sessionLog
 	client net.Conn
 	crd    *pgwire.MsgReader
-	cw     *bufio.Writer
+	cw     *clientWriter
 	user   *topology.User
 	key    poolKey
 
