@@ -88,6 +88,7 @@ func waitReplay(ctx context.Context, primaryURL string, replicaURLs []string, ti
 type runResult struct {
 	TPS          float64 `json:"tps"`
 	AvgMs        float64 `json:"avg_ms"`
+	P50Ms        float64 `json:"p50_ms"`
 	P99Ms        float64 `json:"p99_ms"`
 	Transactions int     `json:"transactions"`
 	Failed       int     `json:"failed,omitempty"`
@@ -134,6 +135,7 @@ func runPgbench(ctx context.Context, w workload, port int, d time.Duration, scra
 		sum += v
 	}
 	r.AvgMs = float64(sum) / float64(len(lat)) / 1000
+	r.P50Ms = float64(percentile(lat, 0.50)) / 1000
 	r.P99Ms = float64(percentile(lat, 0.99)) / 1000
 	return r
 }

@@ -51,7 +51,7 @@ func (w *workloadReport) fillRatios() {
 // printWorkload writes one workload's table.
 func printWorkload(out io.Writer, w *workloadReport, duration time.Duration) {
 	fmt.Fprintf(out, "\n== %s (pgbench %v, %v) ==\n", w.Name, w.Args, duration)
-	t := [][]string{{"target", "tps", "ratio to direct", "avg ms", "p99 ms", ""}}
+	t := [][]string{{"target", "tps", "ratio to direct", "avg ms", "p50 ms", "p99 ms", ""}}
 	for _, r := range w.Rows {
 		if r.Error != "" {
 			t = append(t, []string{r.Target, r.Error})
@@ -66,7 +66,7 @@ func printWorkload(out io.Writer, w *workloadReport, duration time.Duration) {
 			failed = fmt.Sprintf("(%d failed)", r.Failed)
 		}
 		t = append(t, []string{r.Target, fmt.Sprintf("%.0f", r.TPS), ratio,
-			fmt.Sprintf("%.3f", r.AvgMs), fmt.Sprintf("%.3f", r.P99Ms), failed})
+			fmt.Sprintf("%.3f", r.AvgMs), fmt.Sprintf("%.3f", r.P50Ms), fmt.Sprintf("%.3f", r.P99Ms), failed})
 	}
 	printTable(out, t)
 }
