@@ -5,7 +5,7 @@ PKGS      := ./...
 TEST_TIMEOUT ?= 25m
 FUZZTIME  ?= 5m
 
-.PHONY: all build test unit integration demo bench lint fuzz chaos deps clean
+.PHONY: all build test unit integration demo bench lint fuzz deps clean
 
 all: build
 

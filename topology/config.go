@@ -126,6 +126,12 @@ type Limits struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// StatementCacheSize bounds the classifier's cache of statement texts. Default 10000.
 	StatementCacheSize int `yaml:"statement_cache_size"`
+	// MaxPipelineBytes: extended-protocol messages buffered before their Sync to choose a node;
+	// beyond it the group is sent to the primary as it arrives. Default 1MiB.
+	MaxPipelineBytes ByteSize `yaml:"max_pipeline_bytes"`
+	// MaxSessionState caps the SET/RESET statements a session keeps to replay on other nodes;
+	// beyond it the session stays on the primary. Default 1000.
+	MaxSessionState int `yaml:"max_session_state"`
 }
 
 // TLS configures TLS termination for clients. Both files set ⇒ TLS offered.
@@ -201,17 +207,19 @@ func (b *ByteSize) UnmarshalText(t []byte) error {
 
 // Defaults applied by Load.
 const (
-	DefaultMaxClients      = 10000
-	DefaultMaxMessageSize  = 64 << 20
-	DefaultStartupTimeout  = 10 * time.Second
-	DefaultShutdownTimeout = 30 * time.Second
-	DefaultMaxPerNode      = 100
-	DefaultAcquireTimeout  = 10 * time.Second
-	DefaultConnectTimeout  = 5 * time.Second
-	DefaultIdleTimeout     = 5 * time.Minute
-	DefaultProbeInterval   = time.Second
-	DefaultProbeTimeout    = 2 * time.Second
-	DefaultStmtCacheSize   = 10000
+	DefaultMaxClients       = 10000
+	DefaultMaxMessageSize   = 64 << 20
+	DefaultStartupTimeout   = 10 * time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+	DefaultMaxPerNode       = 100
+	DefaultAcquireTimeout   = 10 * time.Second
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultProbeInterval    = time.Second
+	DefaultProbeTimeout     = 2 * time.Second
+	DefaultStmtCacheSize    = 10000
+	DefaultMaxPipelineBytes = 1 << 20
+	DefaultMaxSessionState  = 1000
 )
 
 func (c *Cluster) applyDefaults() {
@@ -255,6 +263,12 @@ func (c *Cluster) applyDefaults() {
 	}
 	if l.StatementCacheSize == 0 {
 		l.StatementCacheSize = DefaultStmtCacheSize
+	}
+	if l.MaxPipelineBytes == 0 {
+		l.MaxPipelineBytes = DefaultMaxPipelineBytes
+	}
+	if l.MaxSessionState == 0 {
+		l.MaxSessionState = DefaultMaxSessionState
 	}
 	for _, u := range c.Users {
 		if u.Auth == "" {

@@ -22,7 +22,7 @@ func (s *session) dispatchGroup(openEnded bool) bool {
 		s.fatal("08P01", err.Error())
 		return false
 	}
-	if openEnded && len(frames) > maxGroupBytes {
+	if openEnded && len(frames) > int(s.srv.cl.Limits.MaxPipelineBytes) {
 		cls.Route, cls.Reason = router.Primary, "large-group"
 	}
 	return s.dispatch(frames, cls, openEnded, state, "")
@@ -250,7 +250,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	if cls.Tx == router.TxBeginReadOnly {
 		wantReplica = true
 	}
-	if s.pins != 0 || s.srv.cl.Consistency == topology.PrimaryOnly || len(s.history)-s.histBase >= maxHistory {
+	if s.pins != 0 || s.srv.cl.Consistency == topology.PrimaryOnly || len(s.history)-s.histBase >= s.srv.cl.Limits.MaxSessionState {
 		wantReplica = false
 	}
 	if cls.Hint && cls.Route == router.Replica {

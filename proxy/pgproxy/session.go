@@ -13,13 +13,6 @@ import (
 	"github.com/baton-proxy/baton/topology"
 )
 
-// maxGroupBytes: an extended-protocol group buffered beyond this size is sent to the primary
-// before its Sync arrives (it can no longer be held back for a routing decision).
-const maxGroupBytes = 1 << 20
-
-// maxHistory caps the replayed session state; beyond it the session stays on the primary.
-const maxHistory = 1000
-
 // histEntry is one session-state statement to replay on every backend the session uses.
 type histEntry struct {
 	sql     string
@@ -237,7 +230,7 @@ func (s *session) handle(f []byte) bool {
 		return s.dispatch(append([]byte(nil), f...), cls, false, state, dealloc)
 	case 'P', 'B', 'D', 'E', 'C':
 		s.group = append(s.group, f...)
-		if len(s.group) > maxGroupBytes {
+		if len(s.group) > int(s.srv.cl.Limits.MaxPipelineBytes) {
 			return s.dispatchGroup(true)
 		}
 		return true
