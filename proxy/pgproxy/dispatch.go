@@ -9,7 +9,6 @@ import (
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
-	"github.com/baton-proxy/baton/topology"
 )
 
 // dispatchGroup routes the buffered extended-protocol group. openEnded: the group has no Sync
@@ -237,7 +236,8 @@ func (s *session) failUnit(openEnded bool, code, msg string) {
 }
 
 // pick chooses the node for a unit.
-// avoid lists replicas that just failed to connect.
+// pick chooses the node for a unit: the transaction's node inside one, else the router's
+// placement. avoid lists replicas that just failed to connect for this unit.
 func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, router.Route, error) {
 	if s.txStatusNow() != 'I' && s.txConn != nil {
 		if s.txConn.broken {
@@ -245,63 +245,22 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 		}
 		return s.txConn.node, router.Primary, nil
 	}
-	snap := s.srv.live.Load()
-	wantReplica := cls.Route == router.Replica && cls.Tx == router.TxNone
-	if cls.Tx == router.TxBeginReadOnly {
-		wantReplica = true
+	p := router.Placement{
+		Pinned:      s.pins != 0,
+		Consistency: s.srv.cl.Consistency,
+		StateFull:   len(s.history)-s.histBase >= s.srv.cl.Limits.MaxSessionState,
 	}
-	if s.pins != 0 || s.srv.cl.Consistency == topology.PrimaryOnly || len(s.history)-s.histBase >= s.srv.cl.Limits.MaxSessionState {
-		wantReplica = false
+	if s.replica != nil && !s.replica.broken {
+		p.Sticky = s.replica.node.name
 	}
-	if cls.Hint && cls.Route == router.Replica {
-		wantReplica = true && s.pins == 0
+	if avoid != nil {
+		p.Avoid = func(name string) bool { return avoid[s.srv.nodes[name]] }
 	}
-	if wantReplica && snap != nil && len(snap.Readable) > 0 {
-		if s.replica != nil && !s.replica.broken && !avoid[s.replica.node] && readable(snap, s.replica.node.name) {
-			return s.replica.node, router.Replica, nil
-		}
-		if np := s.srv.pickReplica(snap, avoid); np != nil {
-			return np, router.Replica, nil
-		}
-	}
-	p := snap.PrimaryNode()
-	if p == nil {
+	name, route, ok := router.Place(s.srv.live.Load(), cls, p, rand.IntN)
+	if !ok {
 		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.cl.Name)
 	}
-	return s.srv.nodes[p.Name], router.Primary, nil
-}
-
-func readable(snap *topology.Snapshot, name string) bool {
-	for _, i := range snap.Readable {
-		if snap.Nodes[i].Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// pickReplica chooses a readable replica by weight.
-func (srv *Server) pickReplica(snap *topology.Snapshot, avoid map[*nodePool]bool) *nodePool {
-	total := 0
-	for _, i := range snap.Readable {
-		if !avoid[srv.nodes[snap.Nodes[i].Name]] {
-			total += snap.Nodes[i].Weight
-		}
-	}
-	if total <= 0 {
-		return nil
-	}
-	r := rand.IntN(total)
-	for _, i := range snap.Readable {
-		if avoid[srv.nodes[snap.Nodes[i].Name]] {
-			continue
-		}
-		r -= snap.Nodes[i].Weight
-		if r < 0 {
-			return srv.nodes[snap.Nodes[i].Name]
-		}
-	}
-	return nil
+	return s.srv.nodes[name], route, nil
 }
 
 // prepare builds the bytes that send u on be: replayed session state, re-prepared statements,

@@ -1,0 +1,70 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/baton-proxy/baton/topology"
+)
+
+func snap3(primary int, readable ...int) *topology.Snapshot {
+	s := &topology.Snapshot{Primary: primary, Readable: readable, Nodes: []topology.NodeState{
+		{Name: "p", Weight: 1}, {Name: "r1", Weight: 1}, {Name: "r2", Weight: 3},
+	}}
+	return s
+}
+
+func TestPlace(t *testing.T) {
+	read := Class{Route: Replica}
+	write := Class{Route: Primary}
+	first := func(int) int { return 0 }
+	last := func(n int) int { return n - 1 }
+	tests := []struct {
+		name      string
+		snap      *topology.Snapshot
+		c         Class
+		p         Placement
+		rnd       func(int) int
+		wantNode  string
+		wantRoute Route
+		wantOK    bool
+	}{
+		{"read to replica by weight (low draw)", snap3(0, 1, 2), read, Placement{}, first, "r1", Replica, true},
+		{"read to replica by weight (high draw)", snap3(0, 1, 2), read, Placement{}, last, "r2", Replica, true},
+		{"sticky replica kept", snap3(0, 1, 2), read, Placement{Sticky: "r2"}, first, "r2", Replica, true},
+		{"sticky but no longer readable", snap3(0, 1), read, Placement{Sticky: "r2"}, last, "r1", Replica, true},
+		{"avoided replica skipped", snap3(0, 1, 2), read, Placement{Avoid: func(n string) bool { return n == "r1" }}, first, "r2", Replica, true},
+		{"all avoided: primary", snap3(0, 1), read, Placement{Avoid: func(string) bool { return true }}, first, "p", Primary, true},
+		{"no readable replica: primary", snap3(0), read, Placement{}, first, "p", Primary, true},
+		{"write to primary", snap3(0, 1, 2), write, Placement{}, first, "p", Primary, true},
+		{"write with no primary", snap3(-1, 1, 2), write, Placement{}, first, "", Primary, false},
+		{"read with no primary still served", snap3(-1, 1, 2), read, Placement{}, first, "r1", Replica, true},
+		{"pinned read: primary", snap3(0, 1, 2), read, Placement{Pinned: true}, first, "p", Primary, true},
+		{"consistency primary", snap3(0, 1, 2), read, Placement{Consistency: topology.PrimaryOnly}, first, "p", Primary, true},
+		{"state full", snap3(0, 1, 2), read, Placement{StateFull: true}, first, "p", Primary, true},
+		{"replica hint beats consistency", snap3(0, 1, 2), Class{Route: Replica, Hint: true}, Placement{Consistency: topology.PrimaryOnly}, first, "r1", Replica, true},
+		{"replica hint loses to a pin", snap3(0, 1, 2), Class{Route: Replica, Hint: true}, Placement{Pinned: true}, first, "p", Primary, true},
+		{"begin read only on replica", snap3(0, 1, 2), Class{Route: Replica, Tx: TxBeginReadOnly}, Placement{}, first, "r1", Replica, true},
+		{"begin read only, primary-only class", snap3(0, 1, 2), Class{Route: Primary, Tx: TxBeginReadOnly}, Placement{}, first, "r1", Replica, true},
+		{"begin on primary", snap3(0, 1, 2), Class{Route: Replica, Tx: TxBegin}, Placement{}, first, "p", Primary, true},
+		{"nil snapshot", nil, read, Placement{}, first, "", Primary, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, r, ok := Place(tt.snap, tt.c, tt.p, tt.rnd)
+			if n != tt.wantNode || r != tt.wantRoute || ok != tt.wantOK {
+				t.Fatalf("Place = %q %v %v; want %q %v %v", n, r, ok, tt.wantNode, tt.wantRoute, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestPickReplicaWeights(t *testing.T) {
+	s := snap3(0, 1, 2) // r1 weight 1, r2 weight 3
+	counts := map[string]int{}
+	for i := 0; i < 4; i++ {
+		counts[PickReplica(s, "", nil, func(int) int { return i })]++
+	}
+	if counts["r1"] != 1 || counts["r2"] != 3 {
+		t.Fatalf("draws 0..3 gave %v; want r1×1 r2×3", counts)
+	}
+}
