@@ -88,8 +88,12 @@ func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf 
 	s := &Server{cl: cl, live: live, classer: c, log: log, tlsConf: tlsConf,
 		nodes: map[string]*nodePool{}, creds: map[string]*pgwire.Credential{},
 		sessions: map[uint64]*session{}, stop: make(chan struct{}), ddl: make(chan struct{}, 1)}
+	passwords := map[string]string{}
+	for _, u := range cl.Users {
+		passwords[u.BackendUser] = u.BackendPassword.Reveal()
+	}
 	for _, n := range cl.Nodes {
-		s.nodes[n.Name] = newNodePool(n, &cl.Pool)
+		s.nodes[n.Name] = newNodePool(n, &cl.Pool, passwords)
 	}
 	for _, u := range cl.Users {
 		s.creds[u.Name] = &pgwire.Credential{User: u.Name, Method: pgwire.AuthMethod(u.Auth), Password: u.Password.Reveal()}
@@ -170,7 +174,7 @@ func (s *Server) reaper() {
 			return
 		case now := <-t.C:
 			for _, np := range s.nodes {
-				np.reap(now)
+				np.Reap(now)
 			}
 		}
 	}
@@ -208,7 +212,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	for _, np := range s.nodes {
-		np.closeAll()
+		np.CloseAll()
 	}
 	return nil
 }
@@ -360,7 +364,7 @@ func (s *Server) serveConn(c net.Conn) {
 	sess := &session{
 		srv: s, client: conn, cw: bw, user: u,
 		crd:   pgwire.NewMsgReader(br, int(s.cl.Limits.MaxMessageSize)),
-		key:   poolKey{user: u.BackendUser, database: db},
+		key:   poolKey{User: u.BackendUser, Database: db},
 		conns: map[*nodePool]*backend{}, stmts: map[string]*stmt{}, txStatus: 'I',
 	}
 	if err := s.greet(sess, params); err != nil {
@@ -385,7 +389,7 @@ var startupSkip = map[string]bool{"user": true, "database": true, "replication":
 // greet sends ParameterStatus, BackendKeyData and ReadyForQuery, registers the cancel key and
 // records the client's startup parameters as session state to replay.
 func (s *Server) greet(sess *session, params map[string]string) error {
-	sp, err := s.serverParams(sess.key, sess.user.BackendPassword.Reveal())
+	sp, err := s.serverParams(sess.key)
 	if err != nil {
 		return err
 	}
@@ -442,7 +446,7 @@ func (s *Server) greet(sess *session, params map[string]string) error {
 }
 
 // serverParams returns the primary's reported parameters, dialing once if none is known yet.
-func (s *Server) serverParams(key poolKey, password string) (map[string]string, error) {
+func (s *Server) serverParams(key poolKey) (map[string]string, error) {
 	snap := s.live.Load()
 	var np *nodePool
 	if p := snap.PrimaryNode(); p != nil {
@@ -456,7 +460,7 @@ func (s *Server) serverParams(key poolKey, password string) (map[string]string, 
 	if p := np.serverParams(); p != nil {
 		return p, nil
 	}
-	b, err := np.acquire(context.Background(), key, password)
+	b, err := np.acquire(context.Background(), key)
 	if err != nil {
 		return nil, err
 	}

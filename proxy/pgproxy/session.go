@@ -339,7 +339,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	be, err := np.acquire(ctx, s.key, s.user.BackendPassword.Reveal())
+	be, err := np.acquire(ctx, s.key)
 	if err != nil {
 		return nil, err
 	}

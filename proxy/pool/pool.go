@@ -1,0 +1,172 @@
+// Package pool keeps the backend connections of one database node for every engine: a bound on
+// open connections per node, idle connections kept per (user, database), eviction of idle ones
+// of other keys when the bound is reached, an acquire timeout, a reset before reuse, and the
+// closing of connections idle too long.
+//
+// The engine supplies how to dial, reset and close a connection; the pool never looks inside.
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/baton-proxy/baton/topology"
+)
+
+// ErrTimeout is returned when no connection became free within the acquire timeout.
+var ErrTimeout = errors.New("pool: timed out waiting for a free backend connection")
+
+// ErrClosed is returned by Acquire after CloseAll.
+var ErrClosed = errors.New("pool: closed")
+
+// Key identifies interchangeable connections of one node.
+type Key struct{ User, Database string }
+
+// Conn is a pooled connection.
+type Conn interface{ Close() }
+
+// Node pools the connections of one node. Safe for concurrent use.
+type Node[C Conn] struct {
+	cfg   *topology.Pool
+	dial  func(ctx context.Context, k Key) (C, error)
+	reset func(C) bool
+	slots chan struct{} // one token per open connection
+
+	mu     sync.Mutex
+	idle   map[Key][]idleConn[C]
+	closed bool
+}
+
+type idleConn[C Conn] struct {
+	c     C
+	since time.Time
+}
+
+// NewNode returns a pool bounded by cfg.MaxPerNode. dial opens a connection (within ctx);
+// reset readies a released connection for another session and reports whether it may be reused.
+func NewNode[C Conn](cfg *topology.Pool, dial func(ctx context.Context, k Key) (C, error), reset func(C) bool) *Node[C] {
+	return &Node[C]{cfg: cfg, dial: dial, reset: reset, slots: make(chan struct{}, cfg.MaxPerNode), idle: map[Key][]idleConn[C]{}}
+}
+
+// Acquire returns an idle connection for k or dials a new one, waiting up to the acquire timeout
+// for room under the bound.
+func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
+	var zero C
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return zero, ErrClosed
+	}
+	if l := n.idle[k]; len(l) > 0 {
+		c := l[len(l)-1].c
+		n.idle[k] = l[:len(l)-1]
+		n.mu.Unlock()
+		return c, nil
+	}
+	n.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.AcquireTimeout.D())
+	defer cancel()
+	select {
+	case n.slots <- struct{}{}:
+	default:
+		n.evictOne()
+		select {
+		case n.slots <- struct{}{}:
+		case <-ctx.Done():
+			return zero, ErrTimeout
+		}
+	}
+	dctx, dcancel := context.WithTimeout(ctx, n.cfg.ConnectTimeout.D())
+	defer dcancel()
+	c, err := n.dial(dctx, k)
+	if err != nil {
+		<-n.slots
+		return zero, err
+	}
+	return c, nil
+}
+
+// evictOne closes one idle connection (of any key) to make room.
+func (n *Node[C]) evictOne() {
+	n.mu.Lock()
+	var victim C
+	found := false
+	for k, l := range n.idle {
+		if len(l) > 0 {
+			victim, found = l[0].c, true
+			n.idle[k] = l[1:]
+			break
+		}
+	}
+	n.mu.Unlock()
+	if found {
+		victim.Close()
+		<-n.slots
+	}
+}
+
+// Release gives c (acquired for k) back. It is reset and kept when reusable, else closed.
+func (n *Node[C]) Release(c C, k Key, reusable bool) {
+	if reusable {
+		reusable = n.reset(c)
+	}
+	n.mu.Lock()
+	if !reusable || n.closed {
+		n.mu.Unlock()
+		c.Close()
+		<-n.slots
+		return
+	}
+	n.idle[k] = append(n.idle[k], idleConn[C]{c: c, since: time.Now()})
+	n.mu.Unlock()
+}
+
+// Reap closes connections idle for longer than the idle timeout.
+func (n *Node[C]) Reap(now time.Time) {
+	var old []C
+	n.mu.Lock()
+	for k, l := range n.idle {
+		keep := l[:0]
+		for _, ic := range l {
+			if now.Sub(ic.since) > n.cfg.IdleTimeout.D() {
+				old = append(old, ic.c)
+			} else {
+				keep = append(keep, ic)
+			}
+		}
+		n.idle[k] = keep
+	}
+	n.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+		<-n.slots
+	}
+}
+
+// CloseAll closes every idle connection; connections released later are closed too.
+func (n *Node[C]) CloseAll() {
+	n.mu.Lock()
+	n.closed = true
+	idle := n.idle
+	n.idle = map[Key][]idleConn[C]{}
+	n.mu.Unlock()
+	for _, l := range idle {
+		for _, ic := range l {
+			ic.c.Close()
+			<-n.slots
+		}
+	}
+}
+
+// Stats reports open and idle connection counts.
+func (n *Node[C]) Stats() (open, idle int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.idle {
+		idle += len(l)
+	}
+	return len(n.slots), idle
+}

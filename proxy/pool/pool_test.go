@@ -1,0 +1,100 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baton-proxy/baton/topology"
+)
+
+type fakeConn struct {
+	id     int
+	closed atomic.Bool
+}
+
+func (f *fakeConn) Close() { f.closed.Store(true) }
+
+func newTestNode(max int, resetOK bool) (*Node[*fakeConn], *atomic.Int64) {
+	cfg := &topology.Pool{MaxPerNode: max, AcquireTimeout: topology.Duration(50 * time.Millisecond),
+		ConnectTimeout: topology.Duration(time.Second), IdleTimeout: topology.Duration(time.Minute)}
+	var dials atomic.Int64
+	n := NewNode(cfg, func(ctx context.Context, k Key) (*fakeConn, error) {
+		return &fakeConn{id: int(dials.Add(1))}, nil
+	}, func(*fakeConn) bool { return resetOK })
+	return n, &dials
+}
+
+func TestReuseSameKey(t *testing.T) {
+	n, dials := newTestNode(2, true)
+	k := Key{"u", "d"}
+	c, err := n.Acquire(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Release(c, k, true)
+	c2, _ := n.Acquire(context.Background(), k)
+	if c2 != c || dials.Load() != 1 {
+		t.Fatalf("not reused: dials=%d", dials.Load())
+	}
+	// Another key dials its own.
+	c3, _ := n.Acquire(context.Background(), Key{"v", "d"})
+	if c3 == c || dials.Load() != 2 {
+		t.Fatal("other key reused a connection")
+	}
+}
+
+func TestBoundEvictsIdleOfOtherKeyAndTimesOut(t *testing.T) {
+	n, _ := newTestNode(1, true)
+	a, _ := n.Acquire(context.Background(), Key{"a", "d"})
+	n.Release(a, Key{"a", "d"}, true)
+	b, err := n.Acquire(context.Background(), Key{"b", "d"})
+	if err != nil || !a.closed.Load() {
+		t.Fatalf("idle connection of another key not evicted: %v", err)
+	}
+	start := time.Now()
+	if _, err := n.Acquire(context.Background(), Key{"c", "d"}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("got %v, want ErrTimeout", err)
+	}
+	if time.Since(start) < 40*time.Millisecond {
+		t.Fatal("did not wait for the acquire timeout")
+	}
+	n.Release(b, Key{"b", "d"}, false)
+	if !b.closed.Load() {
+		t.Fatal("unreusable connection not closed")
+	}
+	if open, _ := n.Stats(); open != 0 {
+		t.Fatalf("open = %d after closing everything", open)
+	}
+}
+
+func TestFailedResetCloses(t *testing.T) {
+	n, _ := newTestNode(2, false)
+	c, _ := n.Acquire(context.Background(), Key{"a", "d"})
+	n.Release(c, Key{"a", "d"}, true)
+	if !c.closed.Load() {
+		t.Fatal("a connection whose reset failed was pooled")
+	}
+}
+
+func TestReapAndCloseAll(t *testing.T) {
+	n, _ := newTestNode(3, true)
+	k := Key{"a", "d"}
+	c1, _ := n.Acquire(context.Background(), k)
+	c2, _ := n.Acquire(context.Background(), k)
+	n.Release(c1, k, true)
+	n.Reap(time.Now().Add(2 * time.Minute))
+	if !c1.closed.Load() {
+		t.Fatal("idle connection not reaped")
+	}
+	n.CloseAll()
+	n.Release(c2, k, true)
+	if !c2.closed.Load() {
+		t.Fatal("released after CloseAll but not closed")
+	}
+	if _, err := n.Acquire(context.Background(), k); !errors.Is(err, ErrClosed) {
+		t.Fatalf("acquire after CloseAll: %v", err)
+	}
+}
