@@ -21,8 +21,9 @@ var ErrTimeout = errors.New("pool: timed out waiting for a free backend connecti
 // ErrClosed is returned by Acquire after CloseAll.
 var ErrClosed = errors.New("pool: closed")
 
-// Key identifies interchangeable connections of one node.
-type Key struct{ User, Database string }
+// Key identifies interchangeable connections of one node. Variant separates connections that
+// differ in another way the engine cares about (MySQL: the negotiated capability flags).
+type Key struct{ User, Database, Variant string }
 
 // Conn is a pooled connection.
 type Conn interface{ Close() }
