@@ -50,6 +50,8 @@ type Cluster struct {
 	ProbeTimeout  Duration `yaml:"probe_timeout"`
 	Nodes         []*Node  `yaml:"nodes"`
 	Users         []*User  `yaml:"users"`
+	// LocalInfile lets MySQL clients use LOAD DATA LOCAL INFILE (sent to the primary). Default off.
+	LocalInfile bool `yaml:"local_infile"`
 	// MonitorUser is the account the health probes use; defaults to the first user.
 	MonitorUser string `yaml:"monitor_user"`
 	Pool        Pool   `yaml:"pool"`

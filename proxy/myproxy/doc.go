@@ -1,0 +1,24 @@
+//go:build mysqlwip
+
+// Package myproxy is baton's MySQL/MariaDB data path: the listener, client sessions, and
+// per-node backend pools (the generic proxy/pool).
+//
+// A Server speaks the server side of the connection phase itself (protocol 10, TLS, and
+// mysql_native_password / caching_sha2_password authentication against the configured users),
+// then runs one goroutine per session that reads a command, routes it, sends it to the chosen
+// backend and relays the response packets while a mywire.Tracker finds where the response ends.
+// The negotiated capability flags of a session are part of its pool key, so every backend
+// connection it uses answers in the format the client asked for.
+//
+// Routing follows the same rules as PostgreSQL (router.Place): inside a transaction (the
+// server's IN_TRANS status flag) everything goes to the transaction's node; START TRANSACTION
+// READ ONLY may run on a replica; pinned sessions (temporary tables, user variables, GET_LOCK,
+// LOCK TABLES, SQL PREPARE, autocommit off) use the primary. Session state (SET, SET NAMES, USE,
+// COM_INIT_DB, the handshake's character set and schema) is replayed on every backend the
+// session uses. Prepared statements get baton's own statement ids, mapped to each backend's; a
+// statement is re-prepared lazily on another node, with the parameter types of its last
+// execution cached so an execution that does not resend them still works there.
+//
+// Safety nets: a replica's read-only refusal (1290, 1836) or a catalog-lag error (1146, 1049,
+// 1305) on a held-back read outside a transaction is resent to the primary, invisibly.
+package myproxy

@@ -1,0 +1,287 @@
+//go:build mysqlwip
+
+package myproxy
+
+import (
+	"fmt"
+
+	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/router"
+)
+
+// unit is one client command on its way to a backend.
+type unit struct {
+	cmd   []byte // the client's command payload
+	class router.Class
+	state string   // session state to record for replay when it succeeds
+	force *backend // must run on this connection (long data, cursors)
+	// build returns the command payload for be (statement ids mapped, types added); it may
+	// prepare the statement on be first. A non-nil *mywire.ERR is answered to the client.
+	build func(be *backend) ([]byte, *mywire.ERR, error)
+	// prepared is called with the PREPARE_OK of a COM_STMT_PREPARE (payload rewritten in place
+	// to baton's statement id) and, when the response is complete, done is called.
+	onFirst func(be *backend, p []byte) []byte
+	onDone  func(be *backend, t *mywire.Tracker)
+}
+
+// outcome of sending a unit to one backend.
+type outcome uint8
+
+const (
+	sent        outcome = iota // answered (successfully or not) to the client
+	retryOther                 // the replica failed before anything reached the client
+	retryOnPrim                // the replica refused (read-only, catalog lag): use the primary
+)
+
+// holdLimit bounds how much of a replica's reply is held back (for a possible resend) before it
+// is streamed to the client.
+const holdLimit = 64 << 10
+
+// exec routes and runs a unit, resending it elsewhere when that is invisible to the client.
+func (s *session) exec(u *unit) {
+	avoid := map[*nodePool]bool{}
+	for attempt := 0; attempt < 5; attempt++ {
+		var be *backend
+		var route router.Route
+		var err error
+		if u.force != nil && !u.force.broken {
+			be, route = u.force, router.Primary
+		} else {
+			var np *nodePool
+			np, route, err = s.pick(u.class, avoid)
+			if err == nil {
+				be, err = s.acquire(np)
+			}
+			if err != nil && route == router.Replica && np != nil {
+				avoid[np] = true // a replica the health checker has not yet seen die
+				s.srv.metrics.retries.Add(1)
+				continue
+			}
+		}
+		if err != nil {
+			s.srv.metrics.errors.Add(1)
+			s.writeErr(1, errBaton, "HY000", "baton: "+err.Error())
+			return
+		}
+		if u.class.Pin != 0 {
+			s.pins |= u.class.Pin // fail closed: pin before we know it worked
+		}
+		retryable := route == router.Replica && !s.inTx && u.class.Tx == router.TxNone && u.force == nil
+		switch s.send(u, be, retryable) {
+		case sent:
+			s.srv.metrics.count(route)
+			if route == router.Replica {
+				s.replica = be
+			}
+			return
+		case retryOther:
+			avoid[be.node] = true
+			s.srv.metrics.retries.Add(1)
+		case retryOnPrim:
+			u.class.Route, u.class.Hint = router.Primary, false
+		}
+	}
+	s.writeErr(1, errBaton, "HY000", "baton: no node could serve the statement; retry later")
+}
+
+// send replays missing session state on be, sends the unit and relays its response.
+func (s *session) send(u *unit, be *backend, hold bool) outcome {
+	s.active.Store(be)
+	defer s.active.Store(nil)
+	if err := s.replay(be); err != nil {
+		return s.fail(be, hold)
+	}
+	cmd := u.cmd
+	if u.build != nil {
+		c, e, err := u.build(be)
+		if err != nil {
+			return s.fail(be, hold)
+		}
+		if e != nil {
+			s.w.Write(mywire.AppendERR(nil, 1, *e, s.caps))
+			return sent
+		}
+		cmd = c
+	}
+	out, _ := mywire.AppendPacket(nil, 0, cmd)
+	if _, err := be.w.Write(out); err != nil || be.w.Flush() != nil {
+		return s.fail(be, hold)
+	}
+	if mywire.NoResponse(cmd[0]) {
+		return sent
+	}
+	return s.relay(u, be, hold)
+}
+
+// relay forwards one response, holding a replica's reply back until it is proven harmless.
+func (s *session) relay(u *unit, be *backend, hold bool) outcome {
+	t := mywire.NewTracker(u.cmd[0], be.cc.Caps)
+	seq := byte(1)
+	var held []byte
+	first := true
+	for {
+		p, bseq, err := be.cc.R.Next()
+		if err != nil {
+			return s.fail(be, hold)
+		}
+		if first && u.onFirst != nil {
+			p = u.onFirst(be, p)
+		}
+		first = false
+		done, err := t.Feed(p)
+		if err != nil {
+			s.drop(be)
+			s.writeErr(seq, errBaton, "HY000", fmt.Sprintf("baton: unexpected reply from node %s: %v", be.node.name, err))
+			return sent
+		}
+		if hold {
+			held, seq = mywire.AppendPacket(held, seq, p)
+			if len(held) > holdLimit {
+				s.w.Write(held)
+				held, hold = nil, false
+			}
+		} else {
+			var out []byte
+			out, seq = mywire.AppendPacket(nil, seq, p)
+			s.w.Write(out)
+		}
+		if name, ok := t.WantsLocalInfile(); ok && !done {
+			if hold {
+				s.w.Write(held)
+				held, hold = nil, false
+			}
+			var err error
+			if seq, err = s.forwardInfile(be, bseq+1, name); err != nil {
+				return sent
+			}
+			continue
+		}
+		if done {
+			break
+		}
+	}
+	if hold {
+		if e := t.Err(); e != nil {
+			switch e.Code {
+			case 1290, 1836: // read-only server: a write reached a replica
+				s.srv.metrics.misroutes.Add(1)
+				return retryOnPrim
+			case 1146, 1049, 1305: // unknown table, database, function: the replica lags
+				s.srv.metrics.retries.Add(1)
+				return retryOnPrim
+			}
+		}
+		s.w.Write(held)
+	}
+	s.applyStatus(be, t.Status())
+	if t.Err() == nil {
+		s.succeeded(u, be, t)
+	}
+	return sent
+}
+
+// forwardInfile streams the client's LOAD DATA LOCAL file packets to be until the empty packet.
+func (s *session) forwardInfile(be *backend, bseq byte, name string) (byte, error) {
+	if err := s.w.Flush(); err != nil {
+		return 0, err
+	}
+	for {
+		p, cseq, err := s.r.Next()
+		if err != nil {
+			be.close()
+			s.closing.Store(true)
+			return 0, err
+		}
+		var out []byte
+		out, bseq = mywire.AppendPacket(nil, bseq, p)
+		if _, err := be.w.Write(out); err != nil {
+			return 0, err
+		}
+		if len(p) == 0 {
+			if err := be.w.Flush(); err != nil {
+				return 0, err
+			}
+			return cseq + 1, nil
+		}
+	}
+}
+
+// applyStatus takes the server's status flags as the truth about the transaction.
+func (s *session) applyStatus(be *backend, st uint16) {
+	s.inTx = st&mywire.StatusInTrans != 0
+	s.autocommit = st&mywire.StatusAutocommit != 0
+	if s.inTx {
+		s.txConn = be
+	} else {
+		s.txConn = nil
+	}
+}
+
+// succeeded applies a unit's effects on the session.
+func (s *session) succeeded(u *unit, be *backend, t *mywire.Tracker) {
+	if u.state != "" {
+		s.history = append(s.history, u.state)
+		be.applied = len(s.history) // be ran it itself
+	}
+	if u.class.Unpin != 0 {
+		s.pins &^= u.class.Unpin
+	}
+	if u.onDone != nil {
+		u.onDone(be, t)
+	}
+}
+
+// replay runs the session state be has not seen yet, discarding the answers.
+func (s *session) replay(be *backend) error {
+	for be.applied < len(s.history) {
+		q := s.history[be.applied]
+		be.applied++
+		out, _ := mywire.AppendPacket(nil, 0, append([]byte{mywire.ComQuery}, q...))
+		if _, err := be.w.Write(out); err != nil {
+			return err
+		}
+		if err := be.w.Flush(); err != nil {
+			return err
+		}
+		t := mywire.NewTracker(mywire.ComQuery, be.cc.Caps)
+		for {
+			p, _, err := be.cc.R.Next()
+			if err != nil {
+				return err
+			}
+			done, err := t.Feed(p)
+			if err != nil {
+				return err
+			}
+			if done {
+				break
+			}
+		}
+		if e := t.Err(); e != nil {
+			s.srv.log.Warn("replaying session state failed", "cluster", s.srv.cl.Name, "node", be.node.name, "code", e.Code, "error", e.Message)
+		}
+	}
+	return nil
+}
+
+// fail drops a connection that failed mid-unit: the unit is resent elsewhere when nothing of it
+// reached the client (held), else the client is told.
+func (s *session) fail(be *backend, held bool) outcome {
+	inTx := s.inTx
+	s.drop(be)
+	if held {
+		return retryOther
+	}
+	s.lost(be, inTx)
+	return sent
+}
+
+// lost tells the client that the node serving its statement went away.
+func (s *session) lost(be *backend, inTx bool) {
+	if inTx {
+		s.writeErr(1, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" during a transaction; the transaction was rolled back")
+		s.closing.Store(true)
+		return
+	}
+	s.writeErr(1, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" while it ran the statement; its outcome is unknown")
+}

@@ -1,0 +1,148 @@
+//go:build mysqlwip
+
+package myproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pool"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// backend is one authenticated server connection, owned by one session at a time.
+type backend struct {
+	node *nodePool
+	key  pool.Key
+	cc   *mywire.ClientConn
+	w    *bufio.Writer
+
+	// Session-scoped bookkeeping, reset when the connection returns to the pool.
+	stmts   map[uint32]uint32 // baton statement id → this server's statement id
+	typed   map[uint32]bool   // statements whose parameter types this server has seen
+	applied int               // session-history entries this connection has run
+	broken  bool
+}
+
+func (b *backend) close() {
+	b.broken = true
+	b.cc.Conn.Close()
+}
+
+// Close implements pool.Conn.
+func (b *backend) Close() { b.close() }
+
+// nodePool is one node's pool of MySQL connections.
+type nodePool struct {
+	*pool.Node[*backend]
+	name, addr string
+
+	mu      sync.Mutex
+	version string // server version of the newest connection
+}
+
+func newNodePool(n *topology.Node, cfg *topology.Pool, passwords map[string]string, maxPayload int) *nodePool {
+	np := &nodePool{name: n.Name, addr: n.Address}
+	np.Node = pool.NewNode(cfg,
+		func(ctx context.Context, k pool.Key) (*backend, error) {
+			return np.dial(ctx, k, passwords[k.User], maxPayload)
+		},
+		func(b *backend) bool { return b.resetForReuse() })
+	return np
+}
+
+func (p *nodePool) serverVersion() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.version
+}
+
+func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPayload int) (*backend, error) {
+	caps, err := strconv.ParseUint(k.Variant, 16, 32)
+	if err != nil {
+		return nil, fmt.Errorf("BUG: bad pool variant %q", k.Variant)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	cc, err := mywire.Connect(c, mywire.ClientConfig{
+		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps),
+		Charset: utf8mb4GeneralCI, MaxPayload: maxPayload,
+		ConnectAttrs: map[string]string{"program_name": "baton"},
+	})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
+	}
+	c.SetDeadline(time.Time{})
+	p.mu.Lock()
+	p.version = cc.ServerVersion
+	p.mu.Unlock()
+	return &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(c, 16<<10),
+		stmts: map[uint32]uint32{}, typed: map[uint32]bool{}}, nil
+}
+
+// utf8mb4GeneralCI is collation id 45, the character set backends are opened with; the client's
+// own character set is replayed as SET NAMES.
+const utf8mb4GeneralCI = 45
+
+// resetForReuse readies b for another session with COM_RESET_CONNECTION (drops temporary
+// tables, user variables, prepared statements and session variables; keeps the login).
+func (b *backend) resetForReuse() bool {
+	if b.broken {
+		return false
+	}
+	if err := b.roundTrip(mywire.ComResetConnection, nil, 5*time.Second); err != nil {
+		return false
+	}
+	b.stmts = map[uint32]uint32{}
+	b.typed = map[uint32]bool{}
+	b.applied = 0
+	return true
+}
+
+// roundTrip sends a command and reads its whole response, failing on ERR.
+func (b *backend) roundTrip(cmd byte, arg []byte, timeout time.Duration) error {
+	c := b.cc.Conn
+	c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	out, _ := mywire.AppendPacket(nil, 0, append([]byte{cmd}, arg...))
+	if _, err := b.w.Write(out); err != nil {
+		return err
+	}
+	if err := b.w.Flush(); err != nil {
+		return err
+	}
+	if mywire.NoResponse(cmd) {
+		return nil
+	}
+	t := mywire.NewTracker(cmd, b.cc.Caps)
+	for {
+		p, _, err := b.cc.R.Next()
+		if err != nil {
+			return err
+		}
+		done, err := t.Feed(p)
+		if err != nil {
+			return err
+		}
+		if done {
+			if e := t.Err(); e != nil {
+				return errors.New(e.Message)
+			}
+			return nil
+		}
+	}
+}

@@ -1,0 +1,372 @@
+//go:build mysqlwip
+
+package myproxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pool"
+	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// Classifier decides where a statement text may run. Safe for concurrent use.
+type Classifier interface {
+	Classify(sql string) router.Class
+}
+
+// Metrics are the server's counters. Safe for concurrent use.
+type Metrics struct {
+	Sessions, Accepted, Rejected, ToPrimary, ToReplica atomic.Int64
+	misroutes, retries, errors, authFail               atomic.Int64
+}
+
+// Misroutes counts writes a replica refused that were resent to the primary.
+func (m *Metrics) Misroutes() int64 { return m.misroutes.Load() }
+
+// Retries counts reads resent elsewhere (replica failure or catalog lag).
+func (m *Metrics) Retries() int64 { return m.retries.Load() }
+
+// AuthFailures counts failed client logins.
+func (m *Metrics) AuthFailures() int64 { return m.authFail.Load() }
+
+func (m *Metrics) count(r router.Route) {
+	if r == router.Replica {
+		m.ToReplica.Add(1)
+	} else {
+		m.ToPrimary.Add(1)
+	}
+}
+
+// Server serves one MySQL/MariaDB cluster on one listener.
+type Server struct {
+	cl      *topology.Cluster
+	live    *topology.Live
+	classer Classifier
+	log     *slog.Logger
+	tlsConf *tls.Config
+	nodes   map[string]*nodePool
+	creds   map[string]*mywire.Credential
+	sha2    *mywire.SHA2Cache
+	rsaKey  *rsa.PrivateKey
+	metrics Metrics
+	connID  atomic.Uint32
+
+	ln       net.Listener
+	draining atomic.Bool
+	wg       sync.WaitGroup
+	stop     chan struct{}
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+}
+
+// NewServer builds a server for cl.
+func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf *tls.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cl: cl, live: live, classer: c, log: log, tlsConf: tlsConf,
+		nodes: map[string]*nodePool{}, creds: map[string]*mywire.Credential{},
+		sha2: mywire.NewSHA2Cache(), stop: make(chan struct{}), sessions: map[*session]struct{}{}}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	s.rsaKey = key
+	passwords := map[string]string{}
+	for _, u := range cl.Users {
+		passwords[u.BackendUser] = u.BackendPassword.Reveal()
+		s.creds[u.Name] = &mywire.Credential{User: u.Name, Password: u.Password.Reveal(), Plugin: u.Auth}
+	}
+	for _, n := range cl.Nodes {
+		s.nodes[n.Name] = newNodePool(n, &cl.Pool, passwords, int(cl.Limits.MaxMessageSize))
+	}
+	s.connID.Store(uint32(time.Now().Unix()) & 0xffffff)
+	return s, nil
+}
+
+// Metrics returns the server's counters.
+func (s *Server) Metrics() *Metrics { return &s.metrics }
+
+// Listen binds the cluster's listen address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cl.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", s.cl.Name, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound listen address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts clients until Shutdown.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.wg.Add(1)
+	go s.reaper()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.metrics.Accepted.Add(1)
+		if n := s.metrics.Sessions.Add(1); n > int64(s.cl.Limits.MaxClients) {
+			s.metrics.Sessions.Add(-1)
+			s.metrics.Rejected.Add(1)
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				out, _ := mywire.AppendPacket(nil, 0, errPayload(1040, "08004", "Too many connections (baton max_clients)"))
+				c.Write(out)
+			}()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.metrics.Sessions.Add(-1)
+			s.serveConn(c)
+		}()
+	}
+}
+
+func errPayload(code uint16, state, msg string) []byte {
+	p := []byte{0xff, byte(code), byte(code >> 8), '#'}
+	p = append(p, state...)
+	return append(p, msg...)
+}
+
+func (s *Server) reaper() {
+	defer s.wg.Done()
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			for _, np := range s.nodes {
+				np.Reap(now)
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting, lets sessions finish their transactions until ctx ends, then closes
+// the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.draining.Swap(true) {
+		return nil
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	close(s.stop)
+	s.mu.Lock()
+	for ss := range s.sessions {
+		ss.client.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for ss := range s.sessions {
+			ss.closing.Store(true)
+			ss.client.Close()
+			if be := ss.active.Load(); be != nil {
+				be.cc.Conn.Close()
+			}
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	for _, np := range s.nodes {
+		np.CloseAll()
+	}
+	return nil
+}
+
+// advertised are the capabilities baton offers clients (and honours).
+func (s *Server) advertised() uint32 {
+	c := uint32(mywire.ClientLongPassword | mywire.ClientFoundRows | mywire.ClientLongFlag |
+		mywire.ClientConnectWithDB | mywire.ClientProtocol41 | mywire.ClientTransactions |
+		mywire.ClientSecureConnection | mywire.ClientMultiStatements | mywire.ClientMultiResults |
+		mywire.ClientPSMultiResults | mywire.ClientPluginAuth | mywire.ClientConnectAttrs |
+		mywire.ClientPluginAuthLenencClientData | mywire.ClientSessionTrack | mywire.ClientDeprecateEOF)
+	if s.tlsConf != nil {
+		c |= mywire.ClientSSL
+	}
+	if s.cl.LocalInfile {
+		c |= mywire.ClientLocalFiles
+	}
+	return c
+}
+
+// readRawPacket reads one packet straight from the socket (no read-ahead: TLS may follow).
+func readRawPacket(c net.Conn, max int) ([]byte, byte, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(c, h[:]); err != nil {
+		return nil, 0, err
+	}
+	n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+	if n > max || n == 0xffffff {
+		return nil, 0, errors.New("handshake response too large")
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(c, p); err != nil {
+		return nil, 0, err
+	}
+	return p, h[3], nil
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	c.SetDeadline(time.Now().Add(s.cl.Limits.StartupTimeout.D()))
+	id := s.connID.Add(1)
+	hs := &mywire.Handshake{ConnID: id, ServerVersion: s.serverVersion(), Caps: s.advertised(),
+		Charset: utf8mb4GeneralCI, Status: mywire.StatusAutocommit, AuthPlugin: "mysql_native_password", Salt: mywire.NewSalt()}
+	out, _ := mywire.AppendPacket(nil, 0, hs.Append(nil))
+	if _, err := c.Write(out); err != nil {
+		c.Close()
+		return
+	}
+	var conn net.Conn = c
+	p, seq, err := readRawPacket(c, 64<<10)
+	if err != nil {
+		c.Close()
+		return
+	}
+	isTLS := false
+	if mywire.IsSSLRequest(p) {
+		if s.tlsConf == nil {
+			c.Close()
+			return
+		}
+		tc := tls.Server(c, s.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return
+		}
+		conn, isTLS = tc, true
+		if p, seq, err = readRawPacket(tc, 64<<10); err != nil {
+			conn.Close()
+			return
+		}
+	}
+	bw := bufio.NewWriterSize(conn, 16<<10)
+	fail := func(code uint16, state, msg string) {
+		out, _ := mywire.AppendPacket(nil, seq+1, errPayload(code, state, msg))
+		conn.Write(out)
+		conn.Close()
+	}
+	if s.cl.TLS.Require && !isTLS {
+		fail(1045, "28000", "baton requires TLS (ssl-mode=REQUIRED)")
+		return
+	}
+	resp, err := mywire.DecodeHandshakeResponse(p)
+	if err != nil {
+		fail(1043, "08S01", "Bad handshake")
+		return
+	}
+	br := bufio.NewReaderSize(conn, 4<<10)
+	r := mywire.NewPacketReader(br, int(s.cl.Limits.MaxMessageSize))
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: s.creds[resp.User], TLS: isTLS,
+		RSAKey: s.rsaKey, ClientHost: host, Cache: s.sha2}
+	if _, err := auth.Run(r, bw, seq+1); err != nil {
+		bw.Flush()
+		if errors.Is(err, mywire.ErrAccessDenied) {
+			s.metrics.authFail.Add(1)
+			s.log.Info("client authentication failed", "cluster", s.cl.Name, "user", resp.User, "remote", c.RemoteAddr().String())
+		}
+		conn.Close()
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		conn.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	u := s.cl.User(resp.User)
+	caps := resp.Caps & s.advertised()
+	backendCaps := caps &^ (mywire.ClientSSL | mywire.ClientConnectWithDB | mywire.ClientConnectAttrs)
+	db := resp.Database
+	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id,
+		key:        pool.Key{User: u.BackendUser, Database: db, Variant: strconv.FormatUint(uint64(backendCaps), 16)},
+		conns:      map[*nodePool]*backend{},
+		stmts:      map[uint32]*stmt{},
+		autocommit: true,
+	}
+	if cs := charsetName(resp.Charset); cs != "" && resp.Charset != utf8mb4GeneralCI {
+		sess.history = append(sess.history, "SET NAMES "+cs)
+	}
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	sess.run()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// serverVersion is the version string of the cluster's servers (learned from a backend
+// connection), so that clients see what they would see directly.
+func (s *Server) serverVersion() string {
+	snap := s.live.Load()
+	if p := snap.PrimaryNode(); p != nil {
+		if v := s.nodes[p.Name].serverVersion(); v != "" {
+			return v
+		}
+	}
+	for _, np := range s.nodes {
+		if v := np.serverVersion(); v != "" {
+			return v
+		}
+	}
+	return "5.5.5-10.11.0-MariaDB-baton"
+}
+
+// charsetName maps the common handshake collation ids to a SET NAMES argument.
+func charsetName(id byte) string {
+	switch id {
+	case 8:
+		return "latin1"
+	case 33:
+		return "utf8mb3"
+	case 45, 46, 224, 255:
+		// 255 (MySQL 8's utf8mb4_0900_ai_ci) does not exist on MariaDB: the default collation serves.
+		names := map[byte]string{45: "utf8mb4", 46: "utf8mb4 COLLATE utf8mb4_bin", 224: "utf8mb4 COLLATE utf8mb4_unicode_ci", 255: "utf8mb4"}
+		return names[id]
+	case 63:
+		return "binary"
+	}
+	return ""
+}

@@ -1,0 +1,254 @@
+//go:build mysqlwip
+
+package myproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+
+	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pool"
+	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// session is one client connection; one goroutine runs it (MySQL has no asynchronous server
+// messages, so the command loop relays each response itself).
+type session struct {
+	srv    *Server
+	client net.Conn
+	r      *mywire.PacketReader
+	w      *bufio.Writer
+	user   *topology.User
+	caps   uint32 // negotiated with the client
+	connID uint32
+	key    pool.Key
+
+	conns      map[*nodePool]*backend
+	replica    *backend // the replica reads prefer
+	history    []string // session state replayed on every backend (SET …, USE …)
+	stmts      map[uint32]*stmt
+	nextStmt   uint32
+	pins       router.Pin
+	inTx       bool
+	txConn     *backend
+	autocommit bool
+	status     uint16 // last server status reported to the client
+
+	active  atomic.Pointer[backend]
+	closing atomic.Bool
+}
+
+// stmt is a prepared statement under baton's own id.
+type stmt struct {
+	id       uint32
+	query    string
+	class    router.Class
+	params   uint16
+	types    []byte   // parameter types of the last execution that sent them (2 bytes each)
+	cursor   *backend // where an open cursor lives (COM_STMT_FETCH follows it)
+	longData *backend // where COM_STMT_SEND_LONG_DATA went since the last execution
+}
+
+// errBaton is the error code for failures of baton itself (ER_UNKNOWN_ERROR).
+const errBaton = 1105
+
+func (s *session) run() {
+	defer s.cleanup()
+	for {
+		s.maybeDrain()
+		if s.closing.Load() {
+			return
+		}
+		p, seq, err := s.r.Next()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && s.srv.draining.Load() && !s.closing.Load() {
+				continue
+			}
+			if errors.Is(err, mywire.ErrPacketTooLarge) {
+				s.writeErr(seq+1, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes (baton limits.max_message_size)")
+				s.w.Flush()
+			}
+			return
+		}
+		if seq != 0 {
+			s.writeErr(seq+1, 1156, "08S01", "Got packets out of order")
+			s.w.Flush()
+			return
+		}
+		if len(p) == 0 {
+			s.writeErr(1, 1047, "08S01", "Unknown command")
+			s.w.Flush()
+			return
+		}
+		if !s.command(p) {
+			return
+		}
+		if err := s.w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// maybeDrain closes an idle session (outside a transaction) once the server is draining.
+func (s *session) maybeDrain() {
+	if s.srv.draining.Load() && !s.inTx {
+		s.closing.Store(true)
+	}
+}
+
+// command handles one client command; false ends the session.
+func (s *session) command(p []byte) bool {
+	switch p[0] {
+	case mywire.ComQuit:
+		return false
+	case mywire.ComPing:
+		s.writeOK(1, 0, 0)
+	case mywire.ComQuery:
+		q := string(p[1:])
+		cls := s.srv.classer.Classify(q)
+		state := ""
+		if cls.SessionState && !cls.Multi {
+			state = q
+		} else if cls.SessionState {
+			s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary
+		}
+		s.exec(&unit{cmd: p, class: cls, state: state})
+	case mywire.ComInitDB:
+		db := string(p[1:])
+		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "init-db", SessionState: true},
+			state: "USE `" + strings.ReplaceAll(db, "`", "``") + "`"})
+	case mywire.ComStmtPrepare:
+		s.prepareStmt(p)
+	case mywire.ComStmtExecute:
+		s.executeStmt(p)
+	case mywire.ComStmtSendLongData:
+		s.sendLongData(p)
+	case mywire.ComStmtClose:
+		s.closeStmt(p)
+	case mywire.ComStmtReset:
+		s.resetStmt(p)
+	case mywire.ComStmtFetch:
+		s.fetchStmt(p)
+	case mywire.ComResetConnection:
+		s.resetSession()
+		s.writeOK(1, 0, 0)
+	case mywire.ComSetOption, mywire.ComFieldList, mywire.ComStatistics:
+		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "command"}})
+	case mywire.ComChangeUser:
+		s.writeErr(1, errBaton, "HY000", "baton: COM_CHANGE_USER is not supported; open a new connection")
+	case mywire.ComBinlogDump:
+		s.writeErr(1, errBaton, "HY000", "baton does not proxy replication connections")
+		return false
+	default:
+		s.writeErr(1, 1047, "08S01", "Unknown command")
+	}
+	return !s.closing.Load()
+}
+
+func (s *session) writeErr(seq byte, code uint16, state, msg string) {
+	out, _ := mywire.AppendPacket(nil, seq, errPayload(code, state, msg))
+	s.w.Write(out)
+}
+
+func (s *session) writeOK(seq byte, affected, lastID uint64) {
+	out := mywire.AppendOK(nil, seq, mywire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.statusNow()}, s.caps)
+	s.w.Write(out)
+}
+
+func (s *session) statusNow() uint16 {
+	st := uint16(0)
+	if s.autocommit {
+		st |= mywire.StatusAutocommit
+	}
+	if s.inTx {
+		st |= mywire.StatusInTrans
+	}
+	return st
+}
+
+// pick chooses the node for a unit.
+func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, router.Route, error) {
+	if s.inTx && s.txConn != nil {
+		if s.txConn.broken {
+			return nil, 0, errors.New("the connection holding this transaction was lost")
+		}
+		return s.txConn.node, router.Primary, nil
+	}
+	p := router.Placement{
+		Pinned:      s.pins != 0 || !s.autocommit,
+		Consistency: s.srv.cl.Consistency,
+		StateFull:   len(s.history) >= s.srv.cl.Limits.MaxSessionState,
+	}
+	if s.replica != nil && !s.replica.broken {
+		p.Sticky = s.replica.node.name
+	}
+	if avoid != nil {
+		p.Avoid = func(name string) bool { return avoid[s.srv.nodes[name]] }
+	}
+	name, route, ok := router.Place(s.srv.live.Load(), cls, p, rand.IntN)
+	if !ok {
+		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.cl.Name)
+	}
+	return s.srv.nodes[name], route, nil
+}
+
+// acquire returns the session's connection to np, taking one from the pool when needed.
+func (s *session) acquire(np *nodePool) (*backend, error) {
+	if be := s.conns[np]; be != nil {
+		if !be.broken {
+			return be, nil
+		}
+		s.drop(be)
+	}
+	be, err := np.Acquire(context.Background(), s.key)
+	if err != nil {
+		return nil, err
+	}
+	s.conns[np] = be
+	return be, nil
+}
+
+// drop detaches a broken connection.
+func (s *session) drop(be *backend) {
+	if s.conns[be.node] == be {
+		delete(s.conns, be.node)
+	}
+	if s.replica == be {
+		s.replica = nil
+	}
+	if s.txConn == be {
+		s.txConn, s.inTx = nil, false
+	}
+	be.node.Release(be, be.key, false)
+}
+
+// resetSession is COM_RESET_CONNECTION: the session starts afresh (connections go back to
+// the pool, which resets them).
+func (s *session) resetSession() {
+	for np, be := range s.conns {
+		np.Release(be, be.key, !be.broken)
+	}
+	s.conns = map[*nodePool]*backend{}
+	s.replica, s.txConn, s.inTx = nil, nil, false
+	s.history = nil
+	s.stmts = map[uint32]*stmt{}
+	s.pins = 0
+	s.autocommit = true
+}
+
+func (s *session) cleanup() {
+	s.closing.Store(true)
+	for np, be := range s.conns {
+		np.Release(be, be.key, !be.broken && !s.inTx)
+	}
+	s.conns = nil
+	s.client.Close()
+}
