@@ -29,7 +29,7 @@ func newTestNode(max int, resetOK bool) (*Node[*fakeConn], *atomic.Int64) {
 
 func TestReuseSameKey(t *testing.T) {
 	n, dials := newTestNode(2, true)
-	k := Key{"u", "d"}
+	k := Key{User: "u", Database: "d"}
 	c, err := n.Acquire(context.Background(), k)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestReuseSameKey(t *testing.T) {
 		t.Fatalf("not reused: dials=%d", dials.Load())
 	}
 	// Another key dials its own.
-	c3, _ := n.Acquire(context.Background(), Key{"v", "d"})
+	c3, _ := n.Acquire(context.Background(), Key{User: "v", Database: "d"})
 	if c3 == c || dials.Load() != 2 {
 		t.Fatal("other key reused a connection")
 	}
@@ -48,20 +48,20 @@ func TestReuseSameKey(t *testing.T) {
 
 func TestBoundEvictsIdleOfOtherKeyAndTimesOut(t *testing.T) {
 	n, _ := newTestNode(1, true)
-	a, _ := n.Acquire(context.Background(), Key{"a", "d"})
-	n.Release(a, Key{"a", "d"}, true)
-	b, err := n.Acquire(context.Background(), Key{"b", "d"})
+	a, _ := n.Acquire(context.Background(), Key{User: "a", Database: "d"})
+	n.Release(a, Key{User: "a", Database: "d"}, true)
+	b, err := n.Acquire(context.Background(), Key{User: "b", Database: "d"})
 	if err != nil || !a.closed.Load() {
 		t.Fatalf("idle connection of another key not evicted: %v", err)
 	}
 	start := time.Now()
-	if _, err := n.Acquire(context.Background(), Key{"c", "d"}); !errors.Is(err, ErrTimeout) {
+	if _, err := n.Acquire(context.Background(), Key{User: "c", Database: "d"}); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("got %v, want ErrTimeout", err)
 	}
 	if time.Since(start) < 40*time.Millisecond {
 		t.Fatal("did not wait for the acquire timeout")
 	}
-	n.Release(b, Key{"b", "d"}, false)
+	n.Release(b, Key{User: "b", Database: "d"}, false)
 	if !b.closed.Load() {
 		t.Fatal("unreusable connection not closed")
 	}
@@ -72,8 +72,8 @@ func TestBoundEvictsIdleOfOtherKeyAndTimesOut(t *testing.T) {
 
 func TestFailedResetCloses(t *testing.T) {
 	n, _ := newTestNode(2, false)
-	c, _ := n.Acquire(context.Background(), Key{"a", "d"})
-	n.Release(c, Key{"a", "d"}, true)
+	c, _ := n.Acquire(context.Background(), Key{User: "a", Database: "d"})
+	n.Release(c, Key{User: "a", Database: "d"}, true)
 	if !c.closed.Load() {
 		t.Fatal("a connection whose reset failed was pooled")
 	}
@@ -81,7 +81,7 @@ func TestFailedResetCloses(t *testing.T) {
 
 func TestReapAndCloseAll(t *testing.T) {
 	n, _ := newTestNode(3, true)
-	k := Key{"a", "d"}
+	k := Key{User: "a", Database: "d"}
 	c1, _ := n.Acquire(context.Background(), k)
 	c2, _ := n.Acquire(context.Background(), k)
 	n.Release(c1, k, true)
