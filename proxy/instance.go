@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/health"
+	"github.com/baton-proxy/baton/proxy/myproxy"
 	"github.com/baton-proxy/baton/proxy/pgproxy"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -29,11 +30,32 @@ type Cluster struct {
 	Config  *topology.Cluster
 	Live    *topology.Live
 	Checker *health.Checker
-	PG      *pgproxy.Server
+	PG      *pgproxy.Server // set for engine postgres
+	My      *myproxy.Server // set for engine mysql
 }
 
 // Addr is the address the cluster's listener is bound to.
-func (c *Cluster) Addr() net.Addr { return c.PG.Addr() }
+func (c *Cluster) Addr() net.Addr {
+	if c.My != nil {
+		return c.My.Addr()
+	}
+	return c.PG.Addr()
+}
+
+// server is what both engines' servers offer the instance.
+type server interface {
+	Listen() error
+	Serve() error
+	Addr() net.Addr
+	Shutdown(context.Context) error
+}
+
+func (c *Cluster) server() server {
+	if c.My != nil {
+		return c.My
+	}
+	return c.PG
+}
 
 // Start starts every cluster of cfg: it probes the nodes once, binds the listeners and serves in
 // the background until Shutdown.
@@ -52,9 +74,6 @@ func Start(parent context.Context, cfg *topology.Config, log *slog.Logger) (*Ins
 }
 
 func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*Cluster, error) {
-	if cl.Engine != topology.EnginePostgres {
-		return nil, fmt.Errorf("cluster %s: engine %s is not supported yet", cl.Name, cl.Engine)
-	}
 	var tlsConf *tls.Config
 	if cl.TLS.Enabled() {
 		cert, err := tls.LoadX509KeyPair(cl.TLS.CertFile, cl.TLS.KeyFile)
@@ -64,29 +83,41 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	live := &topology.Live{}
-	chk := health.NewChecker(cl, live, health.NewPGProberFactory(cl), inst.log)
-	chk.Round(ctx)
-	classifier := router.NewPGClassifier(nil, cl.Limits.StatementCacheSize)
-	srv := pgproxy.NewServer(cl, live, classifier, tlsConf, inst.log)
+	c := &Cluster{Config: cl, Live: live}
+	var loops []func()
+	switch cl.Engine {
+	case topology.EnginePostgres:
+		c.Checker = health.NewChecker(cl, live, health.NewPGProberFactory(cl), inst.log)
+		classifier := router.NewPGClassifier(nil, cl.Limits.StatementCacheSize)
+		c.PG = pgproxy.NewServer(cl, live, classifier, tlsConf, inst.log)
+		loops = append(loops, func() { pgproxy.KeepCatalog(ctx, cl, live, c.Checker.Changed, c.PG.DDL(), classifier, inst.log) })
+	case topology.EngineMySQL:
+		c.Checker = health.NewChecker(cl, live, health.NewMyProberFactory(cl), inst.log)
+		srv, err := myproxy.NewServer(cl, live, router.NewMyClassifier(cl.Limits.StatementCacheSize), tlsConf, inst.log)
+		if err != nil {
+			return nil, err
+		}
+		c.My = srv
+	default:
+		return nil, fmt.Errorf("cluster %s: engine %s is not supported", cl.Name, cl.Engine)
+	}
+	c.Checker.Round(ctx)
+	srv := c.server()
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}
 	if cl.Limits.ShutdownTimeout.D() > inst.timeout {
 		inst.timeout = cl.Limits.ShutdownTimeout.D()
 	}
-	c := &Cluster{Config: cl, Live: live, Checker: chk, PG: srv}
-	inst.wg.Add(3)
-	go func() { defer inst.wg.Done(); chk.Run(ctx) }()
-	go func() {
-		defer inst.wg.Done()
-		pgproxy.KeepCatalog(ctx, cl, live, chk.Changed, srv.DDL(), classifier, inst.log)
-	}()
-	go func() {
-		defer inst.wg.Done()
+	loops = append(loops, func() { c.Checker.Run(ctx) }, func() {
 		if err := srv.Serve(); err != nil {
 			inst.log.Error("listener stopped", "cluster", cl.Name, "error", err)
 		}
-	}()
+	})
+	for _, f := range loops {
+		inst.wg.Add(1)
+		go func() { defer inst.wg.Done(); f() }()
+	}
 	snap := live.Load()
 	primary := "none"
 	if p := snap.PrimaryNode(); p != nil {
@@ -111,7 +142,7 @@ func (inst *Instance) Shutdown(d time.Duration) {
 	var wg sync.WaitGroup
 	for _, c := range inst.clusters {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.PG.Shutdown(ctx) }()
+		go func() { defer wg.Done(); c.server().Shutdown(ctx) }()
 	}
 	wg.Wait()
 	inst.cancel()

@@ -1,5 +1,3 @@
-//go:build mysqlwip
-
 // Package myproxy is baton's MySQL/MariaDB data path: the listener, client sessions, and
 // per-node backend pools (the generic proxy/pool).
 //

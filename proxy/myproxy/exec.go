@@ -1,5 +1,3 @@
-//go:build mysqlwip
-
 package myproxy
 
 import (
@@ -60,7 +58,7 @@ func (s *session) exec(u *unit) {
 		}
 		if err != nil {
 			s.srv.metrics.errors.Add(1)
-			s.writeErr(1, errBaton, "HY000", "baton: "+err.Error())
+			s.writeErr(s.rseq, errBaton, "HY000", "baton: "+err.Error())
 			return
 		}
 		if u.class.Pin != 0 {
@@ -81,7 +79,7 @@ func (s *session) exec(u *unit) {
 			u.class.Route, u.class.Hint = router.Primary, false
 		}
 	}
-	s.writeErr(1, errBaton, "HY000", "baton: no node could serve the statement; retry later")
+	s.writeErr(s.rseq, errBaton, "HY000", "baton: no node could serve the statement; retry later")
 }
 
 // send replays missing session state on be, sends the unit and relays its response.
@@ -98,7 +96,7 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 			return s.fail(be, hold)
 		}
 		if e != nil {
-			s.w.Write(mywire.AppendERR(nil, 1, *e, s.caps))
+			s.w.Write(mywire.AppendERR(nil, s.rseq, *e, s.caps))
 			return sent
 		}
 		cmd = c
@@ -116,7 +114,7 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 // relay forwards one response, holding a replica's reply back until it is proven harmless.
 func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 	t := mywire.NewTracker(u.cmd[0], be.cc.Caps)
-	seq := byte(1)
+	seq := s.rseq
 	var held []byte
 	first := true
 	for {
@@ -124,16 +122,16 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 		if err != nil {
 			return s.fail(be, hold)
 		}
-		if first && u.onFirst != nil {
-			p = u.onFirst(be, p)
-		}
-		first = false
 		done, err := t.Feed(p)
 		if err != nil {
 			s.drop(be)
 			s.writeErr(seq, errBaton, "HY000", fmt.Sprintf("baton: unexpected reply from node %s: %v", be.node.name, err))
 			return sent
 		}
+		if first && u.onFirst != nil {
+			p = u.onFirst(be, p) // after Feed: the tracker must see the server's own ids
+		}
+		first = false
 		if hold {
 			held, seq = mywire.AppendPacket(held, seq, p)
 			if len(held) > holdLimit {
@@ -173,7 +171,9 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 		}
 		s.w.Write(held)
 	}
-	s.applyStatus(be, t.Status())
+	if t.StatusSeen() {
+		s.applyStatus(be, t.Status())
+	}
 	if t.Err() == nil {
 		s.succeeded(u, be, t)
 	}
@@ -279,9 +279,9 @@ func (s *session) fail(be *backend, held bool) outcome {
 // lost tells the client that the node serving its statement went away.
 func (s *session) lost(be *backend, inTx bool) {
 	if inTx {
-		s.writeErr(1, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" during a transaction; the transaction was rolled back")
+		s.writeErr(s.rseq, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" during a transaction; the transaction was rolled back")
 		s.closing.Store(true)
 		return
 	}
-	s.writeErr(1, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" while it ran the statement; its outcome is unknown")
+	s.writeErr(s.rseq, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" while it ran the statement; its outcome is unknown")
 }

@@ -1,5 +1,3 @@
-//go:build mysqlwip
-
 package myproxy
 
 import (
@@ -9,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +64,12 @@ func (p *nodePool) serverVersion() string {
 }
 
 func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPayload int) (*backend, error) {
-	caps, err := strconv.ParseUint(k.Variant, 16, 32)
+	capsText, csText, _ := strings.Cut(k.Variant, "/")
+	caps, err := strconv.ParseUint(capsText, 16, 32)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: bad pool variant %q", k.Variant)
 	}
+	charset, _ := strconv.Atoi(csText)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
@@ -79,7 +80,7 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 	}
 	cc, err := mywire.Connect(c, mywire.ClientConfig{
 		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps),
-		Charset: utf8mb4GeneralCI, MaxPayload: maxPayload,
+		Charset: byte(charset), MaxPayload: maxPayload,
 		ConnectAttrs: map[string]string{"program_name": "baton"},
 	})
 	if err != nil {
@@ -94,9 +95,14 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		stmts: map[uint32]uint32{}, typed: map[uint32]bool{}}, nil
 }
 
-// utf8mb4GeneralCI is collation id 45, the character set backends are opened with; the client's
-// own character set is replayed as SET NAMES.
+// utf8mb4GeneralCI is collation id 45, the one baton's greeting announces.
 const utf8mb4GeneralCI = 45
+
+// variant is the pool-key variant of a session: backend connections must negotiate the same
+// capabilities (relayed bytes are in the format they imply) and the client's collation.
+func variant(caps uint32, charset byte) string {
+	return strconv.FormatUint(uint64(caps), 16) + "/" + strconv.Itoa(int(charset))
+}
 
 // resetForReuse readies b for another session with COM_RESET_CONNECTION (drops temporary
 // tables, user variables, prepared statements and session variables; keeps the login).

@@ -1,5 +1,3 @@
-//go:build mysqlwip
-
 package myproxy
 
 import (
@@ -13,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -320,13 +317,10 @@ func (s *Server) serveConn(c net.Conn) {
 	backendCaps := caps &^ (mywire.ClientSSL | mywire.ClientConnectWithDB | mywire.ClientConnectAttrs)
 	db := resp.Database
 	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id,
-		key:        pool.Key{User: u.BackendUser, Database: db, Variant: strconv.FormatUint(uint64(backendCaps), 16)},
+		key:        pool.Key{User: u.BackendUser, Database: db, Variant: variant(backendCaps, resp.Charset)},
 		conns:      map[*nodePool]*backend{},
 		stmts:      map[uint32]*stmt{},
 		autocommit: true,
-	}
-	if cs := charsetName(resp.Charset); cs != "" && resp.Charset != utf8mb4GeneralCI {
-		sess.history = append(sess.history, "SET NAMES "+cs)
 	}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
@@ -352,21 +346,4 @@ func (s *Server) serverVersion() string {
 		}
 	}
 	return "5.5.5-10.11.0-MariaDB-baton"
-}
-
-// charsetName maps the common handshake collation ids to a SET NAMES argument.
-func charsetName(id byte) string {
-	switch id {
-	case 8:
-		return "latin1"
-	case 33:
-		return "utf8mb3"
-	case 45, 46, 224, 255:
-		// 255 (MySQL 8's utf8mb4_0900_ai_ci) does not exist on MariaDB: the default collation serves.
-		names := map[byte]string{45: "utf8mb4", 46: "utf8mb4 COLLATE utf8mb4_bin", 224: "utf8mb4 COLLATE utf8mb4_unicode_ci", 255: "utf8mb4"}
-		return names[id]
-	case 63:
-		return "binary"
-	}
-	return ""
 }

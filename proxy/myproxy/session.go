@@ -1,5 +1,3 @@
-//go:build mysqlwip
-
 package myproxy
 
 import (
@@ -41,6 +39,8 @@ type session struct {
 	autocommit bool
 	status     uint16 // last server status reported to the client
 
+	rseq byte // sequence id of the first packet of the answer to the current command
+
 	active  atomic.Pointer[backend]
 	closing atomic.Bool
 }
@@ -78,13 +78,15 @@ func (s *session) run() {
 			}
 			return
 		}
-		if seq != 0 {
+		// A command of 16 MiB or more arrives in parts; the reader reports the last part's id.
+		if first := seq - byte(len(p)/mywire.MaxPayload); first != 0 {
 			s.writeErr(seq+1, 1156, "08S01", "Got packets out of order")
 			s.w.Flush()
 			return
 		}
+		s.rseq = seq + 1
 		if len(p) == 0 {
-			s.writeErr(1, 1047, "08S01", "Unknown command")
+			s.writeErr(s.rseq, 1047, "08S01", "Unknown command")
 			s.w.Flush()
 			return
 		}
@@ -110,7 +112,7 @@ func (s *session) command(p []byte) bool {
 	case mywire.ComQuit:
 		return false
 	case mywire.ComPing:
-		s.writeOK(1, 0, 0)
+		s.writeOK(s.rseq, 0, 0)
 	case mywire.ComQuery:
 		q := string(p[1:])
 		cls := s.srv.classer.Classify(q)
@@ -139,16 +141,16 @@ func (s *session) command(p []byte) bool {
 		s.fetchStmt(p)
 	case mywire.ComResetConnection:
 		s.resetSession()
-		s.writeOK(1, 0, 0)
+		s.writeOK(s.rseq, 0, 0)
 	case mywire.ComSetOption, mywire.ComFieldList, mywire.ComStatistics:
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "command"}})
 	case mywire.ComChangeUser:
-		s.writeErr(1, errBaton, "HY000", "baton: COM_CHANGE_USER is not supported; open a new connection")
+		s.writeErr(s.rseq, errBaton, "HY000", "baton: COM_CHANGE_USER is not supported; open a new connection")
 	case mywire.ComBinlogDump:
-		s.writeErr(1, errBaton, "HY000", "baton does not proxy replication connections")
+		s.writeErr(s.rseq, errBaton, "HY000", "baton does not proxy replication connections")
 		return false
 	default:
-		s.writeErr(1, 1047, "08S01", "Unknown command")
+		s.writeErr(s.rseq, 1047, "08S01", "Unknown command")
 	}
 	return !s.closing.Load()
 }

@@ -1,5 +1,3 @@
-//go:build mysqlwip
-
 package myproxy
 
 import (
@@ -25,7 +23,7 @@ func (s *session) prepareStmt(p []byte) {
 				r = append([]byte(nil), r...)
 				s.nextStmt++
 				id = s.nextStmt
-				mywire.SetStmtID(r, id)
+				binary.LittleEndian.PutUint32(r[1:5], id) // PREPARE_OK: 0x00, statement id, …
 			}
 			return r
 		},
@@ -46,12 +44,12 @@ func (s *session) prepareStmt(p []byte) {
 func (s *session) lookup(p []byte, what string) *stmt {
 	id, ok := mywire.StmtID(p)
 	if !ok {
-		s.writeErr(1, 1835, "HY000", "Malformed communication packet")
+		s.writeErr(s.rseq, 1835, "HY000", "Malformed communication packet")
 		return nil
 	}
 	st := s.stmts[id]
 	if st == nil && what != "" {
-		s.writeErr(1, 1243, "HY000", fmt.Sprintf("Unknown prepared statement handler (%d) given to %s", id, what))
+		s.writeErr(s.rseq, 1243, "HY000", fmt.Sprintf("Unknown prepared statement handler (%d) given to %s", id, what))
 	}
 	return st
 }
@@ -213,7 +211,7 @@ func (s *session) resetStmt(p []byte) {
 	}
 	st.longData, st.cursor = nil, nil
 	if target == nil || target.broken {
-		s.writeOK(1, 0, 0)
+		s.writeOK(s.rseq, 0, 0)
 		return
 	}
 	s.exec(&unit{cmd: p, class: st.class, force: target, build: func(be *backend) ([]byte, *mywire.ERR, error) {
@@ -230,7 +228,7 @@ func (s *session) fetchStmt(p []byte) {
 		return
 	}
 	if st.cursor == nil || st.cursor.broken {
-		s.writeErr(1, 1421, "HY000", fmt.Sprintf("The statement (%d) has no open cursor.", st.id))
+		s.writeErr(s.rseq, 1421, "HY000", fmt.Sprintf("The statement (%d) has no open cursor.", st.id))
 		return
 	}
 	s.exec(&unit{cmd: p, class: st.class, force: st.cursor, build: func(be *backend) ([]byte, *mywire.ERR, error) {

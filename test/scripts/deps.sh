@@ -2,7 +2,7 @@
 # Installs what baton's tests, demo and benchmarks need, where it is missing.
 # Usage: test/scripts/deps.sh [test|bench]   (bench adds pgbouncer, pgpool2, haproxy)
 set -euo pipefail
-want=(postgresql-15 postgresql-client-15)
+want=(postgresql-15 postgresql-client-15 mariadb-server mariadb-client sysbench)
 if [ "${1:-test}" = bench ]; then
   want+=(pgbouncer pgpool2 haproxy)
 fi
@@ -22,6 +22,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged services must not hold the ports or data our harness uses.
-for svc in postgresql pgbouncer pgpool2 haproxy; do
+for svc in postgresql mariadb pgbouncer pgpool2 haproxy; do
   (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop >/dev/null 2>&1 || true
 done
