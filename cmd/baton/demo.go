@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 // demoReady is the --ready-file document.
 type demoReady struct {
 	Postgres *demoEngine `json:"postgres,omitempty"`
+	MySQL    *demoEngine `json:"mysql,omitempty"`
 }
 
 type demoEngine struct {
@@ -31,79 +32,136 @@ type demoEngine struct {
 
 func cmdDemo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
-	cfgPath := fs.String("config", "configs/postgres.yaml", "configuration whose cluster settings the demo uses (node addresses are replaced)")
+	cfgPath := fs.String("config", "configs/both.yaml", "configuration whose cluster settings the demo uses (node addresses are replaced); one postgres and/or one mysql cluster")
+	engine := fs.String("engine", "", "only this engine of the configuration: postgres or mysql (default: all)")
 	ready := fs.String("ready-file", "", "write connection strings as JSON to this file once everything accepts connections")
-	dir := fs.String("dir", "", "directory for the demo's data (default: a temporary directory, removed on exit)")
-	listen := fs.String("listen", "127.0.0.1:6432", "baton's listen address (a free port is used when busy)")
+	dir := fs.String("dir", "", "directory for the demo's data (default: temporary directories, removed on exit)")
+	listen := fs.String("listen", "127.0.0.1:6432", "baton's PostgreSQL listen address (a free port is used when busy)")
+	myListen := fs.String("mysql-listen", "127.0.0.1:3306", "baton's MySQL listen address (a free port is used when busy)")
 	fs.Parse(args)
 
 	cfg, err := topology.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	cl := cfg.Clusters[0]
-	if cl.Engine != topology.EnginePostgres {
-		return fmt.Errorf("%s: the demo needs a postgres cluster first", *cfgPath)
+	var keep []*topology.Cluster
+	for _, cl := range cfg.Clusters {
+		if *engine == "" || string(cl.Engine) == *engine {
+			keep = append(keep, cl)
+		}
 	}
+	if len(keep) == 0 {
+		return fmt.Errorf("%s: no %s cluster to demo", *cfgPath, *engine)
+	}
+	cfg.Clusters = keep
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-
 	log := newLogger(cfg.LogLevel)
-	fmt.Println("baton demo: starting a PostgreSQL primary and 2 streaming replicas …")
-	pg, err := cluster.StartPG(ctx, cluster.PGOptions{
-		Replicas: 2, BaseDir: *dir, Ports: []int{15432, 15433, 15434},
-		AppUser: "app", AppPassword: "app", AppDB: "app",
-		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
-	})
-	if err != nil {
-		return err
-	}
-	defer pg.Stop()
+	logf := func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }
 
-	nodes := make([]*topology.Node, 0, 3)
-	for i, n := range pg.Nodes() {
-		nodes = append(nodes, &topology.Node{Name: "pg" + strconv.Itoa(i+1), Address: n.Addr()})
+	var rd demoReady
+	var stops []func() error
+	defer func() {
+		for _, f := range stops {
+			f()
+		}
+	}()
+	for _, cl := range cfg.Clusters {
+		sub := func(name string) string {
+			if *dir == "" {
+				return ""
+			}
+			return *dir + "/" + name
+		}
+		switch cl.Engine {
+		case topology.EnginePostgres:
+			fmt.Println("baton demo: starting a PostgreSQL primary and 2 streaming replicas …")
+			pg, err := cluster.StartPG(ctx, cluster.PGOptions{Replicas: 2, BaseDir: sub("postgres"),
+				Ports: []int{15432, 15433, 15434}, AppUser: "app", AppPassword: "app", AppDB: "app", Logf: logf})
+			if err != nil {
+				return err
+			}
+			stops = append(stops, pg.Stop)
+			cl.Nodes = demoNodes("pg", pg.Nodes(), func(n *cluster.PGNode) string { return n.Addr() })
+			cl.Listen = freeOr(*listen)
+			rd.Postgres = &demoEngine{Primary: pg.Primary.SuperURL()}
+			for _, r := range pg.Replicas {
+				rd.Postgres.Replicas = append(rd.Postgres.Replicas, r.SuperURL())
+			}
+		case topology.EngineMySQL:
+			fmt.Println("baton demo: starting a MariaDB primary and 2 GTID replicas …")
+			my, err := cluster.StartMariaDB(ctx, cluster.MyOptions{Replicas: 2, BaseDir: sub("mariadb"),
+				Ports: []int{13306, 13307, 13308}, AppUser: "app", AppPassword: "app", AppDB: "app", Logf: logf})
+			if err != nil {
+				return err
+			}
+			stops = append(stops, my.Stop)
+			cl.Nodes = demoNodes("my", my.Nodes(), func(n *cluster.MyNode) string { return n.Addr() })
+			cl.Listen = freeOr(*myListen)
+			rd.MySQL = &demoEngine{Primary: my.Primary.RootDSN()}
+			for _, r := range my.Replicas {
+				rd.MySQL.Replicas = append(rd.MySQL.Replicas, r.RootDSN())
+			}
+		}
+		cl.Database = "app"
 	}
-	cl.Nodes = nodes
-	cl.Listen = freeOr(*listen)
-	cl.Database = "app"
 	inst, err := proxy.Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	proxyURL := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Clusters()[0].Addr())
-	rd := demoReady{Postgres: &demoEngine{Proxy: proxyURL, Primary: pg.Primary.SuperURL()}}
-	for _, r := range pg.Replicas {
-		rd.Postgres.Replicas = append(rd.Postgres.Replicas, r.SuperURL())
-	}
-	if *ready != "" {
-		b, _ := json.MarshalIndent(rd, "", "  ")
-		tmp := *ready + ".tmp"
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err == nil {
-			os.Rename(tmp, *ready)
-		}
-		defer os.Remove(*ready)
-	}
-	fmt.Printf(`
-baton is ready.
-
-  through baton:  psql '%[1]s'
-  primary:        %[2]s
-  replicas:       %[3]s
-                  %[4]s
-
+	var b strings.Builder
+	b.WriteString("\nbaton is ready.\n")
+	for _, c := range inst.Clusters() {
+		addr := c.Addr().String()
+		switch c.Config.Engine {
+		case topology.EnginePostgres:
+			rd.Postgres.Proxy = fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", addr)
+			fmt.Fprintf(&b, `
+PostgreSQL through baton:  psql '%[1]s'
+  primary:  %[2]s
+  replicas: %[3]s
 Try:
   psql '%[1]s' -c 'SELECT inet_server_port(), pg_is_in_recovery()'        # a read: a replica answers
   psql '%[1]s' -c 'CREATE TABLE IF NOT EXISTS t(x int); INSERT INTO t VALUES (1)'  # a write: the primary
   psql '%[1]s' -c 'BEGIN; SELECT inet_server_port(); COMMIT'             # a transaction: the primary
   psql '%[1]s' -c '/* baton:primary */ SELECT inet_server_port()'        # a routing hint
-
-Data: %[5]s   Press Ctrl-C to stop everything.
-`, proxyURL, pg.Primary.SuperURL(), rd.Postgres.Replicas[0], rd.Postgres.Replicas[1], filepath.Clean(pg.BaseDir))
+`, rd.Postgres.Proxy, rd.Postgres.Primary, strings.Join(rd.Postgres.Replicas, "\n            "))
+		case topology.EngineMySQL:
+			host, port, _ := net.SplitHostPort(addr)
+			rd.MySQL.Proxy = fmt.Sprintf("app:app@tcp(%s)/app", addr)
+			fmt.Fprintf(&b, `
+MariaDB through baton:  mariadb -h %[1]s -P %[2]s -u app -papp app      (DSN %[3]s)
+  primary:  %[4]s
+  replicas: %[5]s
+Try:
+  mariadb -h %[1]s -P %[2]s -u app -papp app -e 'SELECT @@port'                        # a read: a replica
+  mariadb -h %[1]s -P %[2]s -u app -papp app -e 'CREATE TABLE IF NOT EXISTS t (x INT); INSERT INTO t VALUES (@@port)'
+  mariadb -h %[1]s -P %[2]s -u app -papp app -e 'BEGIN; SELECT @@port; COMMIT'          # the primary
+`, host, port, rd.MySQL.Proxy, rd.MySQL.Primary, strings.Join(rd.MySQL.Replicas, "\n            "))
+		}
+	}
+	if *ready != "" {
+		js, _ := json.MarshalIndent(rd, "", "  ")
+		tmp := *ready + ".tmp"
+		if err := os.WriteFile(tmp, append(js, '\n'), 0o600); err == nil {
+			os.Rename(tmp, *ready)
+		}
+		defer os.Remove(*ready)
+	}
+	b.WriteString("\nPress Ctrl-C to stop everything.\n")
+	fmt.Print(b.String())
 	<-ctx.Done()
 	fmt.Println("\nbaton demo: stopping …")
 	inst.Shutdown(5 * time.Second)
 	return nil
+}
+
+func demoNodes[N any](prefix string, nodes []N, addr func(N) string) []*topology.Node {
+	out := make([]*topology.Node, 0, len(nodes))
+	for i, n := range nodes {
+		out = append(out, &topology.Node{Name: prefix + strconv.Itoa(i+1), Address: addr(n)})
+	}
+	return out
 }
 
 // freeOr returns addr if it can be bound now, else a free loopback port.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -38,7 +41,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	ready := filepath.Join(t.TempDir(), "ready.json")
-	cmd := exec.Command(bin, "demo", "--ready-file", ready, "--config", "../../configs/postgres.yaml", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "demo", "--ready-file", ready, "--config", "../../configs/both.yaml", "--listen", "127.0.0.1:0", "--mysql-listen", "127.0.0.1:0")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -67,8 +70,25 @@ func TestDemo(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if len(rd.Postgres.Replicas) != 2 || rd.Postgres.Primary == "" {
-		t.Fatalf("ready file: %+v", rd.Postgres)
+	if len(rd.Postgres.Replicas) != 2 || rd.Postgres.Primary == "" || rd.MySQL == nil || len(rd.MySQL.Replicas) != 2 {
+		t.Fatalf("ready file: %+v %+v", rd.Postgres, rd.MySQL)
+	}
+	my, err := sql.Open("mysql", rd.MySQL.Proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer my.Close()
+	var port int
+	if err := my.QueryRowContext(ctx, "SELECT @@port").Scan(&port); err != nil {
+		t.Fatalf("a MySQL read through the demo: %v", err)
+	}
+	for _, r := range rd.MySQL.Replicas {
+		if strings.Contains(r, fmt.Sprintf(":%d)", port)) {
+			port = 0
+		}
+	}
+	if port != 0 {
+		t.Fatalf("a MySQL read through the demo was not answered by a replica (%v)", rd.MySQL.Replicas)
 	}
 	c, err := pgx.Connect(ctx, rd.Postgres.Proxy)
 	if err != nil {
