@@ -62,9 +62,17 @@ func lexMy(src string, toks []myTok, mode myLexMode) []myTok {
 	for i := 0; i < n; {
 		c := src[i]
 		start := i
-		switch {
-		case isSpace(c):
+		switch cc := charClass[c]; {
+		case cc&ccSpace != 0:
 			i++
+			continue
+		case cc&ccIdentStart != 0 || c == '$':
+			i++
+			for i < n && isIdentCont(src[i]) {
+				i++
+			}
+			kw, fn := myLookup(src[start:i])
+			toks = append(toks, myTok{kind: mkWord, kw: kw, fn: fn, pos: int32(start), end: int32(i)})
 			continue
 		case c == '#' || c == '-' && i+2 < n && src[i+1] == '-' && src[i+2] <= ' ' ||
 			c == '-' && i+2 == n && src[i+1] == '-':
@@ -110,37 +118,11 @@ func lexMy(src string, toks []myTok, mode myLexMode) []myTok {
 			i = myNumber(src, i)
 			toks = append(toks, myTok{kind: mkNumber, pos: int32(start), end: int32(i)})
 			continue
-		case isIdentStart(c) || c == '$':
-			i++
-			for i < n && isIdentCont(src[i]) {
-				i++
-			}
-			kw, fn := myLookup(src[start:i])
-			toks = append(toks, myTok{kind: mkWord, kw: kw, fn: fn, pos: int32(start), end: int32(i)})
-			continue
 		}
-		kind := mkOther
-		switch c {
-		case '(':
-			kind = mkLParen
-		case ')':
-			kind = mkRParen
-		case ',':
-			kind = mkComma
-		case ';':
-			kind = mkSemi
-		case '.':
-			kind = mkDot
-		case '?':
-			kind = mkParam
-		case ':':
-			kind = mkOp
-			if i+1 < n && src[i+1] == '=' {
-				kind = mkAssign
-				i++
-			}
-		case '=', '<', '>', '!', '~', '^', '&', '|', '+', '-', '*', '/', '%':
-			kind = mkOp
+		kind := myPunct[c]
+		if c == ':' && i+1 < n && src[i+1] == '=' {
+			kind = mkAssign
+			i++
 		}
 		i++
 		toks = append(toks, myTok{kind: kind, pos: int32(start), end: int32(i)})
@@ -193,6 +175,18 @@ func myOpenComment(src string, i int, mode myLexMode) (next int, exec, ok bool) 
 	}
 	return j, true, true
 }
+
+// myPunct is the kind of a one-byte token.
+var myPunct = func() (t [256]myKind) {
+	for c := range t {
+		t[c] = mkOther
+	}
+	for _, c := range []byte("=<>!~^&|+-*/%:") {
+		t[c] = mkOp
+	}
+	t['('], t[')'], t[','], t[';'], t['.'], t['?'] = mkLParen, mkRParen, mkComma, mkSemi, mkDot, mkParam
+	return t
+}()
 
 // myVersionAbove reports whether the five-digit version v is above myCondVersion.
 func myVersionAbove(v string) bool {

@@ -80,14 +80,12 @@ func myLookup(w string) (myKw, uint8) {
 	if len(w) > myWordMax {
 		return kwNone, 0
 	}
-	var buf [myWordMax]byte
 	h := uint32(2166136261)
 	for i := 0; i < len(w); i++ {
 		c := w[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		buf[i] = c
 		h = (h ^ uint32(c)) * 16777619
 	}
 	h = (h ^ h>>myWordBits) & (1<<myWordBits - 1)
@@ -96,9 +94,24 @@ func myLookup(w string) (myKw, uint8) {
 		if e.name == "" {
 			return kwNone, 0
 		}
-		if e.name == string(buf[:len(w)]) {
+		if len(e.name) == len(w) && eqLower(w, e.name) {
 			return e.kw, e.fn
 		}
 		h = (h + 1) & (1<<myWordBits - 1)
 	}
+}
+
+// eqLower reports whether w equals the lower-case word lw, ignoring the case of ASCII letters
+// in w. len(w) == len(lw).
+func eqLower(w, lw string) bool {
+	for i := 0; i < len(lw); i++ {
+		c := w[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lw[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -142,7 +142,11 @@ func (s *session) command(p []byte) bool {
 	case mywire.ComResetConnection:
 		s.resetSession()
 		s.writeOK(s.rseq, 0, 0)
-	case mywire.ComSetOption, mywire.ComFieldList, mywire.ComStatistics:
+	case mywire.ComSetOption:
+		// Multi-statement on/off for this connection only; it cannot be replayed as SQL, so the
+		// session stays on the primary from now on.
+		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "set-option", Pin: router.PinOther}})
+	case mywire.ComFieldList, mywire.ComStatistics:
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "command"}})
 	case mywire.ComChangeUser:
 		s.writeErr(s.rseq, errBaton, "HY000", "baton: COM_CHANGE_USER is not supported; open a new connection")
