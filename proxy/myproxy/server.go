@@ -316,7 +316,7 @@ func (s *Server) serveConn(c net.Conn) {
 	caps := resp.Caps & s.advertised()
 	backendCaps := caps &^ (mywire.ClientSSL | mywire.ClientConnectWithDB | mywire.ClientConnectAttrs)
 	db := resp.Database
-	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id,
+	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id, hs: hs, tls: isTLS,
 		key:        pool.Key{User: u.BackendUser, Database: db, Variant: variant(backendCaps, resp.Charset)},
 		conns:      map[*nodePool]*backend{},
 		stmts:      map[uint32]*stmt{},

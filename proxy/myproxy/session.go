@@ -24,7 +24,9 @@ type session struct {
 	r      *mywire.PacketReader
 	w      *bufio.Writer
 	user   *topology.User
-	caps   uint32 // negotiated with the client
+	caps   uint32            // negotiated with the client
+	hs     *mywire.Handshake // the greeting: its scramble also serves COM_CHANGE_USER
+	tls    bool
 	connID uint32
 	key    pool.Key
 
@@ -149,7 +151,7 @@ func (s *session) command(p []byte) bool {
 	case mywire.ComFieldList, mywire.ComStatistics:
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "command"}})
 	case mywire.ComChangeUser:
-		s.writeErr(s.rseq, errBaton, "HY000", "baton: COM_CHANGE_USER is not supported; open a new connection")
+		return s.changeUser(p)
 	case mywire.ComBinlogDump:
 		s.writeErr(s.rseq, errBaton, "HY000", "baton does not proxy replication connections")
 		return false
