@@ -42,6 +42,9 @@ bench: build
 fuzz:
 	$(GO) test ./proxy/pgwire/ -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME)
 	$(GO) test ./router/ -run '^$$' -fuzz FuzzClassifyPG -fuzztime $(FUZZTIME)
+	$(GO) test ./router/ -run '^$$' -fuzz FuzzClassifyMy -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/mywire/ -run '^$$' -fuzz FuzzPackets -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/myproxy/ -run '^$$' -fuzz FuzzCommands -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
