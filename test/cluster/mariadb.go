@@ -3,18 +3,27 @@ package cluster
 // MariaDB clusters: a primary and N replicas replicating by GTID, each a
 // mariadbd process owned by the calling Go process.
 //
-// Every node is created empty by mariadb-install-db, whose --extra-file
-// sets the root password and creates the application database, AppUser and
-// the replication user "repl" in bootstrap mode, where nothing is written
-// to a binlog. So all nodes hold the same accounts and an empty
-// @@gtid_binlog_pos, and each replica simply follows the primary from the
-// start with MASTER_USE_GTID=slave_pos. All nodes keep binlogs with
-// log_slave_updates, so any replica can be promoted later.
+// The primary's data directory is created by mariadb-install-db, whose
+// --extra-file sets the root password and creates the application
+// database, AppUser and the replication user "repl" in bootstrap mode,
+// where nothing is written to a binlog; the replicas start from copies of
+// it. So all nodes hold the same accounts and an empty @@gtid_binlog_pos,
+// and each replica simply follows the primary from the start with
+// MASTER_USE_GTID=slave_pos. All nodes keep binlogs with log_slave_updates,
+// so any replica can be promoted later.
+//
+// Everything a node needs is in <BaseDir>/<node>.cnf, started as
+// `mariadbd --defaults-file=<node>.cnf`, so /etc/mysql and ~/.my.cnf never
+// apply. The error log is <BaseDir>/<node>.log; the unix socket is
+// <DataDir>/mysqld.sock. When the caller is root, mariadbd runs as root
+// (--user=root); MariaDB, unlike PostgreSQL, allows that.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -375,9 +384,10 @@ func StartMariaDB(ctx context.Context, o MyOptions) (c *MyCluster, err error) {
 	if c.BaseDir, err = filepath.Abs(c.BaseDir); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	cl := c // the returns below set c to nil before this runs
 	defer func() {
 		if err != nil {
-			err = c.abort(err)
+			err = cl.abort(err)
 			c = nil
 		}
 	}()
@@ -388,12 +398,17 @@ func StartMariaDB(ctx context.Context, o MyOptions) (c *MyCluster, err error) {
 		return nil, err
 	}
 	o.Logf("cluster: MariaDB %s in %s", bins.server, c.BaseDir)
-	if err := eachMyNode(c.Nodes(), func(n *MyNode) error {
-		if err := c.initNode(ctx, n); err != nil {
-			return err
+	// One bootstrap, copied before any server starts: mariadb-install-db
+	// costs ~0.6 s of CPU per node, a copy ~50 ms.
+	if err := c.initNode(ctx, c.Primary); err != nil {
+		return nil, err
+	}
+	for _, r := range c.Replicas {
+		if err := copyTree(c.Primary.DataDir, r.DataDir); err != nil {
+			return nil, err
 		}
-		return c.startFirst(ctx, n)
-	}); err != nil {
+	}
+	if err := eachMyNode(c.Nodes(), func(n *MyNode) error { return c.startFirst(ctx, n) }); err != nil {
 		return nil, err
 	}
 	if err := eachMyNode(c.Replicas, func(r *MyNode) error { return c.follow(ctx, r) }); err != nil {
@@ -496,6 +511,56 @@ func (c *MyCluster) initNode(ctx context.Context, n *MyNode) error {
 	}
 	c.Opts.Logf("cluster: %s: mariadb-install-db took %v", n.Name, time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// copyTree copies the freshly bootstrapped data directory src, which holds
+// only directories and regular files, to dst. A cleanly shut down MariaDB
+// data directory has no per-server identity (no auto.cnf as in MySQL) and,
+// before the first start, no binlog.
+func copyTree(src, dst string) error {
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, info.Mode().Perm())
+		case d.Type().IsRegular():
+			return copyFile(path, target, info.Mode().Perm())
+		default:
+			return fmt.Errorf("%s is neither a directory nor a regular file", path)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: copy %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // startFirst starts a node, moving it to another free port when its port

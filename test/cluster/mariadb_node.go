@@ -63,12 +63,17 @@ func (n *MyNode) config(user, password, db string) *mysql.Config {
 	return cfg
 }
 
+// adminIOTimeout bounds each read and write of the harness's own root
+// connections, so that a hung server fails a call instead of blocking it.
+const adminIOTimeout = 30 * time.Second
+
 // rootDB opens a pool of root connections without a default database.
 // Its driver does not log: probes of a dead server fail on purpose, and
 // errors reach the caller anyway.
 func (n *MyNode) rootDB() *sql.DB {
 	cfg := n.config("root", n.c.Opts.RootPassword, "")
-	cfg.Timeout = connectTimeout
+	// The context does not bound the handshake; the I/O timeouts do.
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = connectTimeout, adminIOTimeout, adminIOTimeout
 	cfg.Logger = &mysql.NopLogger{}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
@@ -176,26 +181,36 @@ func (n *MyNode) logSince(off int64) string {
 	return string(b)
 }
 
-// waitReady polls every 50 ms until the server accepts a root connection.
-// mariadbd listens only once InnoDB recovery is done, so before that a
-// probe is refused at once and leaves nothing in the server log.
+// waitReady polls every 50 ms until the server answers a root query with
+// its own socket path: before InnoDB recovery is done mariadbd does not
+// listen, so a probe is refused at once and leaves nothing in the log, and
+// a process that took the port meanwhile is not mistaken for the node.
 func (n *MyNode) waitReady(ctx context.Context, p *process) error {
 	cfg := n.config("root", n.c.Opts.RootPassword, "")
-	cfg.Timeout = connectTimeout
+	// The read timeout also bounds the handshake, which the context does
+	// not: a foreign listener on the port may accept and never answer.
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = connectTimeout, connectTimeout, connectTimeout
 	cfg.Logger = &mysql.NopLogger{}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	var last error
 	for {
-		conn, err := connector.Connect(ctx)
-		if err == nil {
-			return conn.Close()
+		var sock string
+		err := db.QueryRowContext(ctx, "SELECT @@socket").Scan(&sock)
+		switch {
+		case err != nil:
+			last = err
+		case sock != n.Socket():
+			last = fmt.Errorf("%s is served by another server (socket %s)", n.Addr(), sock)
+		default:
+			return nil
 		}
-		last = err
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: %s not ready: %w (last error: %v)", n.Name, ctx.Err(), last)

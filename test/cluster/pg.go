@@ -87,9 +87,10 @@ func StartPG(ctx context.Context, o PGOptions) (c *PGCluster, err error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c.env = &runEnv{bin: bin, user: u, base: c.BaseDir, logf: o.Logf}
+	started := c // "return nil, err" clears c before this deferred function runs
 	defer func() {
 		if err != nil {
-			err = c.abort(err)
+			err = started.abort(err)
 			c = nil
 		}
 	}()
