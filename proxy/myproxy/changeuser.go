@@ -68,9 +68,9 @@ func (s *session) changeUser(p []byte) bool {
 	}
 	auth := &mywire.ServerAuth{Handshake: s.hs, Resp: resp, Cred: s.srv.creds[resp.User], TLS: s.tls,
 		RSAKey: s.srv.rsaKey, ClientHost: host, Cache: s.srv.sha2}
-	if _, err := auth.Run(s.r, s.w, s.rseq); err != nil {
+	s.w.Flush()
+	if _, err := auth.Run(s.r, s.client, s.rseq); err != nil { // several round trips: unbuffered
 		s.srv.metrics.authFail.Add(1)
-		s.w.Flush() // the ERR, before the connection closes
 		return false
 	}
 	s.resetSession()

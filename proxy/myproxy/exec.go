@@ -132,6 +132,13 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 			p = u.onFirst(be, p) // after Feed: the tracker must see the server's own ids
 		}
 		first = false
+		if done && p[0] == 0xff && s.inTx && s.status&mywire.StatusInTransReadonly != 0 && be != nil && be.node.name != s.primaryName() {
+			// A write in a READ ONLY transaction that baton started on a replica: answer what the
+			// primary would have said, not the replica's "server is read-only".
+			if e, _ := mywire.DecodeERR(p, s.caps); e.Code == 1290 || e.Code == 1836 {
+				p = errPayload(1792, "25006", "Cannot execute statement in a READ ONLY transaction")
+			}
+		}
 		if hold {
 			held, seq = mywire.AppendPacket(held, seq, p)
 			if len(held) > holdLimit {
@@ -208,6 +215,7 @@ func (s *session) forwardInfile(be *backend, bseq byte, name string) (byte, erro
 
 // applyStatus takes the server's status flags as the truth about the transaction.
 func (s *session) applyStatus(be *backend, st uint16) {
+	s.status = st
 	s.inTx = st&mywire.StatusInTrans != 0
 	s.autocommit = st&mywire.StatusAutocommit != 0
 	if s.inTx {
@@ -284,4 +292,12 @@ func (s *session) lost(be *backend, inTx bool) {
 		return
 	}
 	s.writeErr(s.rseq, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" while it ran the statement; its outcome is unknown")
+}
+
+// primaryName is the current primary's node name ("" if none).
+func (s *session) primaryName() string {
+	if p := s.srv.live.Load().PrimaryNode(); p != nil {
+		return p.Name
+	}
+	return ""
 }

@@ -298,8 +298,8 @@ func (s *Server) serveConn(c net.Conn) {
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: s.creds[resp.User], TLS: isTLS,
 		RSAKey: s.rsaKey, ClientHost: host, Cache: s.sha2}
-	if _, err := auth.Run(r, bw, seq+1); err != nil {
-		bw.Flush()
+	// The exchange may take several round trips: write straight to the socket.
+	if _, err := auth.Run(r, conn, seq+1); err != nil {
 		if errors.Is(err, mywire.ErrAccessDenied) {
 			s.metrics.authFail.Add(1)
 			s.log.Info("client authentication failed", "cluster", s.cl.Name, "user", resp.User, "remote", c.RemoteAddr().String())

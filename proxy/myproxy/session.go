@@ -171,8 +171,11 @@ func (s *session) writeOK(seq byte, affected, lastID uint64) {
 	s.w.Write(out)
 }
 
+// statusNow is the status baton reports in an answer of its own: the server's last flags (they
+// carry NO_BACKSLASH_ESCAPES, which clients use to escape), with the transaction bits current.
 func (s *session) statusNow() uint16 {
-	st := uint16(0)
+	st := s.status &^ (mywire.StatusInTrans | mywire.StatusAutocommit | mywire.StatusInTransReadonly |
+		mywire.StatusMoreResultsExists | mywire.StatusCursorExists | mywire.StatusLastRowSent)
 	if s.autocommit {
 		st |= mywire.StatusAutocommit
 	}

@@ -264,6 +264,7 @@ func myNodeConf(n *MyNode) string {
 		"bind_address=127.0.0.1",
 		"socket=" + cnfQuote(n.Socket()),
 		"pid_file=" + cnfQuote(filepath.Join(n.DataDir, "mysqld.pid")),
+		"tmpdir=" + cnfQuote(n.TmpDir()),
 		"log_error=" + cnfQuote(n.LogPath()),
 		fmt.Sprintf("server_id=%d", n.ServerID),
 		"log_bin=mysql-bin",
@@ -484,7 +485,11 @@ func (c *MyCluster) initNode(ctx context.Context, n *MyNode) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	defer os.Remove(sqlFile)
-	args := []string{"--no-defaults", "--datadir=" + n.DataDir,
+	// A private tmpdir: concurrent bootstraps in /tmp collide on temporary table file names.
+	if err := os.MkdirAll(n.TmpDir(), 0o700); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	args := []string{"--no-defaults", "--datadir=" + n.DataDir, "--tmpdir=" + n.TmpDir(),
 		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
 		"--extra-file=" + sqlFile}
 	if c.bins.baseDir != "" {

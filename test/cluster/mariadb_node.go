@@ -89,6 +89,9 @@ func (n *MyNode) LogPath() string { return filepath.Join(filepath.Dir(n.DataDir)
 // by every Start; `mariadbd --defaults-file=ConfPath()` runs the node by hand.
 func (n *MyNode) ConfPath() string { return filepath.Join(filepath.Dir(n.DataDir), n.Name+".cnf") }
 
+// TmpDir is the node's private temporary directory.
+func (n *MyNode) TmpDir() string { return filepath.Join(filepath.Dir(n.DataDir), n.Name+"-tmp") }
+
 // LogTail returns at most the last maxBytes of the server log, starting at
 // a line boundary; "" if there is no log.
 func (n *MyNode) LogTail(maxBytes int) string {
@@ -126,6 +129,9 @@ func (n *MyNode) Start(ctx context.Context) error {
 func (n *MyNode) startLocked(ctx context.Context) error {
 	if n.Running() {
 		return fmt.Errorf("cluster: node %s is already running (pid %d)", n.Name, n.PID())
+	}
+	if err := os.MkdirAll(n.TmpDir(), 0o700); err != nil {
+		return fmt.Errorf("cluster: %w", err)
 	}
 	if err := os.WriteFile(n.ConfPath(), []byte(myNodeConf(n)), 0o600); err != nil {
 		return fmt.Errorf("cluster: %w", err)
