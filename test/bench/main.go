@@ -33,12 +33,25 @@
 // that it and the proxies it starts can hold them; a baton run elsewhere
 // needs the same (ulimit -n or systemd's LimitNOFILE=).
 //
+// Then (-mysql, on by default; -skip-pg runs it alone) it starts a MariaDB
+// primary and two replicas, fills 4 sysbench tables of 10,000 rows on the
+// primary as the app user, waits until the replicas have applied them, and
+// runs sysbench (installed as the "sysbench" package) oltp_point_select,
+// oltp_read_only with --skip_trx=on (autocommit, so that baton may send its
+// reads to the replicas; by default every oltp_* event is a BEGIN … COMMIT
+// transaction, which baton keeps on the primary) and oltp_read_write, at 16
+// threads, directly against the primary, through baton (engine: mysql) and
+// through HAProxy (mode tcp, the primary only), and prints qps, the ratio
+// to the direct connection and sysbench's p95 latency. -only and -duration
+// apply to both engines.
+//
 // Every child process and temporary directory is removed on exit and on
 // Ctrl-C (a second Ctrl-C exits at once; children die with the program).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -61,15 +74,20 @@ type options struct {
 	jsonPath   string
 	scale      int
 	rssClients int
+	mysql      bool
+	skipPG     bool
 }
 
 func main() {
 	var o options
 	var quick bool
 	var only string
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each pgbench run")
-	flag.BoolVar(&quick, "quick", false, "3 s per pgbench run (overrides -duration)")
-	flag.StringVar(&only, "only", strings.Join(allTargets, ","), "comma-separated targets to run: "+strings.Join(allTargets, ","))
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each pgbench and sysbench run")
+	flag.BoolVar(&quick, "quick", false, "3 s per pgbench and sysbench run (overrides -duration)")
+	flag.StringVar(&only, "only", strings.Join(allTargets, ","), "comma-separated targets to run: "+strings.Join(allTargets, ",")+
+		" (MySQL: "+strings.Join(myTargets, ",")+")")
+	flag.BoolVar(&o.mysql, "mysql", true, "also run the MariaDB sysbench tables, after the PostgreSQL ones")
+	flag.BoolVar(&o.skipPG, "skip-pg", false, "skip PostgreSQL: run only the MariaDB sysbench tables")
 	flag.BoolVar(&o.skipRSS, "skip-rss", false, "skip the idle-connection memory measurement")
 	flag.StringVar(&o.batonPath, "baton", "bin/baton", "baton binary (built from ./cmd/baton when missing)")
 	flag.BoolVar(&o.rebuild, "rebuild", false, "rebuild the baton binary even when it exists")
@@ -95,6 +113,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -only selects no target")
 		os.Exit(2)
 	}
+	if o.skipPG && !o.mysql {
+		fmt.Fprintln(os.Stderr, "bench: -skip-pg with -mysql=false leaves nothing to run")
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal starts the cleanup, a second one kills at once.
@@ -106,15 +128,13 @@ func main() {
 }
 
 // run does the whole benchmark; it returns only after every child process
-// and temporary directory is gone.
+// and temporary directory is gone. A failure of the PostgreSQL part does not
+// stop the MySQL part; an interruption stops both.
 func run(ctx context.Context, o options) error {
 	logger := log.New(os.Stderr, "bench: ", log.Ltime)
 	logf := logger.Printf
 	if err := raiseNoFile(max(65536, uint64(o.rssClients)+4096)); err != nil {
 		logf("warning: %v", err)
-	}
-	if findBinary("pgbench") == "" {
-		return fmt.Errorf("pgbench not found (apt-get install postgresql-client)")
 	}
 
 	root, err := os.MkdirTemp("", "baton-bench-")
@@ -125,6 +145,51 @@ func run(ctx context.Context, o options) error {
 	// PgBouncer runs as another user and must reach its subdirectory.
 	if err := os.Chmod(root, 0o711); err != nil {
 		return err
+	}
+	// Build baton once for both engines.
+	if o.rebuild && slices.Contains(o.only, targetBaton) {
+		if err := ensureBaton(ctx, o.batonPath, true); err == nil {
+			o.rebuild = false
+		}
+	}
+
+	rep := &report{Started: time.Now(), Duration: o.duration.String(), Scale: o.scale}
+	var errs []error
+	if !o.skipPG {
+		if err := runPG(ctx, o, root, rep, logf); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			logf("PostgreSQL: %v", err)
+			errs = append(errs, fmt.Errorf("PostgreSQL: %w", err))
+		}
+	}
+	if o.mysql && ctx.Err() == nil {
+		if err := runMySQL(ctx, o, root, rep, logf); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			logf("MySQL: %v", err)
+			errs = append(errs, fmt.Errorf("MySQL: %w", err))
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
+
+	if o.jsonPath != "" {
+		if err := writeJSON(o.jsonPath, rep); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonPath, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runPG runs the PostgreSQL tables and the memory measurement, appending to
+// rep.
+func runPG(ctx context.Context, o options, root string, rep *report, logf func(string, ...any)) error {
+	if findBinary("pgbench") == "" {
+		return fmt.Errorf("pgbench not found (apt-get install postgresql-client)")
 	}
 
 	logf("starting PostgreSQL: primary and 2 replicas")
@@ -171,7 +236,6 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	rep := &report{Started: time.Now(), Duration: o.duration.String(), Scale: o.scale}
 	for _, w := range workloads {
 		wr := workloadReport{workload: w}
 		for _, t := range targets {
@@ -211,12 +275,6 @@ func run(ctx context.Context, o options) error {
 		}
 		if len(rep.IdleRSS) > 0 {
 			printRSS(os.Stdout, rep.IdleRSS, o.rssClients)
-		}
-	}
-
-	if o.jsonPath != "" {
-		if err := writeJSON(o.jsonPath, rep); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonPath, err)
 		}
 	}
 	return nil

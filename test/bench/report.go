@@ -31,6 +31,40 @@ type report struct {
 	Scale     int              `json:"scale"`
 	Workloads []workloadReport `json:"workloads"`
 	IdleRSS   []rssResult      `json:"idle_rss,omitempty"`
+	MySQL     []sysbenchReport `json:"mysql,omitempty"`
+}
+
+// sysbenchRow is one target's line in a sysbench table.
+type sysbenchRow struct {
+	Target string `json:"target"`
+	sysbenchResult
+	// Ratio is qps divided by the direct connection's qps; 0 when either
+	// is missing.
+	Ratio float64 `json:"ratio_to_direct,omitempty"`
+	// NodeShare is how the run's statements spread over the MariaDB nodes.
+	NodeShare string `json:"statements_per_node,omitempty"`
+}
+
+// sysbenchReport is one MySQL table.
+type sysbenchReport struct {
+	Workload sysbenchWorkload `json:"workload"`
+	Threads  int              `json:"threads"`
+	Rows     []sysbenchRow    `json:"rows"`
+}
+
+// fillRatios sets each row's ratio to the direct row's qps.
+func (w *sysbenchReport) fillRatios() {
+	var direct float64
+	for _, r := range w.Rows {
+		if r.Target == targetDirect && r.Error == "" {
+			direct = r.QPS
+		}
+	}
+	for i := range w.Rows {
+		if direct > 0 && w.Rows[i].Error == "" {
+			w.Rows[i].Ratio = w.Rows[i].QPS / direct
+		}
+	}
 }
 
 // fillRatios sets each row's ratio to the direct row's tps.
@@ -67,6 +101,39 @@ func printWorkload(out io.Writer, w *workloadReport, duration time.Duration) {
 		}
 		t = append(t, []string{r.Target, fmt.Sprintf("%.0f", r.TPS), ratio,
 			fmt.Sprintf("%.3f", r.AvgMs), fmt.Sprintf("%.3f", r.P50Ms), fmt.Sprintf("%.3f", r.P99Ms), failed})
+	}
+	printTable(out, t)
+}
+
+// printSysbench writes one MySQL workload's table.
+func printSysbench(out io.Writer, w *sysbenchReport, duration time.Duration) {
+	fmt.Fprintf(out, "\n== MariaDB: sysbench %s, %d threads, %v ==\n", w.Workload.Name, w.Threads, duration)
+	if w.Workload.Note != "" {
+		fmt.Fprintf(out, "(%s)\n", w.Workload.Note)
+	}
+	t := [][]string{{"target", "qps", "ratio to direct", "tps", "p95 ms", "statements per node"}}
+	for _, r := range w.Rows {
+		if r.Error != "" {
+			t = append(t, []string{r.Target, r.Error})
+			continue
+		}
+		ratio := "-"
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		var notes []string
+		if r.IgnoredErrors > 0 {
+			notes = append(notes, plural(r.IgnoredErrors, "error"))
+		}
+		if r.Reconnects > 0 {
+			notes = append(notes, plural(r.Reconnects, "reconnect"))
+		}
+		extra := r.NodeShare
+		if len(notes) > 0 {
+			extra = "(" + strings.Join(notes, ", ") + ") " + extra
+		}
+		t = append(t, []string{r.Target, fmt.Sprintf("%.0f", r.QPS), ratio, fmt.Sprintf("%.0f", r.TPS),
+			fmt.Sprintf("%.2f", r.P95Ms), extra})
 	}
 	printTable(out, t)
 }
@@ -123,4 +190,12 @@ func writeJSON(path string, r *report) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// plural writes "1 error", "2 errors".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
