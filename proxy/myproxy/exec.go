@@ -101,8 +101,10 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 		}
 		cmd = c
 	}
-	out, _ := mywire.AppendPacket(nil, 0, cmd)
-	if _, err := be.w.Write(out); err != nil || be.w.Flush() != nil {
+	s.scratch, _ = mywire.AppendPacket(s.scratch[:0], 0, cmd)
+	_, err := be.w.Write(s.scratch)
+	s.trimScratch()
+	if err != nil || be.w.Flush() != nil {
 		return s.fail(be, hold)
 	}
 	if mywire.NoResponse(cmd[0]) {
@@ -115,7 +117,12 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 	t := mywire.NewTracker(u.cmd[0], be.cc.Caps)
 	seq := s.rseq
-	var held []byte
+	held := s.held[:0]
+	defer func() {
+		if cap(held) <= 1<<20 {
+			s.held = held[:0] // keep a modest buffer for the next reply
+		}
+	}()
 	first := true
 	for {
 		p, bseq, err := be.cc.R.Next()
@@ -146,9 +153,9 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 				held, hold = nil, false
 			}
 		} else {
-			var out []byte
-			out, seq = mywire.AppendPacket(nil, seq, p)
-			s.w.Write(out)
+			s.scratch, seq = mywire.AppendPacket(s.scratch[:0], seq, p)
+			s.w.Write(s.scratch)
+			s.trimScratch()
 		}
 		if name, ok := t.WantsLocalInfile(); ok && !done {
 			if hold {
@@ -300,4 +307,11 @@ func (s *session) primaryName() string {
 		return p.Name
 	}
 	return ""
+}
+
+// trimScratch drops a scratch buffer grown by a huge packet so idle sessions stay small.
+func (s *session) trimScratch() {
+	if cap(s.scratch) > 1<<20 {
+		s.scratch = nil
+	}
 }

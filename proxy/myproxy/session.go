@@ -41,7 +41,9 @@ type session struct {
 	autocommit bool
 	status     uint16 // last server status reported to the client
 
-	rseq byte // sequence id of the first packet of the answer to the current command
+	rseq    byte // sequence id of the first packet of the answer to the current command
+	scratch []byte
+	held    []byte
 
 	active  atomic.Pointer[backend]
 	closing atomic.Bool

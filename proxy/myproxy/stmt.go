@@ -124,7 +124,7 @@ func (s *session) executeStmt(p []byte) {
 		if e != nil || err != nil {
 			return nil, e, err
 		}
-		out := append([]byte(nil), p...)
+		out := p // rewritten in place: the client's payload is not needed afterwards
 		mywire.SetStmtID(out, be.stmts[st.id])
 		if bound >= 0 {
 			if out[bound] == 1 {
