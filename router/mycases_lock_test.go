@@ -52,6 +52,8 @@ var myFuncVarCases = []myCase{
 	{"SELECT NEXT VALUE FOR seq_orders", Primary, "volatile-function:nextval", myX{}},
 	{"SELECT PREVIOUS VALUE FOR seq_orders", Primary, "volatile-function:lastval", myX{}},
 	{"SELECT LASTVAL(seq_orders)", Primary, "volatile-function:lastval", myX{}},
+	{"SELECT seq_orders.nextval FROM DUAL", Primary, "volatile-function:nextval", myX{}},
+	{"SELECT app.seq_orders.currval", Primary, "volatile-function:currval", myX{}},
 	{"SELECT SETVAL(seq_orders, 100)", Primary, "volatile-function:setval", myX{}},
 	{"SELECT LOAD_FILE('/etc/hosts')", Primary, "volatile-function:load_file", myX{}},
 	{"SELECT MASTER_POS_WAIT('mysql-bin.000001', 4)", Primary, "volatile-function:master_pos_wait", myX{}},

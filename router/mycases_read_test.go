@@ -110,6 +110,7 @@ var myReadCases = []myCase{
 	{"TABLE t", Replica, "select", myX{}},
 	{"TABLE t ORDER BY a LIMIT 5", Replica, "select", myX{}},
 	{"VALUES ROW(1, 2), ROW(3, 4)", Replica, "select", myX{}},
+	{"VALUES (1, 'a'), (2, 'b')", Replica, "select", myX{}},
 	{"SELECT * FROM (VALUES ROW(1, 'a'), ROW(2, 'b')) AS v (id, name)", Replica, "select", myX{}},
 	// allow-listed stored functions (see myAllowed)
 	{"SELECT price_with_tax(price) FROM items", Replica, "select", myX{}},

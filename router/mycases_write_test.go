@@ -59,6 +59,8 @@ var myWriteCases = []myCase{
 	{"CREATE FUNCTION f(x INT) RETURNS INT DETERMINISTIC BEGIN DECLARE y INT; SET y = x * 2; RETURN CASE WHEN y > 0 THEN y ELSE 0 END; END", Primary, "ddl", myX{}},
 	{"CREATE FUNCTION metaphon RETURNS STRING SONAME 'udf_example.so'", Primary, "ddl", myX{}},
 	{"BEGIN NOT ATOMIC DECLARE x INT DEFAULT 0; SELECT x; END", Primary, "compound", myX{}},
+	{"BEGIN NOT ATOMIC FOR i IN 1..3 DO SELECT i; END FOR; SELECT 2; END; SELECT GET_LOCK('a', 1)", Primary, "compound", myX{pin: PinAdvisoryLock, multi: true}},
+	{"lbl: BEGIN NOT ATOMIC WHILE 1 DO LEAVE lbl; END WHILE; END lbl", Primary, "compound", myX{}},
 	{"DROP TABLE t", Primary, "ddl", myX{}},
 	{"DROP TABLE IF EXISTS a, b", Primary, "ddl", myX{}},
 	{"DROP PROCEDURE IF EXISTS p", Primary, "ddl", myX{}},

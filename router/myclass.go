@@ -31,27 +31,29 @@ import (
 //     (TxNone), XA START (TxBegin) and XA COMMIT / ROLLBACK (TxEnd).
 //   - Session state (replayed): SET [SESSION] var, SET @@var, SET NAMES / CHARACTER SET, SET
 //     ROLE, SET SESSION TRANSACTION, USE db. SET GLOBAL / PERSIST and SET TRANSACTION (next
-//     transaction only) are not. SET @v pins (PinUserVar).
+//     transaction only) are not. SET @v pins (PinUserVar). A session SET whose value reads a
+//     user or node variable or calls a non-built-in function cannot be replayed: PinOther.
 //   - Pins: CREATE TEMPORARY TABLE (DROP TEMPORARY TABLE keeps it), LOCK TABLES and FLUSH
 //     TABLES WITH READ LOCK (UNLOCK TABLES unpins), PREPARE (DEALLOCATE keeps it), GET_LOCK,
 //     SQL_CALC_FOUND_ROWS and HANDLER ... OPEN (PinOther), user variables.
 //
 // Comments follow the server: "-- " needs a blank, "#" comments, and the content of
-// executable comments (/*! ... */, /*!50700 ... */, MariaDB's /*M! ... */) is SQL. Where the
-// text reads differently depending on the server or the session (a versioned comment above
-// 5.7.0, a backslash in a quoted string under NO_BACKSLASH_ESCAPES or ANSI_QUOTES), every
-// reading is classified and the most cautious verdict wins.
+// executable comments (/*! ... */, /*!40101 ... */, MariaDB's /*M! ... */) is SQL. Where the
+// text reads differently depending on the server or the session (a versioned comment from
+// 5.7.0 on, which MariaDB skips; a backslash in a quoted string under NO_BACKSLASH_ESCAPES or
+// ANSI_QUOTES), every reading is classified and the most cautious verdict wins.
 //
 // A text of several statements is Multi; it is replica only if every statement is, with the
 // union of the pins. Transaction control in it makes it primary. It is session state only if
-// every statement is session state or a plain read; otherwise it is not replayed and pins
-// (PinOther). After a statement the server rejects, or after CREATE PROCEDURE and the like
-// (whose body the text may hold), later statements unpin nothing and their session state is
-// not replayed but pins (PinOther).
+// every statement is (replaying it must not run anything else); otherwise it is not replayed
+// and pins (PinOther). Semicolons inside the BEGIN ... END body of CREATE PROCEDURE /
+// FUNCTION / TRIGGER / EVENT and BEGIN NOT ATOMIC do not split. After a statement the server
+// rejects, or after a routine whose body could not be matched, later statements unpin nothing
+// and their session state is not replayed but pins (PinOther).
 //
 // Classify is safe for concurrent use: the lexical pass takes no lock; texts that need the
-// structural rules (CTE and derived-table column lists, types after AS, JSON_TABLE columns,
-// quoted function names) are cached by text.
+// structural rules (derived-table column lists, types after AS / RETURNING and in JSON_TABLE
+// columns, quoted function names) are cached by text.
 type MyClassifier struct {
 	allow      map[string]struct{}
 	cache      *classCache
@@ -165,7 +167,7 @@ func myModes(sql string) (modes [6]myLexMode, n int) {
 	return modes, n
 }
 
-// hasCondComment reports whether sql may hold a conditional comment (/*!NNNNN with NNNNN >
+// hasCondComment reports whether sql may hold a conditional comment (/*!NNNNN with NNNNN >=
 // 50700, /*M!), wherever it is (a reading may find it outside a string).
 func hasCondComment(sql string) bool {
 	for i := 0; ; {
@@ -182,7 +184,7 @@ func hasCondComment(sql string) bool {
 			for i+1+d < len(sql) && d < 6 && isDigit(sql[i+1+d]) {
 				d++
 			}
-			if d == 6 || d == 5 && myVersionAbove(sql[i+1:i+6]) {
+			if d == 6 || d == 5 && myVersionCond(sql[i+1:i+6]) {
 				return true
 			}
 		}
@@ -233,7 +235,7 @@ func myStmtEnd(s myStmt) int {
 			depth++
 		case t.kw == kwEnd:
 			switch s.kw(k + 1) {
-			case kwIf, kwLoop, kwWhile, kwRepeat: // END IF / LOOP / WHILE / REPEAT: not counted
+			case kwIf, kwLoop, kwWhile, kwRepeat, kwFor: // END IF / LOOP / WHILE / REPEAT / FOR: not counted
 			default: // END, END CASE, END label
 				depth--
 			}
@@ -264,7 +266,7 @@ type myAccum struct {
 	allRep    bool // every statement is replica
 	allSoft   bool // every primary statement is soft
 	allRead   bool // every statement but transaction control is a plain replica read
-	allSessOK bool // every statement is session state or a plain replica read
+	allSess   bool // every statement is session state
 	anyTx     bool
 	anySess   bool
 	anyBad    bool
@@ -286,7 +288,7 @@ func (a *myAccum) add(v myVerdict) {
 		v.Unpin, v.Tx = 0, TxNone
 	}
 	if a.n == 0 {
-		a.allRep, a.allSoft, a.allRead, a.allSessOK = true, true, true, true
+		a.allRep, a.allSoft, a.allRead, a.allSess = true, true, true, true
 		a.firstBy, a.firstBad = v.Reason, v.bad
 	}
 	a.n++
@@ -304,11 +306,8 @@ func (a *myAccum) add(v myVerdict) {
 	} else if !plainRead {
 		a.allRead = false
 	}
-	if v.SessionState {
-		a.anySess = true
-	} else if !plainRead {
-		a.allSessOK = false
-	}
+	a.anySess = a.anySess || v.SessionState
+	a.allSess = a.allSess && v.SessionState
 	a.anyBad = a.anyBad || v.bad
 	a.broken = a.broken || v.bad
 	a.body = a.body || v.compound
@@ -340,7 +339,7 @@ func (a *myAccum) result() myVerdict {
 	default:
 		v.Route, v.Reason, v.soft = Primary, a.primaryBy, a.allSoft
 	}
-	if a.n > 1 && a.anySess && !a.allSessOK {
+	if a.n > 1 && a.anySess && !a.allSess {
 		v.SessionState = false // replaying the text would run its other statements again
 		v.Pin |= PinOther
 	}

@@ -246,8 +246,21 @@ func TestMyLongAndDeep(t *testing.T) {
 	if got := cl.Classify(many); got.Reason != "write" || !got.Multi {
 		t.Errorf("many statements: %s", fmtMyClass(got))
 	}
-	explains := strings.Repeat("SET STATEMENT a = 1 FOR ", 50) + "SELECT 1"
-	if got := cl.Classify(explains); got.Route != Primary {
+	nested := strings.Repeat("SET STATEMENT a = 1 FOR ", 50) + "SELECT 1"
+	if got := cl.Classify(nested); got.Route != Primary {
 		t.Errorf("nested SET STATEMENT: %s", fmtMyClass(got))
+	}
+	for sql, want := range map[string]string{
+		strings.Repeat("/*!", 30000):                                         "parse-error",
+		strings.Repeat("/*!99999 */", 30000):                                 "empty",
+		strings.Repeat(";", 100000):                                          "empty",
+		strings.Repeat("CREATE PROCEDURE p() BEGIN ", 10000):                 "ddl",
+		"SET " + strings.Repeat("@a = 1, ", 30000) + "b = 2":                 "set",
+		"SELECT 1 " + strings.Repeat("INTO @a, ", 30000) + "@b":              "select-into",
+		"SELECT " + strings.Repeat("f(", 30000) + strings.Repeat(")", 30000): "unknown-function:f",
+	} {
+		if got := cl.Classify(sql); got.Reason != want {
+			t.Errorf("%.40q...: %s, want reason %q", sql, fmtMyClass(got), want)
+		}
 	}
 }

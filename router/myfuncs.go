@@ -31,7 +31,7 @@ var mySpecialFuncs = func() map[string]myFnKind {
 
 // myDenyFuncs read the state of the session on one node (LAST_INSERT_ID, FOUND_ROWS, ROW_COUNT,
 // sequences, the connection id), wait for replication, or read server files.
-const myDenyFuncs = `last_insert_id found_rows row_count nextval setval lastval load_file
+const myDenyFuncs = `last_insert_id found_rows row_count nextval setval lastval currval load_file
 connection_id ps_current_thread_id ps_thread_id master_pos_wait source_pos_wait
 master_gtid_wait wait_for_executed_gtid_set wait_until_sql_thread_after_gtids binlog_gtid_pos
 wsrep_last_seen_gtid wsrep_last_written_gtid wsrep_sync_wait_upto_gtid sys_exec sys_eval`

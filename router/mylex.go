@@ -19,7 +19,7 @@ const (
 	mkNumber                    // 1, 1.5, .5e3, 0x1F, 0b101
 	mkUserVar                   // @name, @'name', @"name", @`name`
 	mkSysVar                    // @@name, @@session.name, @@global.name
-	mkHost                      // the @host part of an account name: 'u'@'h', u@localhost
+	mkHost                      // the @host part of an account name: 'u'@'h', 'u'@localhost
 	mkParam                     // ? placeholder
 	mkAssign                    // :=
 	mkOp                        // one operator character: = < > ! ~ ^ & | + - * / % :
@@ -47,9 +47,9 @@ type myLexMode struct {
 	skipCond   bool // skip conditional comments (/*!NNNNN with NNNNN > myCondVersion, /*M!)
 }
 
-// myCondVersion: a versioned comment /*!NNNNN ... */ at or below this version runs on every
-// server baton supports (MySQL 5.7+, MariaDB 10+); above it, whether it runs depends on the
-// server.
+// myCondVersion: a versioned comment /*!NNNNN ... */ below this version runs on every server
+// baton supports (MySQL 5.7+, MariaDB 10+). From it on, whether it runs depends on the server:
+// MariaDB skips MySQL's 5.7+ versions (50700-99999), MySQL skips versions above its own.
 const myCondVersion = 50700
 
 // lexMy appends the tokens of src to toks and returns them. Comments and blanks are dropped;
@@ -74,8 +74,7 @@ func lexMy(src string, toks []myTok, mode myLexMode) []myTok {
 			kw, fn := myLookup(src[start:i])
 			toks = append(toks, myTok{kind: mkWord, kw: kw, fn: fn, pos: int32(start), end: int32(i)})
 			continue
-		case c == '#' || c == '-' && i+2 < n && src[i+1] == '-' && src[i+2] <= ' ' ||
-			c == '-' && i+2 == n && src[i+1] == '-':
+		case c == '#' || c == '-' && i+1 < n && src[i+1] == '-' && (i+2 == n || isDashBlank(src[i+2])):
 			i = skipLineComment(src, i)
 			continue
 		case c == '/' && i+1 < n && src[i+1] == '*':
@@ -148,7 +147,7 @@ func myOpenComment(src string, i int, mode myLexMode) (next int, exec, ok bool) 
 			d++
 		}
 		if d >= 5 {
-			if d == 5 && myVersionAbove(src[j:j+5]) || d == 6 {
+			if d == 5 && myVersionCond(src[j:j+5]) || d == 6 {
 				cond = true
 			}
 			j += d
@@ -176,6 +175,9 @@ func myOpenComment(src string, i int, mode myLexMode) (next int, exec, ok bool) 
 	return j, true, true
 }
 
+// isDashBlank reports whether c after "--" makes a comment: a blank or a control character.
+func isDashBlank(c byte) bool { return c <= ' ' || c == 0x7f }
+
 // myPunct is the kind of a one-byte token.
 var myPunct = func() (t [256]myKind) {
 	for c := range t {
@@ -188,13 +190,13 @@ var myPunct = func() (t [256]myKind) {
 	return t
 }()
 
-// myVersionAbove reports whether the five-digit version v is above myCondVersion.
-func myVersionAbove(v string) bool {
+// myVersionCond reports whether the five-digit version v makes a comment conditional.
+func myVersionCond(v string) bool {
 	x := 0
 	for i := 0; i < len(v); i++ {
 		x = x*10 + int(v[i]-'0')
 	}
-	return x > myCondVersion
+	return x >= myCondVersion
 }
 
 // myQuoted scans a quoted body starting just after the opening quote q: a doubled quote is a
@@ -229,10 +231,7 @@ func myLexAt(src string, i int, toks []myTok, mode myLexMode) (myKind, int, bool
 		for j < n && (isIdentCont(src[j]) || src[j] == '.') {
 			j++
 		}
-		if j == i+2 {
-			return mkOther, i + 2, true
-		}
-		return mkSysVar, j, true
+		return mkSysVar, j, true // a bare "@@" too: the grammar allows "@@ name"
 	}
 	kind := mkUserVar
 	if isAccountEnd(toks, i) {
@@ -247,14 +246,13 @@ func myLexAt(src string, i int, toks []myTok, mode myLexMode) (myKind, int, bool
 	for j < n && (isIdentCont(src[j]) || src[j] == '.' || kind == mkHost && src[j] == '%') {
 		j++
 	}
-	if j == i+1 {
-		return mkOther, j, true
-	}
-	return kind, j, true
+	return kind, j, true // a bare "@" too: the grammar allows "@ name"
 }
 
-// isAccountEnd reports whether the token before the '@' at i ends exactly at i and can be the
-// user part of an account name ('u'@'h', "u"@h, `u`@h, u@h).
+// isAccountEnd reports whether the token before the '@' at i ends exactly at i and is a quoted
+// user name ('u'@'h', "u"@h, `u`@h). An unquoted word is not taken for one: "SELECT@a" reads
+// a user variable, and u@h (in GRANT, CREATE USER, DEFINER = ...) lexes as a user variable in
+// statements that go to the primary anyway.
 func isAccountEnd(toks []myTok, at int) bool {
 	if len(toks) == 0 {
 		return false
@@ -264,7 +262,7 @@ func isAccountEnd(toks []myTok, at int) bool {
 		return false
 	}
 	switch t.kind {
-	case mkString, mkDQ, mkQIdent, mkWord:
+	case mkString, mkDQ, mkQIdent:
 		return true
 	}
 	return false
@@ -322,7 +320,7 @@ func myHintOf(sql string) hint {
 		switch {
 		case isSpace(c):
 			i++
-		case c == '#' || c == '-' && i+2 < n && sql[i+1] == '-' && sql[i+2] <= ' ':
+		case c == '#' || c == '-' && i+2 < n && sql[i+1] == '-' && isDashBlank(sql[i+2]):
 			i = skipLineComment(sql, i)
 		case c == '/' && i+1 < n && sql[i+1] == '*':
 			if i+2 < n && sql[i+2] == '!' || i+3 < n && sql[i+2]|0x20 == 'm' && sql[i+3] == '!' {

@@ -78,7 +78,6 @@ type myFacts struct {
 	soft      string // first unknown function: primary, but a replica hint may override
 	pin       Pin
 	unlockAll bool // RELEASE_ALL_LOCKS() is called
-	userRead  bool // a user variable is read
 	bad       bool // unbalanced parentheses: the server rejects the statement
 	bail      bool // lexical pass: the structural pass must decide
 }
@@ -142,8 +141,6 @@ func (e *myEnv) scan(s myStmt, from, to int, effectsOnly bool) (f myFacts) {
 			if s.kind(i+1) == mkAssign {
 				f.pin |= PinUserVar
 				i++
-			} else {
-				f.userRead = true
 			}
 		case mkAssign:
 			f.setHard("user-variable", rkUserVar)
@@ -261,6 +258,13 @@ func (e *myEnv) word(s myStmt, i, from, to int, f *myFacts, top *myFrame) int {
 			}
 			f.setHard(myDenyReason[name], rkFunc)
 			return i + 2
+		}
+	case kwNone:
+		// MariaDB's Oracle mode: seq.nextval, seq.currval
+		if t := s.toks[i]; t.fn&mfSpecial != 0 && s.kind(i-1) == mkDot && s.kind(i+1) != mkLParen {
+			if name := strings.ToLower(s.text(i)); name == "nextval" || name == "currval" || name == "lastval" {
+				f.setHard(myDenyReason[name], rkFunc)
+			}
 		}
 	case kwPerformanceSchema:
 		if s.kind(i+1) == mkDot {
@@ -424,9 +428,14 @@ var myNodeVarReasons = func() map[string]string {
 // "" when it does not depend on the node.
 func myNodeVarReason(tok string) string {
 	name := tok[2:]
+	if name == "" {
+		return "node-variable" // "@@ name": the name is a separate token
+	}
 	if k := strings.IndexByte(name, '.'); k >= 0 {
-		switch strings.ToLower(name[:k]) {
-		case "global", "session", "local", "persist", "persist_only":
+		switch scope := name[:k]; {
+		case strings.EqualFold(scope, "global"), strings.EqualFold(scope, "session"),
+			strings.EqualFold(scope, "local"), strings.EqualFold(scope, "persist"),
+			strings.EqualFold(scope, "persist_only"):
 			name = name[k+1:]
 		}
 	}

@@ -128,6 +128,7 @@ const (
 	mySetSession = iota
 	mySetGlobal
 	mySetUser
+	mySetNextTx // @@transaction_isolation / @@transaction_read_only without a scope: next transaction only
 )
 
 // set: SET [GLOBAL | SESSION | PERSIST ...] assignments, SET NAMES / CHARACTER SET, SET
@@ -136,8 +137,9 @@ const (
 // Session assignments are session state (replayed on every backend). SET GLOBAL / PERSIST go
 // to the primary and are not replayed; if a text mixes them with session assignments, the
 // session part exists only on the primary: PinOther. User variables pin (PinUserVar). A
-// session value that reads a user variable pins too; one that calls an unknown or primary-only
-// function cannot be replayed: PinOther instead of session state.
+// session value that reads a user variable or a node variable, or calls an unknown or
+// primary-only function, cannot be replayed faithfully elsewhere: PinOther instead of session
+// state.
 func (e *myEnv) set(s myStmt, i, depth int) (myVerdict, bool) {
 	n := len(s.toks)
 	j := i + 1
@@ -172,7 +174,7 @@ func (e *myEnv) set(s myStmt, i, depth int) (myVerdict, bool) {
 		v.Pin = PinOther // the thread's resource group on this node
 		return v, true
 	}
-	var seen [3]bool
+	var seen [4]bool
 	var pins Pin
 	unsafe := false
 	scope := mySetSession
@@ -224,11 +226,8 @@ func (e *myEnv) set(s myStmt, i, depth int) (myVerdict, bool) {
 		}
 		pins |= f.pin
 		if item == mySetSession {
-			if f.soft != "" || f.hard != "" && !(f.hard == "user-variable" && f.pin == 0) {
-				unsafe = true
-			}
-			if f.userRead {
-				pins |= PinUserVar
+			if f.soft != "" || f.hard != "" {
+				unsafe = true // SET sql_mode = @old, time_zone = f(): the value depends on this node
 			}
 		}
 		seen[item] = true
@@ -241,10 +240,13 @@ func (e *myEnv) set(s myStmt, i, depth int) (myVerdict, bool) {
 	v := myP("set")
 	v.Pin = pins
 	switch {
-	case seen[mySetGlobal]:
+	case seen[mySetGlobal] || seen[mySetNextTx]:
 		v.Reason = "set-global"
+		if !seen[mySetGlobal] {
+			v.Reason = "set-transaction"
+		}
 		if seen[mySetSession] {
-			v.Pin |= PinOther
+			v.Pin |= PinOther // the session part exists on the primary only
 		}
 	case seen[mySetSession] && unsafe:
 		v.Pin |= PinOther
@@ -318,14 +320,23 @@ func nextTopComma(s myStmt, j int) int {
 	return j
 }
 
-// sysVarScope returns the scope of an assignment to @@[scope.]name.
+// sysVarScope returns the scope of an assignment to @@[scope.]name. Without a scope, the
+// transaction characteristics apply to the next transaction only (like SET TRANSACTION).
 func sysVarScope(tok string) int {
 	name := tok[2:]
-	if k := strings.IndexByte(name, '.'); k >= 0 {
-		switch strings.ToLower(name[:k]) {
-		case "global", "persist", "persist_only":
-			return mySetGlobal
+	k := strings.IndexByte(name, '.')
+	if k < 0 {
+		switch {
+		case strings.EqualFold(name, "transaction_isolation"), strings.EqualFold(name, "tx_isolation"),
+			strings.EqualFold(name, "transaction_read_only"), strings.EqualFold(name, "tx_read_only"):
+			return mySetNextTx
 		}
+		return mySetSession
+	}
+	switch scope := name[:k]; {
+	case strings.EqualFold(scope, "global"), strings.EqualFold(scope, "persist"),
+		strings.EqualFold(scope, "persist_only"):
+		return mySetGlobal
 	}
 	return mySetSession
 }
