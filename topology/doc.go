@@ -12,4 +12,10 @@
 // The live topology of a cluster (which node is the primary, which replicas may serve reads) is an
 // immutable Snapshot published through an atomic pointer: readers call Load once per routing
 // decision, take no lock and do no I/O; writers build a new Snapshot and Store it.
+//
+// Shared state among baton instances lives in etcd (DESIGN §3): StartEmbeddedEtcd runs a
+// single-member server inside baton when no endpoints are configured; a Store is one instance's
+// session (its lease ties its instance and observer keys to its liveness), Campaign elects the
+// cluster's coordinator, and Coordinator.WriteState is fenced by the election key so a deposed
+// coordinator cannot write.
 package topology

@@ -1,0 +1,199 @@
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Store errors.
+var (
+	ErrNotCoordinator = errors.New("topology: this instance is no longer the coordinator")
+	ErrStoreClosed    = errors.New("topology: the etcd session has ended")
+)
+
+// Phase of a cluster's state.
+type Phase string
+
+// Phases (DESIGN §3).
+const (
+	PhaseStable        Phase = "stable"
+	PhaseFailingOver   Phase = "failing_over"
+	PhaseSwitchingOver Phase = "switching_over"
+)
+
+// ClusterState is the shared `state` key of a cluster. Only the elected coordinator writes it.
+type ClusterState struct {
+	Epoch   uint64    `json:"epoch"`
+	Primary string    `json:"primary"`
+	Phase   Phase     `json:"phase"`
+	Since   time.Time `json:"since"`
+	Reason  string    `json:"reason"`
+}
+
+// Store is one baton instance's view of the shared state in etcd. Keys live under
+// <prefix>/<cluster>/: state, observers/<node>/<instance>, coordinator (election),
+// and <prefix>/instances/<instance>. Everything an instance puts is tied to its session
+// lease: when the instance dies (or is cut off etcd for a TTL) its keys vanish.
+//
+// Safe for concurrent use. Every blocking call takes a context.
+type Store struct {
+	cli      *clientv3.Client
+	prefix   string
+	instance string
+	sess     *concurrency.Session
+}
+
+// NewStore opens a session with the given lease TTL and registers the instance.
+func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string, ttl int) (*Store, error) {
+	if instance == "" || strings.Contains(instance, "/") {
+		return nil, fmt.Errorf("topology: bad instance name %q", instance)
+	}
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("topology: etcd session: %w", err)
+	}
+	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance, sess: sess}
+	if _, err := cli.Put(ctx, s.key("instances", instance), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(sess.Lease())); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("topology: registering instance: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) key(parts ...string) string { return path.Join(append([]string{s.prefix}, parts...)...) }
+
+// Instance is this instance's name.
+func (s *Store) Instance() string { return s.instance }
+
+// Done is closed when the session's lease can no longer be kept alive. From then on the
+// instance must not send writes (DESIGN §3, write lease): another instance may be failing over.
+func (s *Store) Done() <-chan struct{} { return s.sess.Done() }
+
+// Close revokes the lease (the instance's keys vanish at once) and ends the session.
+func (s *Store) Close() error { return s.sess.Close() }
+
+// Observe records whether this instance's probes of node succeed: the observer key exists
+// (with the session lease) while they do, and is deleted when they fail.
+func (s *Store) Observe(ctx context.Context, cluster, node string, ok bool) error {
+	k := s.key(cluster, "observers", node, s.instance)
+	var err error
+	if ok {
+		_, err = s.cli.Put(ctx, k, "up", clientv3.WithLease(s.sess.Lease()))
+	} else {
+		_, err = s.cli.Delete(ctx, k)
+	}
+	return err
+}
+
+// Observers lists the instances whose probes of node currently succeed.
+func (s *Store) Observers(ctx context.Context, cluster, node string) ([]string, error) {
+	p := s.key(cluster, "observers", node) + "/"
+	r, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		out = append(out, strings.TrimPrefix(string(kv.Key), p))
+	}
+	return out, nil
+}
+
+// Instances lists the live baton instances.
+func (s *Store) Instances(ctx context.Context) ([]string, error) {
+	p := s.key("instances") + "/"
+	r, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		out = append(out, strings.TrimPrefix(string(kv.Key), p))
+	}
+	return out, nil
+}
+
+// State reads a cluster's state; ok is false when none was written yet.
+func (s *Store) State(ctx context.Context, cluster string) (st ClusterState, ok bool, err error) {
+	r, err := s.cli.Get(ctx, s.key(cluster, "state"))
+	if err != nil || len(r.Kvs) == 0 {
+		return st, false, err
+	}
+	if err := json.Unmarshal(r.Kvs[0].Value, &st); err != nil {
+		return st, false, fmt.Errorf("topology: state of %s: %w", cluster, err)
+	}
+	return st, true, nil
+}
+
+// WatchState calls f with every new state of the cluster until ctx ends.
+func (s *Store) WatchState(ctx context.Context, cluster string, f func(ClusterState)) {
+	for wr := range s.cli.Watch(ctx, s.key(cluster, "state")) {
+		for _, ev := range wr.Events {
+			var st ClusterState
+			if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &st) == nil {
+				f(st)
+			}
+		}
+	}
+}
+
+// Coordinator is this instance's won election for one cluster. Its writes are fenced: they
+// succeed only while the election key it won still exists.
+type Coordinator struct {
+	s       *Store
+	cluster string
+	e       *concurrency.Election
+}
+
+// Campaign blocks until this instance is the cluster's coordinator (or ctx ends).
+func (s *Store) Campaign(ctx context.Context, cluster string) (*Coordinator, error) {
+	e := concurrency.NewElection(s.sess, s.key(cluster, "coordinator"))
+	if err := e.Campaign(ctx, s.instance); err != nil {
+		return nil, err
+	}
+	return &Coordinator{s: s, cluster: cluster, e: e}, nil
+}
+
+// Leader names the current coordinator of a cluster ("" if none).
+func (s *Store) Leader(ctx context.Context, cluster string) (string, error) {
+	e := concurrency.NewElection(s.sess, s.key(cluster, "coordinator"))
+	r, err := e.Leader(ctx)
+	if errors.Is(err, concurrency.ErrElectionNoLeader) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(r.Kvs[0].Value), nil
+}
+
+// WriteState writes the cluster state if, and only if, this instance still holds the election
+// (a Txn comparing the election key's creation revision): a deposed coordinator cannot write.
+func (c *Coordinator) WriteState(ctx context.Context, st ClusterState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	r, err := c.s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(c.e.Key()), "=", c.e.Rev())).
+		Then(clientv3.OpPut(c.s.key(c.cluster, "state"), string(b))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !r.Succeeded {
+		return ErrNotCoordinator
+	}
+	return nil
+}
+
+// Resign gives the coordinator role up.
+func (c *Coordinator) Resign(ctx context.Context) error { return c.e.Resign(ctx) }
