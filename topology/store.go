@@ -68,7 +68,9 @@ func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string
 	return s, nil
 }
 
-func (s *Store) key(parts ...string) string { return path.Join(append([]string{s.prefix}, parts...)...) }
+func (s *Store) key(parts ...string) string {
+	return path.Join(append([]string{s.prefix}, parts...)...)
+}
 
 // Instance is this instance's name.
 func (s *Store) Instance() string { return s.instance }
