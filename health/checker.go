@@ -3,17 +3,46 @@ package health
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/baton-proxy/baton/topology"
 )
 
-// Observation is one probe's result for one node.
+// Observation is one probe's result for one node. Its zero value is a node that did not answer;
+// the zero value of each replication field means "unknown".
 type Observation struct {
 	Up        bool
 	InRecover bool
 	Err       error
+
+	// At is when the probe started (set by Checker.Round, not by probers).
+	At time.Time
+	// ReplayPos is the node's position: on a replica what it has applied (PostgreSQL replay LSN,
+	// MariaDB @@gtid_current_pos, MySQL @@gtid_executed), on a primary what it has written
+	// (PostgreSQL pg_current_wal_lsn(), MariaDB @@gtid_current_pos).
+	ReplayPos string
+	// PosKind says how ReplayPos compares with other nodes' positions.
+	PosKind PosKind
+	// ReceivePos is a PostgreSQL replica's received WAL LSN ("" when unknown).
+	ReceivePos string
+	// Lag is the replica's own estimate of its lag, valid when LagKnown (PostgreSQL: now minus
+	// the last replayed commit's timestamp, both read on the replica; MySQL/MariaDB:
+	// Seconds_Behind_Master).
+	Lag      time.Duration
+	LagKnown bool
+	// Following is the host:port the replica streams from ("" when unknown).
+	Following string
+	// Streaming: the replica is connected to its source and applying what it receives.
+	Streaming bool
+	// AppName is the application_name a PostgreSQL replica's WAL receiver uses on its primary.
+	AppName string
+	// SyncNames are the application names a PostgreSQL primary lists as synchronous standbys.
+	SyncNames []string
+	// Limited, when set, says what the probe could not see for lack of privileges; the checker
+	// logs it once per node.
+	Limited string
 }
 
 // Prober probes one node. Implementations keep their own monitoring connection and reconnect as
@@ -33,15 +62,16 @@ type Checker struct {
 	newP    ProberFactory
 	log     *slog.Logger
 
-	mu      sync.Mutex // guards probers
+	mu      sync.Mutex // guards probers, warned and changed
 	probers map[string]Prober
+	warned  map[string]bool // nodes whose Observation.Limited was logged
 
 	changed chan struct{} // closed and replaced whenever a snapshot is published
 }
 
 // NewChecker returns a Checker for cl that publishes to live.
 func NewChecker(cl *topology.Cluster, live *topology.Live, f ProberFactory, log *slog.Logger) *Checker {
-	return &Checker{cluster: cl, live: live, newP: f, log: log, probers: map[string]Prober{}, changed: make(chan struct{})}
+	return &Checker{cluster: cl, live: live, newP: f, log: log, probers: map[string]Prober{}, warned: map[string]bool{}, changed: make(chan struct{})}
 }
 
 // Run probes until ctx is done. The first round runs at once.
@@ -91,7 +121,10 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, c.cluster.ProbeTimeout.D())
 			defer cancel()
-			obs[i] = c.prober(n).Probe(pctx)
+			at := time.Now()
+			o := c.prober(n).Probe(pctx)
+			o.At = at
+			obs[i] = o
 		}()
 	}
 	wg.Wait()
@@ -99,6 +132,7 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 		return c.live.Load()
 	}
 	s := Build(c.cluster, c.live.Load(), obs, time.Now())
+	c.warnLimited(obs)
 	c.report(c.live.Load(), s)
 	c.live.Store(s)
 	c.mu.Lock()
@@ -124,6 +158,33 @@ func (c *Checker) report(old, s *topology.Snapshot) {
 		if was == nil || was.Up != n.Up || was.Role != n.Role {
 			c.log.Info("node state", "cluster", s.Cluster, "node", n.Name, "up", n.Up, "role", n.Role.String(), "error", n.LastErr)
 		}
+		if n.Role != topology.RoleReplica {
+			continue
+		}
+		readable := n.Unreadable == ""
+		wasReadable := was != nil && was.Role == topology.RoleReplica && was.Unreadable == ""
+		switch {
+		case readable && !wasReadable:
+			c.log.Info("replica joins the read set", "cluster", s.Cluster, "node", n.Name, "lag", n.Lag, "lag_bytes", n.LagBytes)
+		case !readable && (wasReadable || was == nil || was.Role != topology.RoleReplica):
+			c.log.Warn("replica serves no reads", "cluster", s.Cluster, "node", n.Name, "reason", n.Unreadable, "following", n.Following)
+		}
+	}
+}
+
+// warnLimited logs, once per node, what a probe cannot see for lack of privileges.
+func (c *Checker) warnLimited(obs []Observation) {
+	c.mu.Lock()
+	var todo []int
+	for i, o := range obs {
+		if name := c.cluster.Nodes[i].Name; o.Limited != "" && !c.warned[name] {
+			c.warned[name] = true
+			todo = append(todo, i)
+		}
+	}
+	c.mu.Unlock()
+	for _, i := range todo {
+		c.log.Warn("health probe is limited", "cluster", c.cluster.Name, "node", c.cluster.Nodes[i].Name, "detail", obs[i].Limited)
 	}
 }
 
@@ -131,18 +192,29 @@ func (c *Checker) report(old, s *topology.Snapshot) {
 // more than one node claims to be the primary: the previous primary keeps the role; with no
 // previous primary among the claimants, no node is primary (fail closed: two writable nodes are
 // never both routed to).
+//
+// A replica is readable when it is up, in recovery (read-only), not drained, has a read weight,
+// streams, streams from the primary (this round's, else prev's; an unknown source is accepted),
+// and is within cl.MaxLagBytes (PostgreSQL) and cl.MaxLag; an unknown lag fails a bound that is
+// set. Each snapshot is judged on its own round: a replica leaves the read set at the first
+// round that breaks a rule and rejoins at the first that keeps them all. prev also supplies the
+// primary's position one round ago, which bounds the lag of a replica that has reached it.
+// Build is pure.
 func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now time.Time) *topology.Snapshot {
 	s := &topology.Snapshot{Cluster: cl.Name, Primary: -1, Nodes: make([]topology.NodeState, len(cl.Nodes))}
 	var claimants []int
 	for i, n := range cl.Nodes {
 		o := obs[i]
-		ns := topology.NodeState{Name: n.Name, Address: n.Address, Up: o.Up, Weight: n.ReadWeight(), Drain: n.Drain, Checked: now}
+		ns := topology.NodeState{Name: n.Name, Address: n.Address, Up: o.Up, Weight: n.ReadWeight(), Drain: n.Drain, Checked: now,
+			LagBytes: -1, Lag: -1, Probed: o.At}
 		if o.Err != nil {
 			ns.LastErr = o.Err.Error()
 		}
 		if o.Up {
+			ns.ReplayPos = o.ReplayPos
 			if o.InRecover {
 				ns.Role = topology.RoleReplica
+				ns.Following, ns.Streaming = o.Following, o.Streaming
 			} else {
 				ns.Role = topology.RolePrimary
 				claimants = append(claimants, i)
@@ -162,8 +234,27 @@ func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now
 			}
 		}
 	}
-	for i, n := range s.Nodes {
-		if n.Up && n.Role == topology.RoleReplica && !n.Drain && n.Weight > 0 {
+
+	var p *Observation         // the primary's observation this round
+	var pp *topology.NodeState // the same primary one round ago
+	src := prev.PrimaryNode()  // whom replicas must stream from
+	if s.Primary >= 0 {
+		p, src = &obs[s.Primary], &s.Nodes[s.Primary]
+		src.LagBytes, src.Lag = 0, 0
+		if old := prev.PrimaryNode(); old != nil && old.Name == src.Name {
+			pp = old
+		}
+	}
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if !n.Up || n.Role != topology.RoleReplica {
+			continue
+		}
+		measureLag(n, &obs[i], p, pp, now)
+		if p != nil && obs[i].AppName != "" {
+			n.Sync = slices.Contains(p.SyncNames, obs[i].AppName)
+		}
+		if n.Unreadable = unreadable(cl, n, src); n.Unreadable == "" {
 			s.Readable = append(s.Readable, i)
 		}
 	}

@@ -18,7 +18,7 @@ func cluster3() *topology.Cluster {
 }
 
 func TestBuild(t *testing.T) {
-	up := func(rec bool) Observation { return Observation{Up: true, InRecover: rec} }
+	up := func(rec bool) Observation { return Observation{Up: true, InRecover: rec, Streaming: rec} }
 	down := Observation{Err: errors.New("connection refused")}
 	cl := cluster3()
 	tests := []struct {

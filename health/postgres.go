@@ -2,10 +2,13 @@ package health
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/baton-proxy/baton/topology"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,6 +34,27 @@ func NewPGProberFactory(cl *topology.Cluster) ProberFactory {
 	return func(n *topology.Node) Prober { return &PGProber{node: n, user: u, database: db} }
 }
 
+// pgProbeSQL reads role, position, lag and WAL receiver state in one round trip. On a primary
+// it reads pg_current_wal_lsn() (which fails during recovery, hence the CASE) and the
+// synchronous standbys; on a replica the replay and receive LSNs, its own lag estimate (now() and
+// the replay timestamp both on the replica: baton's clock plays no part) and the WAL receiver.
+// The WAL receiver's details read NULL for a monitor user without pg_read_all_stats (pg_monitor);
+// its pid does not.
+const pgProbeSQL = `SELECT r.rec,
+  CASE WHEN r.rec THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text,
+  pg_last_wal_receive_lsn()::text,
+  EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8,
+  w.pid, w.status, w.sender_host, w.sender_port, w.conninfo,
+  current_setting('cluster_name'),
+  CASE WHEN r.rec THEN NULL ELSE (SELECT json_agg(application_name) FROM pg_stat_replication
+    WHERE sync_state IN ('sync', 'quorum')) END
+FROM (SELECT pg_is_in_recovery() AS rec) r LEFT JOIN pg_stat_wal_receiver w ON true`
+
+// pgLimited is logged once per node when the WAL receiver's details are hidden from the probe.
+const pgLimited = "the monitor user cannot read pg_stat_wal_receiver; grant it pg_monitor so baton " +
+	"can check each replica's WAL receiver status and source (until then, streaming means the " +
+	"WAL receiver process exists, and the source is not checked)"
+
 // Probe implements Prober.
 func (p *PGProber) Probe(ctx context.Context) Observation {
 	p.mu.Lock()
@@ -42,16 +66,113 @@ func (p *PGProber) Probe(ctx context.Context) Observation {
 		}
 		p.conn = c
 	}
-	res := p.conn.ExecParams(ctx, "SELECT pg_is_in_recovery()", nil, nil, nil, nil).Read()
+	res := p.conn.ExecParams(ctx, pgProbeSQL, nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		p.conn.Close(context.Background())
 		p.conn = nil
 		return Observation{Err: res.Err}
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 11 {
 		return Observation{Err: fmt.Errorf("unexpected probe result")}
 	}
-	return Observation{Up: true, InRecover: string(res.Rows[0][0]) == "t"}
+	o, err := pgObservation(res.Rows[0])
+	if err != nil {
+		return Observation{Err: err}
+	}
+	return o
+}
+
+// pgObservation decodes the text row of pgProbeSQL (nil = NULL).
+func pgObservation(row [][]byte) (Observation, error) {
+	o := Observation{Up: true, InRecover: string(row[0]) == "t", ReplayPos: string(row[1]), PosKind: PosLSN, ReceivePos: string(row[2])}
+	if !o.InRecover {
+		if row[10] != nil {
+			if err := json.Unmarshal(row[10], &o.SyncNames); err != nil {
+				return Observation{}, fmt.Errorf("probe: synchronous standbys: %w", err)
+			}
+		}
+		return o, nil
+	}
+	if row[3] != nil {
+		secs, err := strconv.ParseFloat(string(row[3]), 64)
+		if err != nil {
+			return Observation{}, fmt.Errorf("probe: replay lag %q: %w", row[3], err)
+		}
+		o.Lag, o.LagKnown = max(0, time.Duration(secs*float64(time.Second))), true
+	}
+	pid, status, host, port, conninfo := row[4], row[5], row[6], row[7], row[8]
+	switch {
+	case pid == nil: // no WAL receiver: not connected to any source
+	case status == nil: // details hidden from this user
+		o.Streaming, o.Limited = true, pgLimited
+	default:
+		o.Streaming = string(status) == "streaming"
+		// A unix-socket source (a directory) names no endpoint to compare with.
+		if h := string(host); host != nil && port != nil && !strings.HasPrefix(h, "/") {
+			o.Following = net.JoinHostPort(h, string(port))
+		}
+	}
+	o.AppName = walReceiverAppName(string(conninfo), string(row[9]))
+	return o, nil
+}
+
+// walReceiverAppName is the application_name a WAL receiver reports to its primary: the one in
+// primary_conninfo, else cluster_name, else "walreceiver".
+func walReceiverAppName(conninfo, clusterName string) string {
+	kv := parseConninfo(conninfo)
+	if v := kv["application_name"]; v != "" {
+		return v
+	}
+	if v := kv["fallback_application_name"]; v != "" {
+		return v
+	}
+	if clusterName != "" {
+		return clusterName
+	}
+	return "walreceiver"
+}
+
+// parseConninfo splits a libpq key=value connection string (values may be single-quoted, with
+// backslash escapes). Malformed input yields what was parsed up to the fault.
+func parseConninfo(s string) map[string]string {
+	kv := map[string]string{}
+	for {
+		s = strings.TrimLeft(s, " \t\n\r")
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return kv
+		}
+		k = strings.TrimSpace(k)
+		s = strings.TrimLeft(rest, " \t\n\r")
+		var v strings.Builder
+		if strings.HasPrefix(s, "'") {
+			i, closed := 1, false
+			for ; i < len(s); i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+					v.WriteByte(s[i])
+					continue
+				}
+				if s[i] == '\'' {
+					closed = true
+					break
+				}
+				v.WriteByte(s[i])
+			}
+			if !closed {
+				return kv
+			}
+			s = s[i+1:]
+		} else {
+			i := strings.IndexAny(s, " \t\n\r")
+			if i < 0 {
+				i = len(s)
+			}
+			v.WriteString(s[:i])
+			s = s[i:]
+		}
+		kv[k] = v.String()
+	}
 }
 
 // Close implements Prober.

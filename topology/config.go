@@ -36,6 +36,55 @@ type Config struct {
 
 	LogLevel string     `yaml:"log_level"`
 	Clusters []*Cluster `yaml:"clusters"`
+	// Admin is the operator's HTTP endpoint: metrics, health and the JSON API.
+	Admin Admin `yaml:"admin"`
+}
+
+// DefaultAdminListen is where the admin HTTP server listens unless admin.listen says otherwise.
+const DefaultAdminListen = "127.0.0.1:9090"
+
+// Admin configures the admin HTTP server (/metrics, /healthz, /readyz, /api/v1/…).
+type Admin struct {
+	// Listen is the server's address. Default 127.0.0.1:9090 (set by Load); "" or "off" disables
+	// the server. A non-loopback address requires a token.
+	Listen string `yaml:"listen"`
+	// Token, when set, must be sent as "Authorization: Bearer TOKEN" on every endpoint except
+	// /healthz. TokenEnv names an environment variable holding it instead.
+	Token    Secret `yaml:"token"`
+	TokenEnv string `yaml:"token_env"`
+}
+
+// Enabled reports whether the admin server should run.
+func (a Admin) Enabled() bool { return a.Listen != "" && a.Listen != "off" }
+
+// validate normalizes "off", resolves token_env and refuses an unauthenticated non-loopback
+// listener. p is the YAML path of the section.
+func (a *Admin) validate(p string) error {
+	if a.Listen == "off" {
+		a.Listen = ""
+	}
+	if a.Token != "" && a.TokenEnv != "" {
+		return ferr(p+".token", "set only one of token, token_env")
+	}
+	if a.TokenEnv != "" {
+		v, ok := os.LookupEnv(a.TokenEnv)
+		if !ok || v == "" {
+			return ferr(p+".token_env", "environment variable %s is not set", a.TokenEnv)
+		}
+		a.Token = Secret(v)
+	}
+	if a.Listen == "" {
+		return nil
+	}
+	if err := validAddress(a.Listen); err != nil {
+		return ferr(p+".listen", "%v (or \"off\" to disable the admin server)", err)
+	}
+	host, _, _ := net.SplitHostPort(a.Listen)
+	ip := net.ParseIP(host)
+	if a.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return ferr(p+".listen", "%s is not a loopback address: set admin.token or admin.token_env, or listen on 127.0.0.1", a.Listen)
+	}
+	return nil
 }
 
 // Cluster is one leader–follower database cluster and the listener baton serves it on.
@@ -57,6 +106,16 @@ type Cluster struct {
 	Pool        Pool   `yaml:"pool"`
 	Limits      Limits `yaml:"limits"`
 	TLS         TLS    `yaml:"tls"`
+
+	// MaxLag: a replica whose data may be older than this serves no reads until it catches up.
+	// Default 10s; 0 = no time bound. MySQL/MariaDB report lag in whole seconds.
+	MaxLag Duration `yaml:"max_lag"`
+	// MaxLagBytes: a replica whose replayed WAL is further than this behind the primary's current
+	// WAL position serves no reads. PostgreSQL only. Default 16MiB; 0 = no byte bound.
+	MaxLagBytes ByteSize `yaml:"max_lag_bytes"`
+	// maxLagSet / maxLagBytesSet record that the file names the field, so that an explicit 0
+	// means "no bound" rather than "use the default".
+	maxLagSet, maxLagBytesSet bool
 }
 
 // Node is one database server of a cluster.
@@ -222,6 +281,8 @@ const (
 	DefaultStmtCacheSize    = 10000
 	DefaultMaxPipelineBytes = 1 << 20
 	DefaultMaxSessionState  = 1000
+	DefaultMaxLag           = 10 * time.Second
+	DefaultMaxLagBytes      = 16 << 20
 )
 
 func (c *Cluster) applyDefaults() {
@@ -233,6 +294,12 @@ func (c *Cluster) applyDefaults() {
 	}
 	if c.ProbeTimeout == 0 {
 		c.ProbeTimeout = Duration(DefaultProbeTimeout)
+	}
+	if c.MaxLag == 0 && !c.maxLagSet {
+		c.MaxLag = Duration(DefaultMaxLag)
+	}
+	if c.MaxLagBytes == 0 && !c.maxLagBytesSet && c.Engine != EngineMySQL {
+		c.MaxLagBytes = DefaultMaxLagBytes
 	}
 	p := &c.Pool
 	if p.MaxPerNode == 0 {

@@ -47,7 +47,7 @@ var yamlLineRe = regexp.MustCompile(`^\[(\d+):(\d+)\]\s*(.*)$`)
 
 // Parse decodes and validates configuration bytes; name is used in error messages.
 func Parse(name string, data []byte) (*Config, error) {
-	cfg := &Config{File: name}
+	cfg := &Config{File: name, Admin: Admin{Listen: DefaultAdminListen}}
 	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.DisallowUnknownField()); err != nil {
 		e := &Error{File: name, Msg: err.Error()}
 		// goccy errors read "[line:col] message\n  source excerpt"; keep the first line.
@@ -58,6 +58,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		return nil, e
 	}
+	markExplicitZeros(data, cfg)
 	if err := cfg.validate(); err != nil {
 		var fe *fieldError
 		if errors.As(err, &fe) {
@@ -85,6 +86,23 @@ func lineOf(data []byte, path string) int {
 		}
 	}
 	return 0
+}
+
+// markExplicitZeros records which clusters name max_lag / max_lag_bytes, so that a written 0
+// ("no bound") is told apart from an absent field (the default). data has already decoded.
+func markExplicitZeros(data []byte, cfg *Config) {
+	var raw struct {
+		Clusters []map[string]any `yaml:"clusters"`
+	}
+	if yaml.Unmarshal(data, &raw) != nil {
+		return
+	}
+	for i, m := range raw.Clusters {
+		if i < len(cfg.Clusters) && cfg.Clusters[i] != nil {
+			_, cfg.Clusters[i].maxLagSet = m["max_lag"]
+			_, cfg.Clusters[i].maxLagBytesSet = m["max_lag_bytes"]
+		}
+	}
 }
 
 func parentPath(p string) string {
@@ -128,7 +146,7 @@ func (c *Config) validate() error {
 		}
 		listens[cl.Listen] = true
 	}
-	return nil
+	return c.Admin.validate("$.admin")
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -203,6 +221,9 @@ func (c *Cluster) validate(p string) error {
 	}
 	if c.Pool.MaxPerNode < 0 || c.Pool.MinIdle < 0 || c.Limits.MaxClients < 0 {
 		return ferr(p, "pool and limit counts must be ≥ 0")
+	}
+	if c.Engine == EngineMySQL && c.MaxLagBytes > 0 {
+		return ferr(p+".max_lag_bytes", "applies to PostgreSQL only: MySQL and MariaDB do not report replica lag in bytes (use max_lag)")
 	}
 	if c.Limits.MaxMessageSize < 1024 {
 		return ferr(p+".limits.max_message_size", "must be at least 1KiB")

@@ -35,6 +35,33 @@ type NodeState struct {
 	Drain   bool
 	LastErr string
 	Checked time.Time
+
+	// Replication as last measured. On the primary ReplayPos is its own current position and the
+	// lags are 0; on a node that is down they are unknown.
+
+	// LagBytes is how far the replica's replayed WAL is behind the primary's current WAL position
+	// in the same probe round (PostgreSQL); -1 when unknown, always for MySQL/MariaDB.
+	LagBytes int64
+	// Lag bounds how old the replica's data is: 0 when it has replayed the primary's current
+	// position, else the replica's own estimate (PostgreSQL: now − last replayed commit time;
+	// MySQL/MariaDB: Seconds_Behind_Master), lowered to the time since the previous round's probe
+	// of the primary when the replica has reached that probe's position. -1 when unknown.
+	Lag time.Duration
+	// Following is the host:port the replica streams from, as the replica reports it; "" when
+	// unknown (monitor user without the privilege, or a unix socket).
+	Following string
+	// Streaming: the replica receives and applies changes from its source (PostgreSQL: WAL
+	// receiver streaming; MySQL/MariaDB: IO and SQL threads both running).
+	Streaming bool
+	// ReplayPos is the replayed position, for display: a pg_lsn ("0/3000060") or a GTID position.
+	ReplayPos string
+	// Sync: the primary lists this replica as a synchronous standby (PostgreSQL).
+	Sync bool
+	// Probed is when the probe behind this state was sent (zero when unknown).
+	Probed time.Time
+	// Unreadable says why a replica is not in Snapshot.Readable ("" for readable replicas and for
+	// nodes that are not replicas), e.g. "not streaming" or "lag 31s > max_lag 2s".
+	Unreadable string
 }
 
 // Snapshot is an immutable view of one cluster. Never modify a published Snapshot: build a new

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy"
+	"github.com/baton-proxy/baton/proxy/admin"
 	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
 )
@@ -22,6 +23,7 @@ import (
 type demoReady struct {
 	Postgres *demoEngine `json:"postgres,omitempty"`
 	MySQL    *demoEngine `json:"mysql,omitempty"`
+	Admin    string      `json:"admin,omitempty"` // the admin server's URL
 }
 
 type demoEngine struct {
@@ -38,6 +40,7 @@ func cmdDemo(args []string) error {
 	dir := fs.String("dir", "", "directory for the demo's data (default: temporary directories, removed on exit)")
 	listen := fs.String("listen", "127.0.0.1:6432", "baton's PostgreSQL listen address (a free port is used when busy)")
 	myListen := fs.String("mysql-listen", "127.0.0.1:3306", "baton's MySQL listen address (a free port is used when busy)")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "the admin endpoint's address (a free port is used when busy)")
 	fs.Parse(args)
 
 	cfg, err := topology.Load(*cfgPath)
@@ -109,6 +112,19 @@ func cmdDemo(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Admin.Enabled() {
+		// The demo's admin endpoint is where `baton status` looks by default; the example
+		// configs name other ports so that a `baton serve` beside the demo does not collide.
+		cfg.Admin.Listen = freeOr(*adminListen)
+	}
+	adm := admin.New(inst, cfg.Admin, log)
+	if cfg.Admin.Enabled() {
+		if err := adm.Start(); err != nil {
+			inst.Shutdown(5 * time.Second)
+			return err
+		}
+		rd.Admin = adm.URL()
+	}
 	var b strings.Builder
 	b.WriteString("\nbaton is ready.\n")
 	for _, c := range inst.Clusters() {
@@ -148,11 +164,18 @@ Try:
 		}
 		defer os.Remove(*ready)
 	}
+	if rd.Admin != "" {
+		fmt.Fprintf(&b, "\nStatus:   baton status --admin %s\nMetrics:  curl %s/metrics\n", rd.Admin, rd.Admin)
+	}
 	b.WriteString("\nPress Ctrl-C to stop everything.\n")
 	fmt.Print(b.String())
 	<-ctx.Done()
 	fmt.Println("\nbaton demo: stopping …")
+	adm.MarkDraining()
 	inst.Shutdown(5 * time.Second)
+	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	adm.Shutdown(actx)
 	return nil
 }
 

@@ -3,6 +3,7 @@
 //	baton serve --config FILE        run the proxy
 //	baton check-config FILE          validate a configuration and exit
 //	baton demo [--ready-file PATH]   start a local cluster with baton in front of it
+//	baton status [--admin URL]       show clusters, nodes and roles from a running baton
 //	baton version
 package main
 
@@ -23,6 +24,7 @@ Usage:
   baton serve --config FILE         run the proxy for the clusters in FILE
   baton check-config FILE           validate FILE and exit (non-zero on error)
   baton demo [flags]                start a local PostgreSQL primary + 2 replicas and baton in front
+  baton status [--admin URL]        show a running baton's clusters, nodes and roles (--json)
   baton version                     print the version
 
 Run 'baton COMMAND -h' for a command's flags.
@@ -42,6 +44,8 @@ func main() {
 		err = cmdCheckConfig(os.Args[2:])
 	case "demo":
 		err = cmdDemo(os.Args[2:])
+	case "status":
+		err = cmdStatus(os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("baton", version)
 	case "help", "-h", "--help":

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/baton-proxy/baton/proxy"
+	"github.com/baton-proxy/baton/proxy/admin"
 	"github.com/baton-proxy/baton/topology"
 )
 
@@ -45,9 +47,20 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	adm := admin.New(inst, cfg.Admin, log)
+	if cfg.Admin.Enabled() {
+		if err := adm.Start(); err != nil {
+			inst.Shutdown(inst.ShutdownTimeout())
+			return err
+		}
+	}
 	<-ctx.Done()
 	log.Info("shutting down: no new clients; waiting for running transactions", "timeout", inst.ShutdownTimeout())
+	adm.MarkDraining()
 	inst.Shutdown(inst.ShutdownTimeout())
+	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	adm.Shutdown(actx)
 	log.Info("stopped")
 	return nil
 }

@@ -31,7 +31,8 @@ func ensureBaton(ctx context.Context, path string, rebuild bool) error {
 // batonConfig is baton's YAML configuration for the benchmark: one cluster
 // over the primary and the replicas, and the app user with SCRAM.
 func batonConfig(e *benchEnv, port int) string {
-	cfg := fmt.Sprintf(`clusters:
+	cfg := fmt.Sprintf(`admin: {listen: "off"}
+clusters:
   - name: pg
     engine: postgres
     listen: 127.0.0.1:%d

@@ -152,7 +152,8 @@ func myDSN(port int) string {
 
 // myBatonConfig is baton's YAML configuration for the MariaDB cluster.
 func myBatonConfig(e *benchEnv, port int) string {
-	cfg := fmt.Sprintf(`clusters:
+	cfg := fmt.Sprintf(`admin: {listen: "off"}
+clusters:
   - name: my
     engine: mysql
     listen: 127.0.0.1:%d

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what baton's tests, demo and benchmarks need, where it is missing.
 # Usage: test/scripts/deps.sh [test|bench]   (bench adds pgbouncer, pgpool2, haproxy)
+# test: PostgreSQL 15, MariaDB (server, client) and sysbench.
 set -euo pipefail
 want=(postgresql-15 postgresql-client-15 mariadb-server mariadb-client sysbench)
 if [ "${1:-test}" = bench ]; then

@@ -1,0 +1,133 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/baton-proxy/baton/proxy"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// ClustersResponse is the document GET /api/v1/clusters returns.
+type ClustersResponse struct {
+	Clusters []ClusterStatus `json:"clusters"`
+}
+
+// ClusterStatus is one cluster as the admin API reports it. Counters are totals since baton
+// started.
+type ClusterStatus struct {
+	Name        string `json:"name"`
+	Engine      string `json:"engine"`
+	Listen      string `json:"listen"` // the bound client address
+	Consistency string `json:"consistency"`
+	// Primary is the name of the node taking writes; "" when no primary is known.
+	Primary          string       `json:"primary"`
+	ReadableReplicas int          `json:"readable_replicas"`
+	Nodes            []NodeStatus `json:"nodes"`
+
+	Sessions         int64           `json:"sessions"` // client sessions connected now
+	SessionsAccepted int64           `json:"sessions_accepted"`
+	SessionsRejected int64           `json:"sessions_rejected"`
+	Statements       StatementCounts `json:"statements"`
+	Misroutes        int64           `json:"misroutes"`
+	Retries          int64           `json:"retries"`
+	AuthFailures     int64           `json:"auth_failures"`
+}
+
+// StatementCounts counts the statements routed to each kind of node.
+type StatementCounts struct {
+	Primary int64 `json:"primary"`
+	Replica int64 `json:"replica"`
+}
+
+// NodeStatus is one node as the health checker last saw it, with its backend pool.
+type NodeStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Up      bool   `json:"up"`
+	Role    string `json:"role"` // primary, replica or unknown
+	// Readable: the node is a replica that may serve reads now.
+	Readable  bool      `json:"readable"`
+	Weight    int       `json:"weight"`
+	Drain     bool      `json:"drain"`
+	LastError string    `json:"last_error,omitempty"`
+	Checked   time.Time `json:"checked,omitzero"`
+	// Connections are the backend connections of the node's pool; Open includes Idle.
+	Connections PoolCounts `json:"connections"`
+}
+
+// PoolCounts are a node pool's connection counts.
+type PoolCounts struct {
+	Open int `json:"open"`
+	Idle int `json:"idle"`
+}
+
+// InUse is the number of backend connections held by client sessions.
+func (p PoolCounts) InUse() int { return p.Open - p.Idle }
+
+// roles are the values NodeStatus.Role and the baton_node_role label take.
+var roles = []string{topology.RolePrimary.String(), topology.RoleReplica.String(), topology.RoleUnknown.String()}
+
+// clusterStatus reads c's current topology snapshot and counters. It is the one place the
+// metrics and the JSON API read the instance.
+func clusterStatus(c *proxy.Cluster) ClusterStatus {
+	cs := ClusterStatus{
+		Name:        c.Config.Name,
+		Engine:      string(c.Config.Engine),
+		Listen:      c.Addr().String(),
+		Consistency: string(c.Config.Consistency),
+	}
+	var pools map[string][2]int
+	switch {
+	case c.PG != nil:
+		m := c.PG.Metrics()
+		cs.Sessions, cs.SessionsAccepted, cs.SessionsRejected = m.Sessions.Load(), m.Accepted.Load(), m.Rejected.Load()
+		cs.Statements = StatementCounts{Primary: m.ToPrimary.Load(), Replica: m.ToReplica.Load()}
+		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
+		pools = c.PG.PoolStats()
+	case c.My != nil:
+		m := c.My.Metrics()
+		cs.Sessions, cs.SessionsAccepted, cs.SessionsRejected = m.Sessions.Load(), m.Accepted.Load(), m.Rejected.Load()
+		cs.Statements = StatementCounts{Primary: m.ToPrimary.Load(), Replica: m.ToReplica.Load()}
+		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
+		pools = c.My.PoolStats()
+	}
+
+	snap := c.Live.Load()
+	if snap == nil {
+		// Not probed yet: report the configured nodes as unknown and down.
+		for _, n := range c.Config.Nodes {
+			cs.Nodes = append(cs.Nodes, NodeStatus{Name: n.Name, Address: n.Address, Role: topology.RoleUnknown.String(),
+				Weight: n.ReadWeight(), Drain: n.Drain, Connections: poolCounts(pools[n.Name])})
+		}
+		return cs
+	}
+	if p := snap.PrimaryNode(); p != nil {
+		cs.Primary = p.Name
+	}
+	cs.ReadableReplicas = len(snap.Readable)
+	readable := make(map[int]bool, len(snap.Readable))
+	for _, i := range snap.Readable {
+		readable[i] = true
+	}
+	cs.Nodes = make([]NodeStatus, 0, len(snap.Nodes))
+	for i, n := range snap.Nodes {
+		cs.Nodes = append(cs.Nodes, NodeStatus{
+			Name: n.Name, Address: n.Address, Up: n.Up, Role: n.Role.String(), Readable: readable[i],
+			Weight: n.Weight, Drain: n.Drain, LastError: n.LastErr, Checked: n.Checked,
+			Connections: poolCounts(pools[n.Name]),
+		})
+	}
+	return cs
+}
+
+func poolCounts(s [2]int) PoolCounts { return PoolCounts{Open: s[0], Idle: s[1]} }
+
+// statuses reads every cluster of inst, in configuration order.
+func statuses(inst *proxy.Instance) []ClusterStatus {
+	cls := inst.Clusters()
+	out := make([]ClusterStatus, 0, len(cls))
+	for _, c := range cls {
+		out = append(out, clusterStatus(c))
+	}
+	return out
+}

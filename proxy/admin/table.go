@@ -1,0 +1,86 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// maxErrWidth bounds the LAST-ERROR column so one long driver message does not wrap the table.
+const maxErrWidth = 60
+
+// WriteTable renders doc as the aligned table `baton status` prints: one row per node, then one
+// summary line per cluster. SESSIONS of a node counts the backend connections client sessions
+// hold on it (open minus idle); the summary line has the cluster's client sessions.
+func WriteTable(w io.Writer, doc *ClustersResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER\tNODE\tROLE\tSTATE\tREADABLE\tSESSIONS\tLAST-ERROR")
+	for _, c := range doc.Clusters {
+		for _, n := range c.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(c.Name), cell(n.Name), cell(n.Role), nodeState(n),
+				yesNo(n.Readable), n.Connections.InUse(), cell(shorten(n.LastError, maxErrWidth)))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range doc.Clusters {
+		primary := c.Primary
+		if primary == "" {
+			primary = "NONE"
+		}
+		_, err := fmt.Fprintf(w, "\ncluster %s (%s, %s, %s): primary %s, %d readable replicas, %d sessions, statements %d primary / %d replica, %d misroutes, %d retries",
+			c.Name, c.Engine, c.Listen, c.Consistency, primary, c.ReadableReplicas, c.Sessions,
+			c.Statements.Primary, c.Statements.Replica, c.Misroutes, c.Retries)
+		if err != nil {
+			return err
+		}
+	}
+	if len(doc.Clusters) > 0 {
+		_, err := fmt.Fprintln(w)
+		return err
+	}
+	return nil
+}
+
+// nodeState is up, down or drain; a node that is down shows down whether or not it drains.
+func nodeState(n NodeStatus) string {
+	switch {
+	case !n.Up:
+		return "down"
+	case n.Drain:
+		return "drain"
+	}
+	return "up"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// cell makes s safe for one tabwriter cell: no tabs or line breaks, "-" when empty.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\t', '\n', '\r', '\v', '\f':
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// shorten cuts s to at most n runes, marking the cut with "…".
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
