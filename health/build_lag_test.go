@@ -39,9 +39,10 @@ func with(o Observation, f func(*Observation)) Observation { f(&o); return o }
 
 func TestBuildReplicationRules(t *testing.T) {
 	pg := lagCluster(topology.EnginePostgres, 10*time.Second, 16<<20)
-	// prevA: the previous round saw primary a at 0/1000, probed one second before t0.
-	prevA := &topology.Snapshot{Primary: 0, Nodes: []topology.NodeState{{Name: "a", Address: "127.0.0.1:1", Role: topology.RolePrimary, ReplayPos: "0/1000", Probed: t0.Add(-time.Second)}}}
-	prevC := &topology.Snapshot{Primary: 0, Nodes: []topology.NodeState{{Name: "c", Address: "127.0.0.1:3", Role: topology.RolePrimary, ReplayPos: "0/1000", Probed: t0.Add(-time.Second)}}}
+	// prevA: earlier rounds saw primary a at 0/800 three seconds and at 0/1000 one second before t0.
+	hist := []topology.PosSample{{Pos: "0/800", At: t0.Add(-3 * time.Second)}, {Pos: "0/1000", At: t0.Add(-time.Second)}}
+	prevA := &topology.Snapshot{Primary: 0, Nodes: []topology.NodeState{{Name: "a", Address: "127.0.0.1:1", Role: topology.RolePrimary}}, PrimaryHistory: hist}
+	prevC := &topology.Snapshot{Primary: 0, Nodes: []topology.NodeState{{Name: "c", Address: "127.0.0.1:3", Role: topology.RolePrimary}}, PrimaryHistory: hist}
 	down := Observation{}
 	tests := []struct {
 		name     string
@@ -68,11 +69,13 @@ func TestBuildReplicationRules(t *testing.T) {
 		{name: "source as localhost", cl: pg, b: with(pgReplica("0/2000", 0), func(o *Observation) { o.Following = "localhost:1" }), readable: true, lag: 0, lagBytes: 0},
 		{name: "source unknown", cl: pg, b: with(pgReplica("0/2000", 0), func(o *Observation) { o.Following = "" }), readable: true, lag: 0, lagBytes: 0},
 		{name: "drained", cl: drained(pg), b: pgReplica("0/2000", 0), why: "drained", lag: 0, lagBytes: 0},
-		// The previous round's primary position bounds the lag of a replica that reached it.
+		// Earlier rounds' primary positions bound the lag of a replica that reached one.
 		{name: "reached last round's position", cl: pg, prev: prevA, b: pgReplica("0/1000", time.Hour), readable: true, lag: time.Second, lagBytes: 0x1000},
 		{name: "reached last round's position, no timestamp", cl: pg, prev: prevA, b: pgReplica("0/1800", -1), readable: true, lag: time.Second, lagBytes: 0x800},
-		{name: "short of last round's position", cl: pg, prev: prevA, b: pgReplica("0/0F00", time.Hour), why: "lag 1h0m0s > max_lag", lag: time.Hour, lagBytes: 0x1100},
-		{name: "last round's primary was another node", cl: pg, prev: prevC, b: pgReplica("0/1000", time.Hour), why: "> max_lag", lag: time.Hour, lagBytes: 0x1000},
+		{name: "reached an older position", cl: pg, prev: prevA, b: pgReplica("0/0F00", time.Hour), readable: true, lag: 3 * time.Second, lagBytes: 0x1100},
+		{name: "reached an older position, over max_lag", cl: lagCluster(topology.EnginePostgres, 2*time.Second, 0), prev: prevA, b: pgReplica("0/0F00", -1), why: "lag 3s > max_lag 2s", lag: 3 * time.Second, lagBytes: 0x1100},
+		{name: "short of every known position", cl: pg, prev: prevA, b: pgReplica("0/700", time.Hour), why: "lag 1h0m0s > max_lag", lag: time.Hour, lagBytes: 0x1900},
+		{name: "the history was another primary's", cl: pg, prev: prevC, b: pgReplica("0/1000", time.Hour), why: "> max_lag", lag: time.Hour, lagBytes: 0x1000},
 		// Without a primary this round, the source is checked against the previous primary and
 		// the byte lag is unknown.
 		{name: "no primary, bytes bound", cl: pg, prev: prevA, primary: &down, b: pgReplica("0/2000", 0), why: "lag in bytes unknown", lag: 0, lagBytes: -1},
@@ -163,6 +166,33 @@ func TestBuildLeavesAndRejoins(t *testing.T) {
 			t.Fatalf("round %d (lag %v): readable %v, want %v (%q)", i, lag, got, want[i], s.Nodes[1].Unreadable)
 		}
 		prev = s
+	}
+}
+
+func TestPrimaryHistory(t *testing.T) {
+	cl := lagCluster(topology.EnginePostgres, 2*time.Second, 0)
+	cl.ProbeInterval = topology.Duration(time.Second)
+	var prev *topology.Snapshot
+	now := t0
+	for i := range 30 {
+		now = now.Add(time.Second)
+		p := Observation{Up: true, ReplayPos: fmt.Sprintf("0/%X", 0x100*(i+1)), PosKind: PosLSN, At: now.Add(-time.Millisecond)}
+		s := Build(cl, prev, []Observation{p, pgReplica("0/100", -1), {}}, now)
+		if prev != nil && len(prev.PrimaryHistory) > 0 && len(s.PrimaryHistory) > 0 && &prev.PrimaryHistory[0] == &s.PrimaryHistory[0] {
+			t.Fatal("the new history shares the published one's array")
+		}
+		prev = s
+	}
+	// The horizon is max(max_lag, 10s) + 2 probe intervals = 12s: 12 samples of one per second.
+	h := prev.PrimaryHistory
+	if len(h) != 12 || h[len(h)-1].Pos != "0/1E00" || now.Sub(h[0].At) > 12*time.Second {
+		t.Fatalf("history: %d samples, newest %q, oldest %v old", len(h), h[len(h)-1].Pos, now.Sub(h[0].At))
+	}
+	// A new primary starts a new history.
+	p := Observation{Up: true, ReplayPos: "0/5000", PosKind: PosLSN, At: now}
+	s := Build(cl, prev, []Observation{{}, p, {}}, now.Add(time.Second))
+	if len(s.PrimaryHistory) != 1 || s.PrimaryHistory[0].Pos != "0/5000" {
+		t.Fatalf("history after a primary change: %v", s.PrimaryHistory)
 	}
 }
 

@@ -197,16 +197,16 @@ func (c *Checker) warnLimited(obs []Observation) {
 // streams, streams from the primary (this round's, else prev's; an unknown source is accepted),
 // and is within cl.MaxLagBytes (PostgreSQL) and cl.MaxLag; an unknown lag fails a bound that is
 // set. Each snapshot is judged on its own round: a replica leaves the read set at the first
-// round that breaks a rule and rejoins at the first that keeps them all. prev also supplies the
-// primary's position one round ago, which bounds the lag of a replica that has reached it.
-// Build is pure.
+// round that breaks a rule and rejoins at the first that keeps them all. prev also carries the
+// primary's positions of recent rounds (Snapshot.PrimaryHistory), which bound the lag of a
+// replica that has reached one of them. Build is pure.
 func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now time.Time) *topology.Snapshot {
 	s := &topology.Snapshot{Cluster: cl.Name, Primary: -1, Nodes: make([]topology.NodeState, len(cl.Nodes))}
 	var claimants []int
 	for i, n := range cl.Nodes {
 		o := obs[i]
 		ns := topology.NodeState{Name: n.Name, Address: n.Address, Up: o.Up, Weight: n.ReadWeight(), Drain: n.Drain, Checked: now,
-			LagBytes: -1, Lag: -1, Probed: o.At}
+			LagBytes: -1, Lag: -1}
 		if o.Err != nil {
 			ns.LastErr = o.Err.Error()
 		}
@@ -235,28 +235,44 @@ func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now
 		}
 	}
 
-	var p *Observation         // the primary's observation this round
-	var pp *topology.NodeState // the same primary one round ago
-	src := prev.PrimaryNode()  // whom replicas must stream from
+	var p *Observation        // the primary's observation this round
+	src := prev.PrimaryNode() // whom replicas must stream from
 	if s.Primary >= 0 {
 		p, src = &obs[s.Primary], &s.Nodes[s.Primary]
 		src.LagBytes, src.Lag = 0, 0
-		if old := prev.PrimaryNode(); old != nil && old.Name == src.Name {
-			pp = old
-		}
+		s.PrimaryHistory = primaryHistory(cl, prev, src.Name, p, now)
 	}
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
 		if !n.Up || n.Role != topology.RoleReplica {
 			continue
 		}
-		measureLag(n, &obs[i], p, pp, now)
+		measureLag(n, &obs[i], p, s.PrimaryHistory, now)
 		if p != nil && obs[i].AppName != "" {
 			n.Sync = slices.Contains(p.SyncNames, obs[i].AppName)
 		}
 		if n.Unreadable = unreadable(cl, n, src); n.Unreadable == "" {
 			s.Readable = append(s.Readable, i)
+		} else if p == nil && wasReadable(prev, n.Name) && !n.Drain && n.Weight > 0 {
+			// No node takes writes this round (the primary is down, or one probe of it
+			// failed), so nothing newer than what this replica had can exist: it keeps
+			// serving reads while the primary is away (DESIGN §3: reads keep flowing).
+			n.Unreadable = ""
+			s.Readable = append(s.Readable, i)
 		}
 	}
 	return s
+}
+
+// wasReadable reports whether the node was in the previous snapshot's read set.
+func wasReadable(prev *topology.Snapshot, name string) bool {
+	if prev == nil {
+		return false
+	}
+	for _, i := range prev.Readable {
+		if prev.Nodes[i].Name == name {
+			return true
+		}
+	}
+	return false
 }

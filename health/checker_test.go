@@ -74,3 +74,22 @@ func TestBuildDrainedReplicaNotReadable(t *testing.T) {
 		t.Fatalf("drained/weight-0 replicas readable: %v", s.Readable)
 	}
 }
+
+// While no node takes writes, replicas that were readable stay readable (nothing newer can
+// exist); a replica that was not readable does not become readable.
+func TestReplicasServeReadsWhileThePrimaryIsAway(t *testing.T) {
+	cl := cluster3()
+	one := 1
+	cl.Nodes[2].Weight = &one
+	cl.MaxLag = topology.Duration(time.Second)
+	prev := &topology.Snapshot{Primary: 0, Readable: []int{1}, Nodes: []topology.NodeState{{Name: "a"}, {Name: "b"}, {Name: "c"}}}
+	down := Observation{Err: errors.New("connection refused")}
+	replica := Observation{Up: true, InRecover: true} // not streaming: its primary is gone
+	s := Build(cl, prev, []Observation{down, replica, replica}, time.Now())
+	if s.PrimaryNode() != nil {
+		t.Fatal("a primary while every node is down or in recovery")
+	}
+	if len(s.Readable) != 1 || s.Nodes[s.Readable[0]].Name != "b" {
+		t.Fatalf("readable %v; want only b (readable before), not c", s.Readable)
+	}
+}

@@ -9,9 +9,10 @@
 // not drained, has a read weight, streams from the primary, and is within the cluster's max_lag
 // and max_lag_bytes. Lag is 0 when the replica has reached the primary's position of the same
 // round, else the replica's own estimate (PostgreSQL: now − last replayed commit, both read on
-// the replica; MySQL/MariaDB: Seconds_Behind_Master), lowered to the age of the previous round's
-// primary probe when the replica has reached that probe's position. A replica that breaks a rule
-// leaves the read set at that probe; it rejoins by itself at the first probe that keeps them all.
+// the replica; MySQL/MariaDB: Seconds_Behind_Master), lowered to the age of the newest earlier
+// primary probe (Snapshot.PrimaryHistory) whose position the replica has reached. A replica
+// that breaks a rule leaves the read set at that probe; it rejoins by itself at the first probe
+// that keeps them all.
 //
 // The monitor user needs pg_monitor (PostgreSQL) or SLAVE MONITOR / REPLICATION CLIENT
 // (MariaDB / MySQL) to see replication status and each replica's source. Without it the checker

@@ -24,15 +24,15 @@ const (
 )
 
 // measureLag fills n.LagBytes and n.Lag for a replica observed as o. p is the primary's
-// observation of this round (nil when there is no primary); pp is the previous snapshot's state
-// of the same primary (nil when there was none or it was another node).
-func measureLag(n *topology.NodeState, o *Observation, p *Observation, pp *topology.NodeState, now time.Time) {
+// observation of this round (nil when there is no primary) and hist the primary's recent
+// positions (Snapshot.PrimaryHistory).
+func measureLag(n *topology.NodeState, o *Observation, p *Observation, hist []topology.PosSample, now time.Time) {
 	n.LagBytes, n.Lag = -1, -1
 	if o.LagKnown {
 		n.Lag = max(0, o.Lag)
 	}
 	if p == nil || o.PosKind != p.PosKind {
-		return // positions not comparable; pp is the same node as p
+		return // positions not comparable
 	}
 	kind := p.PosKind
 	if kind == PosLSN {
@@ -44,16 +44,43 @@ func measureLag(n *topology.NodeState, o *Observation, p *Observation, pp *topol
 		n.Lag = 0 // the replica has everything the primary had when it was probed
 		return
 	}
-	// The replica has replayed what the primary had when the previous round probed it: nothing
-	// it lacks is older than that probe.
-	if pp != nil && !pp.Probed.IsZero() {
-		if c, ok := covers(kind, o.ReplayPos, pp.ReplayPos); ok && c {
-			b := max(0, now.Sub(pp.Probed))
-			if n.Lag < 0 || b < n.Lag {
+	// The replica has replayed what the primary had when an earlier probe read its position:
+	// nothing it lacks is older than that probe.
+	for i := len(hist) - 1; i >= 0; i-- {
+		if c, ok := covers(kind, o.ReplayPos, hist[i].Pos); ok && c {
+			if b := max(0, now.Sub(hist[i].At)); n.Lag < 0 || b < n.Lag {
 				n.Lag = b
 			}
+			return
 		}
 	}
+}
+
+// Bounds of Snapshot.PrimaryHistory.
+const (
+	historyMin = 10 * time.Second // kept at least this long, whatever max_lag is
+	historyCap = 1024             // samples at most
+)
+
+// primaryHistory returns prev's history of the primary named name, trimmed to what can still
+// bound a lag within cl.MaxLag, with this round's position p appended. The result is a new slice:
+// published snapshots are never modified.
+func primaryHistory(cl *topology.Cluster, prev *topology.Snapshot, name string, p *Observation, now time.Time) []topology.PosSample {
+	var old []topology.PosSample
+	if pp := prev.PrimaryNode(); pp != nil && pp.Name == name {
+		old = prev.PrimaryHistory
+	}
+	horizon := max(cl.MaxLag.D(), historyMin) + 2*cl.ProbeInterval.D()
+	first := 0
+	for first < len(old) && (now.Sub(old[first].At) > horizon || len(old)-first >= historyCap) {
+		first++
+	}
+	h := make([]topology.PosSample, 0, len(old)-first+1)
+	h = append(h, old[first:]...)
+	if !p.At.IsZero() {
+		h = append(h, topology.PosSample{Pos: p.ReplayPos, At: p.At})
+	}
+	return h
 }
 
 // unreadable returns why replica n may not serve reads, or "" when it may. src is the node it

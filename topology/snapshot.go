@@ -42,10 +42,10 @@ type NodeState struct {
 	// LagBytes is how far the replica's replayed WAL is behind the primary's current WAL position
 	// in the same probe round (PostgreSQL); -1 when unknown, always for MySQL/MariaDB.
 	LagBytes int64
-	// Lag bounds how old the replica's data is: 0 when it has replayed the primary's current
-	// position, else the replica's own estimate (PostgreSQL: now − last replayed commit time;
-	// MySQL/MariaDB: Seconds_Behind_Master), lowered to the time since the previous round's probe
-	// of the primary when the replica has reached that probe's position. -1 when unknown.
+	// Lag bounds how old the replica's data is: 0 when it has replayed the primary's position of
+	// the same round, else the replica's own estimate (PostgreSQL: now − last replayed commit
+	// time; MySQL/MariaDB: Seconds_Behind_Master), lowered to the age of the newest position in
+	// Snapshot.PrimaryHistory that the replica has reached. -1 when unknown.
 	Lag time.Duration
 	// Following is the host:port the replica streams from, as the replica reports it; "" when
 	// unknown (monitor user without the privilege, or a unix socket).
@@ -57,8 +57,6 @@ type NodeState struct {
 	ReplayPos string
 	// Sync: the primary lists this replica as a synchronous standby (PostgreSQL).
 	Sync bool
-	// Probed is when the probe behind this state was sent (zero when unknown).
-	Probed time.Time
 	// Unreadable says why a replica is not in Snapshot.Readable ("" for readable replicas and for
 	// nodes that are not replicas), e.g. "not streaming" or "lag 31s > max_lag 2s".
 	Unreadable string
@@ -73,6 +71,16 @@ type Snapshot struct {
 	Nodes   []NodeState
 	// Readable lists the indexes of replicas that may serve reads now, in Nodes order.
 	Readable []int
+	// PrimaryHistory holds the primary's positions of recent rounds, oldest first, each with the
+	// time its probe started; it restarts when the primary changes. A replica that has reached
+	// one of them lacks nothing older than that probe.
+	PrimaryHistory []PosSample
+}
+
+// PosSample is a node's replication position and when the probe that read it started.
+type PosSample struct {
+	Pos string
+	At  time.Time
 }
 
 // PrimaryNode returns the primary's state, or nil.
