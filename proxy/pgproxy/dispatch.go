@@ -126,6 +126,9 @@ func be32(b []byte) uint32 {
 // dealloc names a protocol-level prepared statement that an SQL DEALLOCATE in the unit drops.
 func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, state, dealloc string) bool {
 	s.wait() // routing needs the exact transaction state
+	s.cancelPending.Store(false) // a cancel that came while idle cancels nothing, as on PostgreSQL
+	s.dispatching.Store(true)
+	defer s.dispatching.Store(false)
 	if s.closing.Load() {
 		return false
 	}
@@ -175,7 +178,15 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	}
 	s.push(u)
 	s.send(be, out)
+	s.cancelIfPending(be)
 	return true
+}
+
+// cancelIfPending forwards a CancelRequest that arrived while the unit was on its way.
+func (s *session) cancelIfPending(be *backend) {
+	if s.cancelPending.Swap(false) {
+		s.srv.sendCancel(be)
+	}
 }
 
 func (s *session) send(be *backend, out []byte) {
@@ -205,6 +216,7 @@ func (s *session) sendInline(u *unit, out []byte) {
 	s.last = u
 	s.active.Store(be)
 	s.send(be, out)
+	s.cancelIfPending(be)
 	be.conn.SetReadDeadline(time.Now().Add(inlineWait))
 	_, err := be.rd.Peek1()
 	be.conn.SetReadDeadline(time.Time{})

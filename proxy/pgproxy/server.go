@@ -495,6 +495,15 @@ func (s *Server) handleCancel(pkt []byte) {
 	}
 	if be := sess.active.Load(); be != nil {
 		s.sendCancel(be)
+		return
+	}
+	if sess.dispatching.Load() {
+		// The statement has been read but not yet sent (a backend connection is being
+		// opened): cancel it as soon as it is.
+		sess.cancelPending.Store(true)
+		if be := sess.active.Load(); be != nil && sess.cancelPending.Swap(false) {
+			s.sendCancel(be)
+		}
 	}
 }
 

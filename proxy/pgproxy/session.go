@@ -79,6 +79,9 @@ type session struct {
 	active    atomic.Pointer[backend]
 	keyID     uint64
 	closing   atomic.Bool
+
+	dispatching   atomic.Bool // a unit is being routed and sent (cancel requests wait for it)
+	cancelPending atomic.Bool // a CancelRequest arrived before the unit reached a backend
 }
 
 type sessionLog struct{ id uint64 }
