@@ -125,7 +125,7 @@ func be32(b []byte) uint32 {
 // record for replay when it succeeds ("" for none).
 // dealloc names a protocol-level prepared statement that an SQL DEALLOCATE in the unit drops.
 func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, state, dealloc string) bool {
-	s.wait() // routing needs the exact transaction state
+	s.wait()                     // routing needs the exact transaction state
 	s.cancelPending.Store(false) // a cancel that came while idle cancels nothing, as on PostgreSQL
 	s.dispatching.Store(true)
 	defer s.dispatching.Store(false)
