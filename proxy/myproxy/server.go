@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/listen"
+
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
@@ -119,38 +121,17 @@ func (s *Server) Serve() error {
 	}
 	s.wg.Add(1)
 	go s.reaper()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if s.draining.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		s.metrics.Accepted.Add(1)
-		if n := s.metrics.Sessions.Add(1); n > int64(s.cl.Limits.MaxClients) {
-			s.metrics.Sessions.Add(-1)
-			s.metrics.Rejected.Add(1)
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Second))
-				out, _ := mywire.AppendPacket(nil, 0, errPayload(1040, "08004", "Too many connections (baton max_clients)"))
-				c.Write(out)
-			}()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.metrics.Sessions.Add(-1)
-			s.serveConn(c)
-		}()
-	}
+	return listen.Loop(s.ln, s.draining.Load, s.cl.Limits.MaxClients,
+		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
+		&s.wg, s.serveConn, rejectTooMany)
+}
+
+// rejectTooMany answers a client over max_clients the way MySQL does (ER_CON_COUNT_ERROR).
+func rejectTooMany(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	out, _ := mywire.AppendPacket(nil, 0, errPayload(1040, "08004", "Too many connections (baton max_clients)"))
+	c.Write(out)
 }
 
 func errPayload(code uint16, state, msg string) []byte {

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/listen"
+
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -126,33 +128,9 @@ func (s *Server) Serve() error {
 	}
 	s.wg.Add(1)
 	go s.reaper()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if s.draining.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		s.metrics.Accepted.Add(1)
-		if n := s.metrics.Sessions.Add(1); n > int64(s.cl.Limits.MaxClients) {
-			s.metrics.Sessions.Add(-1)
-			s.metrics.Rejected.Add(1)
-			go rejectTooMany(c)
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.metrics.Sessions.Add(-1)
-			s.serveConn(c)
-		}()
-	}
+	return listen.Loop(s.ln, s.draining.Load, s.cl.Limits.MaxClients,
+		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
+		&s.wg, s.serveConn, rejectTooMany)
 }
 
 func rejectTooMany(c net.Conn) {

@@ -1,0 +1,49 @@
+// Package listen is the accept loop both engines' servers share: a bound on concurrent
+// clients, counters, tracked session goroutines and a quiet exit when the server drains.
+package listen
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Counters are the loop's counters (owned by the server's metrics).
+type Counters struct {
+	Sessions, Accepted, Rejected *atomic.Int64
+}
+
+// Loop accepts on ln and runs serve(c) on a goroutine tracked by wg for each client, or
+// reject(c) (untracked, it must return quickly) when maxClients are already connected. It
+// returns nil once ln is closed while draining() reports true, or the accept error otherwise.
+func Loop(ln net.Listener, draining func() bool, maxClients int, cnt Counters, wg *sync.WaitGroup, serve, reject func(net.Conn)) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if draining() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond) // e.g. out of file descriptors: back off
+				continue
+			}
+			return err
+		}
+		cnt.Accepted.Add(1)
+		if n := cnt.Sessions.Add(1); n > int64(maxClients) {
+			cnt.Sessions.Add(-1)
+			cnt.Rejected.Add(1)
+			go reject(c)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cnt.Sessions.Add(-1)
+			serve(c)
+		}()
+	}
+}
