@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-proxy/baton/topology"
@@ -57,7 +58,7 @@ type ProberFactory func(node *topology.Node) Prober
 
 // Checker periodically probes the nodes of one cluster and publishes snapshots to Live.
 type Checker struct {
-	cluster *topology.Cluster
+	cluster atomic.Pointer[topology.Cluster] // swapped by SetCluster on a configuration reload
 	live    *topology.Live
 	newP    ProberFactory
 	log     *slog.Logger
@@ -71,12 +72,14 @@ type Checker struct {
 
 // NewChecker returns a Checker for cl that publishes to live.
 func NewChecker(cl *topology.Cluster, live *topology.Live, f ProberFactory, log *slog.Logger) *Checker {
-	return &Checker{cluster: cl, live: live, newP: f, log: log, probers: map[string]Prober{}, warned: map[string]bool{}, changed: make(chan struct{})}
+	c := &Checker{live: live, newP: f, log: log, probers: map[string]Prober{}, warned: map[string]bool{}, changed: make(chan struct{})}
+	c.cluster.Store(cl)
+	return c
 }
 
 // Run probes until ctx is done. The first round runs at once.
 func (c *Checker) Run(ctx context.Context) {
-	t := time.NewTicker(c.cluster.ProbeInterval.D())
+	t := time.NewTicker(c.cluster.Load().ProbeInterval.D())
 	defer t.Stop()
 	defer c.closeAll()
 	for {
@@ -102,24 +105,49 @@ func (c *Checker) closeAll() {
 func (c *Checker) prober(n *topology.Node) Prober {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, ok := c.probers[n.Name]
+	key := n.Name + "@" + n.Address
+	p, ok := c.probers[key]
 	if !ok {
 		p = c.newP(n)
-		c.probers[n.Name] = p
+		c.probers[key] = p
 	}
 	return p
 }
 
+// SetCluster installs a reloaded configuration of the cluster; the next round uses it (nodes
+// added or removed, weights, drain, lag bounds, probe timeout). Probers of nodes no longer
+// configured are closed.
+func (c *Checker) SetCluster(cl *topology.Cluster) {
+	c.cluster.Store(cl)
+	keep := map[string]bool{}
+	for _, n := range cl.Nodes {
+		keep[n.Name+"@"+n.Address] = true
+	}
+	c.mu.Lock()
+	var gone []Prober
+	for k, p := range c.probers {
+		if !keep[k] {
+			gone = append(gone, p)
+			delete(c.probers, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range gone {
+		p.Close()
+	}
+}
+
 // Round probes every node once, concurrently, and publishes the resulting snapshot.
 func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
-	nodes := c.cluster.Nodes
+	cl := c.cluster.Load()
+	nodes := cl.Nodes
 	obs := make([]Observation, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, c.cluster.ProbeTimeout.D())
+			pctx, cancel := context.WithTimeout(ctx, cl.ProbeTimeout.D())
 			defer cancel()
 			at := time.Now()
 			o := c.prober(n).Probe(pctx)
@@ -131,8 +159,8 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 	if ctx.Err() != nil {
 		return c.live.Load()
 	}
-	s := Build(c.cluster, c.live.Load(), obs, time.Now())
-	c.warnLimited(obs)
+	s := Build(cl, c.live.Load(), obs, time.Now())
+	c.warnLimited(cl, obs)
 	c.report(c.live.Load(), s)
 	c.live.Store(s)
 	c.mu.Lock()
@@ -173,18 +201,18 @@ func (c *Checker) report(old, s *topology.Snapshot) {
 }
 
 // warnLimited logs, once per node, what a probe cannot see for lack of privileges.
-func (c *Checker) warnLimited(obs []Observation) {
+func (c *Checker) warnLimited(cl *topology.Cluster, obs []Observation) {
 	c.mu.Lock()
 	var todo []int
 	for i, o := range obs {
-		if name := c.cluster.Nodes[i].Name; o.Limited != "" && !c.warned[name] {
+		if name := cl.Nodes[i].Name; o.Limited != "" && !c.warned[name] {
 			c.warned[name] = true
 			todo = append(todo, i)
 		}
 	}
 	c.mu.Unlock()
 	for _, i := range todo {
-		c.log.Warn("health probe is limited", "cluster", c.cluster.Name, "node", c.cluster.Nodes[i].Name, "detail", obs[i].Limited)
+		c.log.Warn("health probe is limited", "cluster", cl.Name, "node", cl.Nodes[i].Name, "detail", obs[i].Limited)
 	}
 }
 

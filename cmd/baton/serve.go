@@ -54,7 +54,31 @@ func cmdServe(args []string) error {
 			return err
 		}
 	}
-	<-ctx.Done()
+	// Live configuration: the file is watched, and SIGHUP reloads it too. A file that does not
+	// load, or that changes what only a restart can change, is refused; the running
+	// configuration stays.
+	reload := func(next *topology.Config) {
+		if err := inst.Reload(next); err != nil {
+			log.Error("configuration not reloaded", "error", err)
+		}
+	}
+	loadErr := func(err error) { log.Error("configuration not reloaded", "error", err) }
+	go topology.Watch(ctx, *cfgPath, reload, loadErr)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			if next, err := topology.Load(*cfgPath); err != nil {
+				loadErr(err)
+			} else {
+				reload(next)
+			}
+		}
+	}
 	log.Info("shutting down: no new clients; waiting for running transactions", "timeout", inst.ShutdownTimeout())
 	adm.MarkDraining()
 	inst.Shutdown(inst.ShutdownTimeout())

@@ -16,9 +16,10 @@ type Counters struct {
 }
 
 // Loop accepts on ln and runs serve(c) on a goroutine tracked by wg for each client, or
-// reject(c) (untracked, it must return quickly) when maxClients are already connected. It
+// reject(c) (untracked, it must return quickly) when maxClients() are already connected (read
+// per connection, so a reloaded limit applies at once). It
 // returns nil once ln is closed while draining() reports true, or the accept error otherwise.
-func Loop(ln net.Listener, draining func() bool, maxClients int, cnt Counters, wg *sync.WaitGroup, serve, reject func(net.Conn)) error {
+func Loop(ln net.Listener, draining func() bool, maxClients func() int, cnt Counters, wg *sync.WaitGroup, serve, reject func(net.Conn)) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -33,7 +34,7 @@ func Loop(ln net.Listener, draining func() bool, maxClients int, cnt Counters, w
 			return err
 		}
 		cnt.Accepted.Add(1)
-		if n := cnt.Sessions.Add(1); n > int64(maxClients) {
+		if n := cnt.Sessions.Add(1); n > int64(maxClients()) {
 			cnt.Sessions.Add(-1)
 			cnt.Rejected.Add(1)
 			go reject(c)

@@ -20,7 +20,7 @@ func TestLoopBoundsClientsAndDrains(t *testing.T) {
 	rejectedConn := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Loop(ln, draining.Load, 1, Counters{&sessions, &accepted, &rejected}, &wg,
+		done <- Loop(ln, draining.Load, func() int { return 1 }, Counters{&sessions, &accepted, &rejected}, &wg,
 			func(c net.Conn) { <-release; c.Close() },
 			func(c net.Conn) { c.Close(); rejectedConn <- struct{}{} })
 	}()

@@ -66,7 +66,7 @@ func (s *session) changeUser(p []byte) bool {
 	if a := s.client.RemoteAddr(); a != nil {
 		host = a.String()
 	}
-	auth := &mywire.ServerAuth{Handshake: s.hs, Resp: resp, Cred: s.srv.creds[resp.User], TLS: s.tls,
+	auth := &mywire.ServerAuth{Handshake: s.hs, Resp: resp, Cred: s.srv.st.Load().creds[resp.User], TLS: s.tls,
 		RSAKey: s.srv.rsaKey, ClientHost: host, Cache: s.srv.sha2}
 	s.w.Flush()
 	if _, err := auth.Run(s.r, s.client, s.rseq); err != nil { // several round trips: unbuffered
@@ -74,7 +74,7 @@ func (s *session) changeUser(p []byte) bool {
 		return false
 	}
 	s.resetSession()
-	u := s.srv.cl.User(resp.User)
+	u := s.srv.config().User(resp.User)
 	s.user = u
 	s.key = pool.Key{User: u.BackendUser, Database: resp.Database, Variant: s.key.Variant}
 	return true

@@ -273,7 +273,7 @@ func (s *session) replay(be *backend) error {
 			}
 		}
 		if e := t.Err(); e != nil {
-			s.srv.log.Warn("replaying session state failed", "cluster", s.srv.cl.Name, "node", be.node.name, "code", e.Code, "error", e.Message)
+			s.srv.log.Warn("replaying session state failed", "cluster", s.srv.config().Name, "node", be.node.name, "code", e.Code, "error", e.Message)
 		}
 	}
 	return nil

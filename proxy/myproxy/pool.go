@@ -47,11 +47,11 @@ type nodePool struct {
 	version string // server version of the newest connection
 }
 
-func newNodePool(n *topology.Node, cfg *topology.Pool, passwords map[string]string, maxPayload int) *nodePool {
+func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, maxPayload int) *nodePool {
 	np := &nodePool{name: n.Name, addr: n.Address}
 	np.Node = pool.NewNode(cfg,
 		func(ctx context.Context, k pool.Key) (*backend, error) {
-			return np.dial(ctx, k, passwords[k.User], maxPayload)
+			return np.dial(ctx, k, password(k.User), maxPayload)
 		},
 		func(b *backend) bool { return b.resetForReuse() })
 	return np

@@ -53,13 +53,11 @@ func (m *Metrics) count(r router.Route) {
 
 // Server serves one MySQL/MariaDB cluster on one listener.
 type Server struct {
-	cl      *topology.Cluster
+	st      atomic.Pointer[serverState] // configuration, node pools and credentials; swapped on reload
 	live    *topology.Live
 	classer Classifier
 	log     *slog.Logger
 	tlsConf *tls.Config
-	nodes   map[string]*nodePool
-	creds   map[string]*mywire.Credential
 	sha2    *mywire.SHA2Cache
 	rsaKey  *rsa.PrivateKey
 	metrics Metrics
@@ -76,22 +74,14 @@ type Server struct {
 
 // NewServer builds a server for cl.
 func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf *tls.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cl: cl, live: live, classer: c, log: log, tlsConf: tlsConf,
-		nodes: map[string]*nodePool{}, creds: map[string]*mywire.Credential{},
+	s := &Server{live: live, classer: c, log: log, tlsConf: tlsConf,
 		sha2: mywire.NewSHA2Cache(), stop: make(chan struct{}), sessions: map[*session]struct{}{}}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
 	s.rsaKey = key
-	passwords := map[string]string{}
-	for _, u := range cl.Users {
-		passwords[u.BackendUser] = u.BackendPassword.Reveal()
-		s.creds[u.Name] = &mywire.Credential{User: u.Name, Password: u.Password.Reveal(), Plugin: u.Auth}
-	}
-	for _, n := range cl.Nodes {
-		s.nodes[n.Name] = newNodePool(n, &cl.Pool, passwords, int(cl.Limits.MaxMessageSize))
-	}
+	s.apply(cl)
 	s.connID.Store(uint32(time.Now().Unix()) & 0xffffff)
 	return s, nil
 }
@@ -101,9 +91,9 @@ func (s *Server) Metrics() *Metrics { return &s.metrics }
 
 // Listen binds the cluster's listen address.
 func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cl.Listen)
+	ln, err := net.Listen("tcp", s.config().Listen)
 	if err != nil {
-		return fmt.Errorf("cluster %s: %w", s.cl.Name, err)
+		return fmt.Errorf("cluster %s: %w", s.config().Name, err)
 	}
 	s.ln = ln
 	return nil
@@ -121,7 +111,7 @@ func (s *Server) Serve() error {
 	}
 	s.wg.Add(1)
 	go s.reaper()
-	return listen.Loop(s.ln, s.draining.Load, s.cl.Limits.MaxClients,
+	return listen.Loop(s.ln, s.draining.Load, func() int { return s.config().Limits.MaxClients },
 		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
 		&s.wg, s.serveConn, rejectTooMany)
 }
@@ -149,7 +139,7 @@ func (s *Server) reaper() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			for _, np := range s.nodes {
+			for _, np := range s.nodeMap() {
 				np.Reap(now)
 			}
 		}
@@ -187,7 +177,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		<-done
 	}
-	for _, np := range s.nodes {
+	for _, np := range s.nodeMap() {
 		np.CloseAll()
 	}
 	return nil
@@ -203,7 +193,7 @@ func (s *Server) advertised() uint32 {
 	if s.tlsConf != nil {
 		c |= mywire.ClientSSL
 	}
-	if s.cl.LocalInfile {
+	if s.config().LocalInfile {
 		c |= mywire.ClientLocalFiles
 	}
 	return c
@@ -227,7 +217,7 @@ func readRawPacket(c net.Conn, max int) ([]byte, byte, error) {
 }
 
 func (s *Server) serveConn(c net.Conn) {
-	c.SetDeadline(time.Now().Add(s.cl.Limits.StartupTimeout.D()))
+	c.SetDeadline(time.Now().Add(s.config().Limits.StartupTimeout.D()))
 	id := s.connID.Add(1)
 	hs := &mywire.Handshake{ConnID: id, ServerVersion: s.serverVersion(), Caps: s.advertised(),
 		Charset: utf8mb4GeneralCI, Status: mywire.StatusAutocommit, AuthPlugin: "mysql_native_password", Salt: mywire.NewSalt()}
@@ -265,7 +255,7 @@ func (s *Server) serveConn(c net.Conn) {
 		conn.Write(out)
 		conn.Close()
 	}
-	if s.cl.TLS.Require && !isTLS {
+	if s.config().TLS.Require && !isTLS {
 		fail(1045, "28000", "baton requires TLS (ssl-mode=REQUIRED)")
 		return
 	}
@@ -275,15 +265,15 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	br := bufio.NewReaderSize(conn, 4<<10)
-	r := mywire.NewPacketReader(br, int(s.cl.Limits.MaxMessageSize))
+	r := mywire.NewPacketReader(br, int(s.config().Limits.MaxMessageSize))
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: s.creds[resp.User], TLS: isTLS,
+	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: s.st.Load().creds[resp.User], TLS: isTLS,
 		RSAKey: s.rsaKey, ClientHost: host, Cache: s.sha2}
 	// The exchange may take several round trips: write straight to the socket.
 	if _, err := auth.Run(r, conn, seq+1); err != nil {
 		if errors.Is(err, mywire.ErrAccessDenied) {
 			s.metrics.authFail.Add(1)
-			s.log.Info("client authentication failed", "cluster", s.cl.Name, "user", resp.User, "remote", c.RemoteAddr().String())
+			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", resp.User, "remote", c.RemoteAddr().String())
 		}
 		conn.Close()
 		return
@@ -293,7 +283,7 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	u := s.cl.User(resp.User)
+	u := s.config().User(resp.User)
 	caps := resp.Caps & s.advertised()
 	backendCaps := caps &^ (mywire.ClientSSL | mywire.ClientConnectWithDB | mywire.ClientConnectAttrs)
 	db := resp.Database
@@ -317,11 +307,11 @@ func (s *Server) serveConn(c net.Conn) {
 func (s *Server) serverVersion() string {
 	snap := s.live.Load()
 	if p := snap.PrimaryNode(); p != nil {
-		if v := s.nodes[p.Name].serverVersion(); v != "" {
+		if v := s.node(p.Name).serverVersion(); v != "" {
 			return v
 		}
 	}
-	for _, np := range s.nodes {
+	for _, np := range s.nodeMap() {
 		if v := np.serverVersion(); v != "" {
 			return v
 		}

@@ -197,24 +197,27 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	}
 	p := router.Placement{
 		Pinned:      s.pins != 0 || !s.autocommit,
-		Consistency: s.srv.cl.Consistency,
-		StateFull:   len(s.history) >= s.srv.cl.Limits.MaxSessionState,
+		Consistency: s.srv.config().Consistency,
+		StateFull:   len(s.history) >= s.srv.config().Limits.MaxSessionState,
 	}
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
 	}
 	if avoid != nil {
-		p.Avoid = func(name string) bool { return avoid[s.srv.nodes[name]] }
+		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] }
 	}
 	name, route, ok := router.Place(s.srv.live.Load(), cls, p, rand.IntN)
 	if !ok {
-		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.cl.Name)
+		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.config().Name)
 	}
-	return s.srv.nodes[name], route, nil
+	return s.srv.node(name), route, nil
 }
 
 // acquire returns the session's connection to np, taking one from the pool when needed.
 func (s *session) acquire(np *nodePool) (*backend, error) {
+	if np == nil {
+		return nil, errors.New("the node was removed from the configuration")
+	}
 	if be := s.conns[np]; be != nil {
 		if !be.broken {
 			return be, nil

@@ -3,8 +3,8 @@ package myproxy
 // PoolStats reports, per node name, the backend connections open and idle in the node's pool
 // ([0] open, [1] idle). Safe for concurrent use: the node set is fixed when the server is built.
 func (s *Server) PoolStats() map[string][2]int {
-	out := make(map[string][2]int, len(s.nodes))
-	for name, np := range s.nodes {
+	out := make(map[string][2]int, len(s.nodeMap()))
+	for name, np := range s.nodeMap() {
 		open, idle := np.Stats()
 		out[name] = [2]int{open, idle}
 	}

@@ -21,7 +21,7 @@ func (s *session) dispatchGroup(openEnded bool) bool {
 		s.fatal("08P01", err.Error())
 		return false
 	}
-	if openEnded && len(frames) > int(s.srv.cl.Limits.MaxPipelineBytes) {
+	if openEnded && len(frames) > int(s.srv.config().Limits.MaxPipelineBytes) {
 		cls.Route, cls.Reason = router.Primary, "large-group"
 	}
 	return s.dispatch(frames, cls, openEnded, state, "")
@@ -259,20 +259,20 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	}
 	p := router.Placement{
 		Pinned:      s.pins != 0,
-		Consistency: s.srv.cl.Consistency,
-		StateFull:   len(s.history)-s.histBase >= s.srv.cl.Limits.MaxSessionState,
+		Consistency: s.srv.config().Consistency,
+		StateFull:   len(s.history)-s.histBase >= s.srv.config().Limits.MaxSessionState,
 	}
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
 	}
 	if avoid != nil {
-		p.Avoid = func(name string) bool { return avoid[s.srv.nodes[name]] }
+		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] }
 	}
 	name, route, ok := router.Place(s.srv.live.Load(), cls, p, rand.IntN)
 	if !ok {
-		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.cl.Name)
+		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.config().Name)
 	}
-	return s.srv.nodes[name], route, nil
+	return s.srv.node(name), route, nil
 }
 
 // prepare builds the bytes that send u on be: replayed session state, re-prepared statements,

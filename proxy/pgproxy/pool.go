@@ -53,10 +53,10 @@ type nodePool struct {
 	params map[string]string // ParameterStatus values of the newest connection
 }
 
-func newNodePool(n *topology.Node, cfg *topology.Pool, passwords map[string]string) *nodePool {
+func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string) *nodePool {
 	np := &nodePool{name: n.Name, addr: n.Address}
 	np.Node = pool.NewNode(cfg,
-		func(ctx context.Context, k pool.Key) (*backend, error) { return np.dial(ctx, k, passwords[k.User]) },
+		func(ctx context.Context, k pool.Key) (*backend, error) { return np.dial(ctx, k, password(k.User)) },
 		func(b *backend) bool { return b.resetFor(cfg.ResetQuery) })
 	return np
 }

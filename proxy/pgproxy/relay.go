@@ -130,7 +130,7 @@ func (s *session) process(u *unit) {
 			s.flush()
 			return
 		}
-		be, err := s.acquire(s.srv.nodes[p.Name])
+		be, err := s.acquire(s.srv.node(p.Name))
 		if err != nil {
 			s.cw.Write(pgwire.AppendError(nil, pgwire.SevError, "57P03", "baton: "+err.Error()))
 			s.cw.Write(pgwire.AppendReady(nil, s.txStatusNow()))

@@ -62,15 +62,12 @@ func (m *Metrics) count(r router.Route, reason string) {
 
 // Server serves one PostgreSQL cluster on one listener.
 type Server struct {
-	cl      *topology.Cluster
+	st      atomic.Pointer[serverState] // configuration, node pools and credentials; swapped on reload
 	live    *topology.Live
 	classer Classifier
 	log     *slog.Logger
 	tlsConf *tls.Config
-	nodes   map[string]*nodePool
 	metrics Metrics
-
-	creds map[string]*pgwire.Credential
 
 	ln       net.Listener
 	draining atomic.Bool
@@ -87,19 +84,9 @@ func (s *Server) DDL() <-chan struct{} { return s.ddl }
 
 // NewServer builds a server for cl. live supplies the topology; c classifies statements.
 func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf *tls.Config, log *slog.Logger) *Server {
-	s := &Server{cl: cl, live: live, classer: c, log: log, tlsConf: tlsConf,
-		nodes: map[string]*nodePool{}, creds: map[string]*pgwire.Credential{},
+	s := &Server{live: live, classer: c, log: log, tlsConf: tlsConf,
 		sessions: map[uint64]*session{}, stop: make(chan struct{}), ddl: make(chan struct{}, 1)}
-	passwords := map[string]string{}
-	for _, u := range cl.Users {
-		passwords[u.BackendUser] = u.BackendPassword.Reveal()
-	}
-	for _, n := range cl.Nodes {
-		s.nodes[n.Name] = newNodePool(n, &cl.Pool, passwords)
-	}
-	for _, u := range cl.Users {
-		s.creds[u.Name] = &pgwire.Credential{User: u.Name, Method: pgwire.AuthMethod(u.Auth), Password: u.Password.Reveal()}
-	}
+	s.apply(cl)
 	return s
 }
 
@@ -108,9 +95,9 @@ func (s *Server) Metrics() *Metrics { return &s.metrics }
 
 // Listen binds the cluster's listen address.
 func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cl.Listen)
+	ln, err := net.Listen("tcp", s.config().Listen)
 	if err != nil {
-		return fmt.Errorf("cluster %s: %w", s.cl.Name, err)
+		return fmt.Errorf("cluster %s: %w", s.config().Name, err)
 	}
 	s.ln = ln
 	return nil
@@ -128,7 +115,7 @@ func (s *Server) Serve() error {
 	}
 	s.wg.Add(1)
 	go s.reaper()
-	return listen.Loop(s.ln, s.draining.Load, s.cl.Limits.MaxClients,
+	return listen.Loop(s.ln, s.draining.Load, func() int { return s.config().Limits.MaxClients },
 		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
 		&s.wg, s.serveConn, rejectTooMany)
 }
@@ -151,7 +138,7 @@ func (s *Server) reaper() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			for _, np := range s.nodes {
+			for _, np := range s.nodeMap() {
 				np.Reap(now)
 			}
 		}
@@ -189,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		<-done
 	}
-	for _, np := range s.nodes {
+	for _, np := range s.nodeMap() {
 		np.CloseAll()
 	}
 	return nil
@@ -228,7 +215,7 @@ func (o oneByteReader) Read(p []byte) (int, error) {
 
 // serveConn runs the startup phase and then the session.
 func (s *Server) serveConn(c net.Conn) {
-	deadline := time.Now().Add(s.cl.Limits.StartupTimeout.D())
+	deadline := time.Now().Add(s.config().Limits.StartupTimeout.D())
 	c.SetDeadline(deadline)
 	var conn net.Conn = c
 	var tlsState *tls.ConnectionState
@@ -311,7 +298,7 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 	}
-	if s.cl.TLS.Require && tlsState == nil {
+	if s.config().TLS.Require && tlsState == nil {
 		conn.Write(pgwire.AppendError(nil, pgwire.SevFatal, "28000", "baton requires TLS (sslmode=require)"))
 		conn.Close()
 		return
@@ -325,23 +312,23 @@ func (s *Server) serveConn(c net.Conn) {
 	bw := &clientWriter{w: conn}
 	be := pgproto3.NewBackend(oneByteReader{br}, conn)
 	userName := params["user"]
-	if err := pgwire.Authenticate(be, userName, s.creds[userName], tlsState); err != nil {
+	if err := pgwire.Authenticate(be, userName, s.st.Load().creds[userName], tlsState); err != nil {
 		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			s.metrics.authFail.Add(1)
-			s.log.Info("client authentication failed", "cluster", s.cl.Name, "user", userName, "remote", c.RemoteAddr().String())
+			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", userName, "remote", c.RemoteAddr().String())
 		}
 		bw.Flush()
 		conn.Close()
 		return
 	}
-	u := s.cl.User(userName)
+	u := s.config().User(userName)
 	db := params["database"]
 	if db == "" {
 		db = userName
 	}
 	sess := &session{
 		srv: s, client: conn, cw: bw, user: u,
-		crd:   pgwire.NewMsgReader(br, int(s.cl.Limits.MaxMessageSize)),
+		crd:   pgwire.NewMsgReader(br, int(s.config().Limits.MaxMessageSize)),
 		key:   poolKey{User: u.BackendUser, Database: db},
 		conns: map[*nodePool]*backend{}, stmts: map[string]*stmt{}, txStatus: 'I',
 	}
@@ -428,12 +415,12 @@ func (s *Server) serverParams(key poolKey) (map[string]string, error) {
 	snap := s.live.Load()
 	var np *nodePool
 	if p := snap.PrimaryNode(); p != nil {
-		np = s.nodes[p.Name]
+		np = s.node(p.Name)
 	} else if snap != nil && len(snap.Readable) > 0 {
-		np = s.nodes[snap.Nodes[snap.Readable[0]].Name]
+		np = s.node(snap.Nodes[snap.Readable[0]].Name)
 	}
 	if np == nil {
-		return nil, fmt.Errorf("no node of cluster %q is reachable; retry later", s.cl.Name)
+		return nil, fmt.Errorf("no node of cluster %q is reachable; retry later", s.config().Name)
 	}
 	if p := np.serverParams(); p != nil {
 		return p, nil

@@ -177,9 +177,9 @@ func (s *session) setReadDeadline() {
 	var d time.Duration
 	if !s.outstanding() {
 		if s.txStatus == 'I' {
-			d = s.srv.cl.Limits.ClientIdleTimeout.D()
+			d = s.srv.config().Limits.ClientIdleTimeout.D()
 		} else {
-			d = s.srv.cl.Limits.IdleInTransactionTimeout.D()
+			d = s.srv.config().Limits.IdleInTransactionTimeout.D()
 		}
 	}
 	if d > 0 {
@@ -233,7 +233,7 @@ func (s *session) handle(f []byte) bool {
 		return s.dispatch(append([]byte(nil), f...), cls, false, state, dealloc)
 	case 'P', 'B', 'D', 'E', 'C':
 		s.group = append(s.group, f...)
-		if len(s.group) > int(s.srv.cl.Limits.MaxPipelineBytes) {
+		if len(s.group) > int(s.srv.config().Limits.MaxPipelineBytes) {
 			return s.dispatchGroup(true)
 		}
 		return true
@@ -334,6 +334,9 @@ func (s *session) cleanup() {
 
 // acquire returns the session's connection to np, taking one from the pool when needed.
 func (s *session) acquire(np *nodePool) (*backend, error) {
+	if np == nil {
+		return nil, errors.New("the node was removed from the configuration")
+	}
 	if be := s.conns[np]; be != nil {
 		if !be.broken {
 			return be, nil

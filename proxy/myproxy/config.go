@@ -1,0 +1,67 @@
+package myproxy
+
+import (
+	"fmt"
+
+	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/topology"
+)
+
+// serverState is what a configuration reload swaps as one: sessions read it once per use.
+type serverState struct {
+	cl        *topology.Cluster
+	nodes     map[string]*nodePool
+	creds     map[string]*mywire.Credential
+	passwords map[string]string // backend user → password
+}
+
+// config is the cluster configuration in force.
+func (s *Server) config() *topology.Cluster { return s.st.Load().cl }
+
+// node returns the pool of a configured node (nil when the node is no longer configured).
+func (s *Server) node(name string) *nodePool { return s.st.Load().nodes[name] }
+
+// nodeMap returns the pools of the configured nodes. Do not modify it.
+func (s *Server) nodeMap() map[string]*nodePool { return s.st.Load().nodes }
+
+// password returns the configured backend password of a backend user.
+func (s *Server) password(user string) string { return s.st.Load().passwords[user] }
+
+// apply installs cl, keeping the pools of nodes whose name and address are unchanged and
+// closing those of removed nodes (busy connections close when their sessions release them).
+func (s *Server) apply(cl *topology.Cluster) {
+	old := s.st.Load()
+	st := &serverState{cl: cl, nodes: map[string]*nodePool{}, creds: map[string]*mywire.Credential{}, passwords: map[string]string{}}
+	for _, u := range cl.Users {
+		st.passwords[u.BackendUser] = u.BackendPassword.Reveal()
+		st.creds[u.Name] = &mywire.Credential{User: u.Name, Password: u.Password.Reveal(), Plugin: u.Auth}
+	}
+	for _, n := range cl.Nodes {
+		if old != nil {
+			if np := old.nodes[n.Name]; np != nil && np.addr == n.Address {
+				st.nodes[n.Name] = np
+				continue
+			}
+		}
+		st.nodes[n.Name] = newNodePool(n, &cl.Pool, s.password, int(cl.Limits.MaxMessageSize))
+	}
+	s.st.Store(st)
+	if old != nil {
+		for name, np := range old.nodes {
+			if st.nodes[name] != np {
+				np.CloseAll()
+			}
+		}
+	}
+}
+
+// Reconfigure applies a changed configuration of this cluster without dropping sessions. The
+// listener and the engine cannot change while running.
+func (s *Server) Reconfigure(cl *topology.Cluster) error {
+	cur := s.config()
+	if cl.Name != cur.Name || cl.Engine != cur.Engine || cl.Listen != cur.Listen {
+		return fmt.Errorf("cluster %s: name, engine and listen address change only with a restart", cur.Name)
+	}
+	s.apply(cl)
+	return nil
+}
