@@ -51,6 +51,14 @@ type NodeStatus struct {
 	Drain     bool      `json:"drain"`
 	LastError string    `json:"last_error,omitempty"`
 	Checked   time.Time `json:"checked,omitzero"`
+	// Replication, for replicas: lag in seconds and bytes (-1 unknown), the position replayed,
+	// whether it streams, and why it serves no reads ("" when it does).
+	LagSeconds float64 `json:"lag_seconds"`
+	LagBytes   int64   `json:"lag_bytes"`
+	ReplayPos  string  `json:"replay_position,omitempty"`
+	Streaming  bool    `json:"streaming"`
+	Sync       bool    `json:"sync,omitempty"`
+	Unreadable string  `json:"unreadable,omitempty"`
 	// Connections are the backend connections of the node's pool; Open includes Idle.
 	Connections PoolCounts `json:"connections"`
 }
@@ -115,6 +123,8 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 			Name: n.Name, Address: n.Address, Up: n.Up, Role: n.Role.String(), Readable: readable[i],
 			Weight: n.Weight, Drain: n.Drain, LastError: n.LastErr, Checked: n.Checked,
 			Connections: poolCounts(pools[n.Name]),
+			LagSeconds: lagSeconds(n.Lag), LagBytes: n.LagBytes, ReplayPos: n.ReplayPos,
+			Streaming: n.Streaming, Sync: n.Sync, Unreadable: n.Unreadable,
 		})
 	}
 	return cs
@@ -130,4 +140,12 @@ func statuses(inst *proxy.Instance) []ClusterStatus {
 		out = append(out, clusterStatus(c))
 	}
 	return out
+}
+
+// lagSeconds renders a lag duration in seconds (-1 when unknown).
+func lagSeconds(d time.Duration) float64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Seconds()
 }

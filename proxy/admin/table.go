@@ -15,11 +15,15 @@ const maxErrWidth = 60
 // hold on it (open minus idle); the summary line has the cluster's client sessions.
 func WriteTable(w io.Writer, doc *ClustersResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tNODE\tROLE\tSTATE\tREADABLE\tSESSIONS\tLAST-ERROR")
+	fmt.Fprintln(tw, "CLUSTER\tNODE\tROLE\tSTATE\tREADABLE\tLAG\tSESSIONS\tLAST-ERROR")
 	for _, c := range doc.Clusters {
 		for _, n := range c.Nodes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(c.Name), cell(n.Name), cell(n.Role), nodeState(n),
-				yesNo(n.Readable), n.Connections.InUse(), cell(shorten(n.LastError, maxErrWidth)))
+			last := n.LastError
+			if last == "" && n.Unreadable != "" && n.Role == "replica" {
+				last = n.Unreadable
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(c.Name), cell(n.Name), cell(n.Role), nodeState(n),
+				yesNo(n.Readable), lagCell(n), n.Connections.InUse(), cell(shorten(last, maxErrWidth)))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -42,6 +46,18 @@ func WriteTable(w io.Writer, doc *ClustersResponse) error {
 		return err
 	}
 	return nil
+}
+
+// lagCell renders a replica's lag: time, and bytes where known ("-" for a primary or unknown).
+func lagCell(n NodeStatus) string {
+	if n.Role != "replica" || n.LagSeconds < 0 {
+		return "-"
+	}
+	out := fmt.Sprintf("%.1fs", n.LagSeconds)
+	if n.LagBytes > 0 {
+		out += fmt.Sprintf(" %dB", n.LagBytes)
+	}
+	return out
 }
 
 // nodeState is up, down or drain; a node that is down shows down whether or not it drains.

@@ -19,9 +19,10 @@ const statusDoc = `{
         {"name": "pg1", "address": "10.0.0.1:5432", "up": true, "role": "primary", "readable": false,
          "weight": 1, "drain": false, "checked": "2026-01-02T03:04:05Z", "connections": {"open": 5, "idle": 2}},
         {"name": "pg2", "address": "10.0.0.2:5432", "up": true, "role": "replica", "readable": true,
-         "weight": 1, "drain": false, "connections": {"open": 4, "idle": 0}},
+         "weight": 1, "drain": false, "connections": {"open": 4, "idle": 0}, "lag_seconds": 0.4, "lag_bytes": 8192},
         {"name": "pg3-long-name", "address": "10.0.0.3:5432", "up": true, "role": "replica", "readable": false,
-         "weight": 1, "drain": true, "connections": {"open": 0, "idle": 0}},
+         "weight": 1, "drain": true, "connections": {"open": 0, "idle": 0}, "lag_seconds": -1, "lag_bytes": -1,
+         "unreadable": "drained"},
         {"name": "pg4", "address": "10.0.0.4:5432", "up": false, "role": "unknown", "readable": false,
          "weight": 1, "drain": true, "last_error": "dial tcp 10.0.0.4:5432: connect: connection refused\tafter 3 tries, and a long tail that will not fit",
          "connections": {"open": 0, "idle": 0}}
@@ -42,12 +43,12 @@ const statusDoc = `{
   ]
 }`
 
-const statusTable = `CLUSTER  NODE           ROLE     STATE  READABLE  SESSIONS  LAST-ERROR
-pg       pg1            primary  up     no        3         -
-pg       pg2            replica  up     yes       4         -
-pg       pg3-long-name  replica  drain  no        0         -
-pg       pg4            unknown  down   no        0         dial tcp 10.0.0.4:5432: connect: connection refused after 3…
-my       my1            unknown  down   no        0         timeout
+const statusTable = `CLUSTER  NODE           ROLE     STATE  READABLE  LAG         SESSIONS  LAST-ERROR
+pg       pg1            primary  up     no        -           3         -
+pg       pg2            replica  up     yes       0.4s 8192B  4         -
+pg       pg3-long-name  replica  drain  no        -           0         drained
+pg       pg4            unknown  down   no        -           0         dial tcp 10.0.0.4:5432: connect: connection refused after 3…
+my       my1            unknown  down   no        -           0         timeout
 
 cluster pg (postgres, 127.0.0.1:6432, eventual): primary pg1, 1 readable replicas, 7 sessions, statements 120 primary / 345 replica, 2 misroutes, 1 retries
 cluster my (mysql, 127.0.0.1:3306, read_your_writes): primary NONE, 0 readable replicas, 0 sessions, statements 0 primary / 0 replica, 0 misroutes, 0 retries
@@ -58,7 +59,7 @@ func TestWriteTable(t *testing.T) {
 		name, doc, want string
 	}{
 		{"two clusters", statusDoc, statusTable},
-		{"no clusters", `{"clusters": []}`, "CLUSTER  NODE  ROLE  STATE  READABLE  SESSIONS  LAST-ERROR\n"},
+		{"no clusters", `{"clusters": []}`, "CLUSTER  NODE  ROLE  STATE  READABLE  LAG  SESSIONS  LAST-ERROR\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
