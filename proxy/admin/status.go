@@ -123,7 +123,7 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 			Name: n.Name, Address: n.Address, Up: n.Up, Role: n.Role.String(), Readable: readable[i],
 			Weight: n.Weight, Drain: n.Drain, LastError: n.LastErr, Checked: n.Checked,
 			Connections: poolCounts(pools[n.Name]),
-			LagSeconds: lagSeconds(n.Lag), LagBytes: n.LagBytes, ReplayPos: n.ReplayPos,
+			LagSeconds:  lagSeconds(n.Lag), LagBytes: n.LagBytes, ReplayPos: n.ReplayPos,
 			Streaming: n.Streaming, Sync: n.Sync, Unreadable: n.Unreadable,
 		})
 	}
