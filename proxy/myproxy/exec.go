@@ -68,6 +68,9 @@ func (s *session) exec(u *unit) {
 		switch s.send(u, be, retryable) {
 		case sent:
 			s.srv.metrics.count(route)
+			if route == router.Primary && u.class.Route == router.Primary {
+				s.wrote = true // until GTID-based waits exist, read_your_writes keeps it on the primary
+			}
 			if route == router.Replica {
 				s.replica = be
 			}

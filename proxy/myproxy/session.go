@@ -36,6 +36,7 @@ type session struct {
 	stmts      map[uint32]*stmt
 	nextStmt   uint32
 	pins       router.Pin
+	wrote      bool // the session has written (read_your_writes: it reads from the primary from then on)
 	inTx       bool
 	txConn     *backend
 	autocommit bool
@@ -196,7 +197,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 		return s.txConn.node, router.Primary, nil
 	}
 	p := router.Placement{
-		Pinned:      s.pins != 0 || !s.autocommit,
+		Pinned:      s.pins != 0 || !s.autocommit || (s.wrote && s.srv.config().Consistency == topology.ReadYourWrites),
 		Consistency: s.srv.config().Consistency,
 		StateFull:   len(s.history) >= s.srv.config().Limits.MaxSessionState,
 	}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
+	"github.com/baton-proxy/baton/topology"
 )
 
 // dispatchGroup routes the buffered extended-protocol group. openEnded: the group has no Sync
@@ -171,6 +173,10 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	if openEnded {
 		s.openUnit = u // frames up to the Sync follow this unit
 	}
+	if s.srv.config().Consistency == topology.ReadYourWrites && route == router.Primary && !openEnded &&
+		cls.Route == router.Primary && ((s.txStatusNow() == 'I' && cls.Tx == router.TxNone) || cls.Tx == router.TxEnd) {
+		u.lsnProbe = true // learn where the write ended, to read only from replicas that have it
+	}
 	out := s.prepare(u, be)
 	if s.inlineOK(u) {
 		s.sendInline(u, out)
@@ -265,10 +271,12 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
 	}
-	if avoid != nil {
-		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] }
+	snap := s.srv.live.Load()
+	behind := s.behind(snap)
+	if avoid != nil || behind != nil {
+		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] || behind[name] }
 	}
-	name, route, ok := router.Place(s.srv.live.Load(), cls, p, rand.IntN)
+	name, route, ok := router.Place(snap, cls, p, rand.IntN)
 	if !ok {
 		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.config().Name)
 	}
@@ -342,7 +350,28 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			}
 		}
 	}
-	return append(out, frames...)
+	out = append(out, frames...)
+	if u.lsnProbe {
+		out = pgwire.AppendQuery(out, lsnQuery)
+	}
+	return out
+}
+
+// lsnQuery asks the primary for its WAL insert position after a session's write.
+const lsnQuery = "SELECT pg_current_wal_insert_lsn()::text"
+
+// parseLSN parses PostgreSQL's "X/Y" LSN text (0 when it is not one).
+func parseLSN(s string) uint64 {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return h<<32 | l
 }
 
 // ensurePrepared appends what makes be hold the session's current version of statement name:
@@ -376,3 +405,22 @@ func deallocName(q string) string {
 }
 
 var deallocRe = regexp.MustCompile(`(?is)^\s*DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$`)
+
+// behind lists, in read_your_writes mode, the replicas that have not yet replayed the session's
+// last write (as of the last probe); reads avoid them, and go to the primary if all are behind.
+func (s *session) behind(snap *topology.Snapshot) map[string]bool {
+	if s.lsn == 0 || snap == nil || s.srv.config().Consistency != topology.ReadYourWrites {
+		return nil
+	}
+	var out map[string]bool
+	for _, i := range snap.Readable {
+		n := snap.Nodes[i]
+		if parseLSN(n.ReplayPos) < s.lsn {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[n.Name] = true
+		}
+	}
+	return out
+}

@@ -227,6 +227,9 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			s.cw.Write(f)
 			s.flush()
 			s.finish(u, f[5], startTx, failed, tag)
+			if u.lsnProbe {
+				s.readLSN(be)
+			}
 			return false
 		}
 		if misrouted || lagged {
@@ -344,4 +347,30 @@ func (s *session) appendHistory(be *backend, hs ...histEntry) {
 		s.history = append(s.history, h)
 	}
 	be.applied = len(s.history) // be ran them itself
+}
+
+// readLSN consumes the answer to the WAL position query that follows a write in
+// read_your_writes mode; the client never sees it.
+func (s *session) readLSN(be *backend) {
+	for {
+		f, err := be.rd.Next()
+		if err != nil {
+			s.drop(be)
+			return
+		}
+		switch f[0] {
+		case 'D':
+			// DataRow: int16 column count, int32 length, value.
+			if b := pgwire.Body(f); len(b) >= 6 {
+				n := int(int32(be32(b[2:6])))
+				if n > 0 && 6+n <= len(b) {
+					if v := parseLSN(string(b[6 : 6+n])); v > s.lsn {
+						s.lsn = v
+					}
+				}
+			}
+		case 'Z':
+			return
+		}
+	}
 }

@@ -37,6 +37,7 @@ type unit struct {
 	synthetic []byte
 	hist      *histEntry // session state to record when the unit succeeds
 	dealloc   string     // protocol-level statement an SQL DEALLOCATE drops
+	lsnProbe  bool       // read_your_writes: a WAL position query follows the unit
 	replays   int        // replay Queries in front of the unit (each ends in ReadyForQuery)
 	swallow   int        // injected ParseComplete/CloseComplete responses to drop
 	done      chan struct{}
@@ -63,6 +64,7 @@ type session struct {
 	stmts    map[string]*stmt
 	stmtGen  uint64
 	pins     router.Pin
+	lsn      uint64 // read_your_writes: WAL insert position after the session's last write
 	txStatus byte
 	txConn   *backend
 	listen   *backend

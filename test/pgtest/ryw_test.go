@@ -1,0 +1,100 @@
+package pgtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/test/cluster"
+	"github.com/baton-proxy/baton/topology"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestReadYourWrites: with both replicas applying WAL 3 s late (and no lag bound, so they stay
+// readable), a read_your_writes session always sees its own last write: its reads go to the
+// primary until a replica has replayed that write, then to replicas again. A session that has
+// not written reads from a replica throughout.
+func TestReadYourWrites(t *testing.T) {
+	c := cluster.StartPGForTest(t, cluster.PGOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	su, err := pgx.Connect(ctx, c.Primary.SuperURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(ctx)
+	for _, q := range []string{"CREATE TABLE ryw (id int PRIMARY KEY)", "GRANT ALL ON ryw TO app"} {
+		if _, err := su.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range c.Replicas {
+		rc, err := pgx.Connect(ctx, r.SuperURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{"ALTER SYSTEM SET recovery_min_apply_delay = '3s'", "SELECT pg_reload_conf()"} {
+			if _, err := rc.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rc.Close(ctx)
+	}
+	b := batontest.StartPGBatonForTest(t, c, func(cl *topology.Cluster) {
+		cl.Consistency = topology.ReadYourWrites
+		cl.MaxLag, cl.MaxLagBytes = 0, 0
+	})
+	conn := func() *pgx.Conn {
+		cc, err := pgx.Connect(ctx, b.URL(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close(context.Background()) })
+		return cc
+	}
+	writer, reader := conn(), conn()
+	// Wait until the table has reached the (delayed) replicas.
+	waitFor(t, ctx, "the table on the replicas", func() bool {
+		var ok bool
+		err := reader.QueryRow(ctx, "SELECT to_regclass('ryw') IS NOT NULL AND pg_is_in_recovery()").Scan(&ok)
+		return err == nil && ok
+	})
+	sawReplicaAgain := false
+	for i := 1; i <= 8; i++ {
+		if _, err := writer.Exec(ctx, "INSERT INTO ryw VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		var rep bool
+		if err := writer.QueryRow(ctx, "SELECT count(*), pg_is_in_recovery() FROM ryw").Scan(&n, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if n != i {
+			t.Fatalf("after writing row %d the writer read %d rows (on a replica: %v): not its own write", i, n, rep)
+		}
+		if rep {
+			t.Fatalf("right after a write, with replicas 3 s behind, the read ran on a replica yet saw %d rows", n)
+		}
+		var r bool
+		if err := reader.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&r); err != nil || !r {
+			t.Fatalf("a session that never wrote read from the primary (%v)", err)
+		}
+	}
+	// Once the replicas have replayed the last write, the writer reads from them again.
+	waitFor(t, ctx, "the writer reads from a caught-up replica", func() bool {
+		var n int
+		var rep bool
+		if err := writer.QueryRow(ctx, "SELECT count(*), pg_is_in_recovery() FROM ryw").Scan(&n, &rep); err != nil {
+			return false
+		}
+		if n != 8 {
+			t.Fatalf("the writer read %d rows; want 8", n)
+		}
+		sawReplicaAgain = rep
+		return rep
+	})
+	if !sawReplicaAgain {
+		t.Fatal("the writer never went back to a replica")
+	}
+}
