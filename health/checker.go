@@ -68,6 +68,7 @@ type Checker struct {
 	warned  map[string]bool // nodes whose Observation.Limited was logged
 
 	changed chan struct{} // closed and replaced whenever a snapshot is published
+	onRound atomic.Pointer[func(*topology.Snapshot)]
 }
 
 // NewChecker returns a Checker for cl that publishes to live.
@@ -113,6 +114,10 @@ func (c *Checker) prober(n *topology.Node) Prober {
 	}
 	return p
 }
+
+// OnRound registers f to run after every published snapshot, on the checker's goroutine (it
+// should be quick: the next round waits for it).
+func (c *Checker) OnRound(f func(*topology.Snapshot)) { c.onRound.Store(&f) }
 
 // SetCluster installs a reloaded configuration of the cluster; the next round uses it (nodes
 // added or removed, weights, drain, lag bounds, probe timeout). Probers of nodes no longer
@@ -167,6 +172,9 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
+	if f := c.onRound.Load(); f != nil {
+		(*f)(s)
+	}
 	return s
 }
 

@@ -23,6 +23,23 @@ type Instance struct {
 	wg       sync.WaitGroup
 	clusters []*Cluster
 	timeout  time.Duration
+	shared   *shared // etcd; nil when etcd is off
+}
+
+// Store is this instance's etcd session (nil when etcd.off).
+func (inst *Instance) Store() *topology.Store {
+	if inst.shared == nil {
+		return nil
+	}
+	return inst.shared.store
+}
+
+// EtcdURLs are the client URLs of the etcd in use (the embedded server's, or the endpoints).
+func (inst *Instance) EtcdURLs() []string {
+	if inst.shared == nil {
+		return nil
+	}
+	return inst.shared.urls
 }
 
 // Cluster is the running part of one configured cluster.
@@ -62,6 +79,15 @@ func (c *Cluster) server() server {
 func Start(parent context.Context, cfg *topology.Config, log *slog.Logger) (*Instance, error) {
 	ctx, cancel := context.WithCancel(parent)
 	inst := &Instance{log: log, cancel: cancel}
+	if !cfg.Etcd.Off {
+		sh, err := startShared(ctx, cfg.Etcd)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		inst.shared = sh
+		log.Info("etcd session", "instance", sh.store.Instance(), "etcd", sh.urls, "embedded", sh.embedded != nil)
+	}
 	for _, cl := range cfg.Clusters {
 		c, err := inst.startCluster(ctx, cl)
 		if err != nil {
@@ -100,6 +126,9 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 		c.My = srv
 	default:
 		return nil, fmt.Errorf("cluster %s: engine %s is not supported", cl.Name, cl.Engine)
+	}
+	if inst.shared != nil {
+		c.Checker.OnRound(inst.shared.observe(cl.Name))
 	}
 	c.Checker.Round(ctx)
 	srv := c.server()
@@ -147,4 +176,7 @@ func (inst *Instance) Shutdown(d time.Duration) {
 	wg.Wait()
 	inst.cancel()
 	inst.wg.Wait()
+	if inst.shared != nil {
+		inst.shared.close() // revokes the lease: this instance's keys vanish at once
+	}
 }

@@ -38,10 +38,28 @@ type Config struct {
 	Clusters []*Cluster `yaml:"clusters"`
 	// Admin is the operator's HTTP endpoint: metrics, health and the JSON API.
 	Admin Admin `yaml:"admin"`
+	// Etcd is where baton instances share their view (DESIGN §3).
+	Etcd Etcd `yaml:"etcd"`
 }
 
 // DefaultAdminListen is where the admin HTTP server listens unless admin.listen says otherwise.
 const DefaultAdminListen = "127.0.0.1:9090"
+
+// Etcd configures the shared state. No endpoints: baton runs an embedded single-member etcd.
+type Etcd struct {
+	// Endpoints of an external etcd cluster (e.g. http://10.0.0.5:2379). Empty: embedded.
+	Endpoints []string `yaml:"endpoints"`
+	// DataDir of the embedded server. Default: a new temporary directory, removed at exit.
+	DataDir string `yaml:"data_dir"`
+	// Prefix of baton's keys. Default /baton.
+	Prefix string `yaml:"prefix"`
+	// LeaseTTL of an instance's session: its keys vanish this long after it dies. Default 2s.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Instance names this baton among the instances sharing the etcd. Default host-pid.
+	Instance string `yaml:"instance"`
+	// Off disables etcd entirely (a single stand-alone instance). Default false.
+	Off bool `yaml:"off"`
+}
 
 // Admin configures the admin HTTP server (/metrics, /healthz, /readyz, /api/v1/…).
 type Admin struct {

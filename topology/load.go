@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
@@ -118,6 +119,18 @@ func parentPath(p string) string {
 }
 
 func (c *Config) validate() error {
+	if c.Etcd.Prefix == "" {
+		c.Etcd.Prefix = "/baton"
+	}
+	if c.Etcd.LeaseTTL == 0 {
+		c.Etcd.LeaseTTL = Duration(2 * time.Second)
+	}
+	if c.Etcd.LeaseTTL.D() < time.Second {
+		return ferr("$.etcd.lease_ttl", "must be at least 1s")
+	}
+	if !strings.HasPrefix(c.Etcd.Prefix, "/") {
+		return ferr("$.etcd.prefix", "must start with /")
+	}
 	if len(c.Clusters) == 0 {
 		return ferr("$.clusters", "at least one cluster is required")
 	}

@@ -56,7 +56,8 @@ func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string
 	if instance == "" || strings.Contains(instance, "/") {
 		return nil, fmt.Errorf("topology: bad instance name %q", instance)
 	}
-	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	// The session lives until Close, not until ctx ends (ctx bounds only the set-up).
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("topology: etcd session: %w", err)
 	}

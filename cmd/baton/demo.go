@@ -24,6 +24,7 @@ type demoReady struct {
 	Postgres *demoEngine `json:"postgres,omitempty"`
 	MySQL    *demoEngine `json:"mysql,omitempty"`
 	Admin    string      `json:"admin,omitempty"` // the admin server's URL
+	Etcd     []string    `json:"etcd,omitempty"`  // the etcd client URLs (embedded unless configured)
 }
 
 type demoEngine struct {
@@ -112,6 +113,7 @@ func cmdDemo(args []string) error {
 	if err != nil {
 		return err
 	}
+	rd.Etcd = inst.EtcdURLs()
 	if cfg.Admin.Enabled() {
 		// The demo's admin endpoint is where `baton status` looks by default; the example
 		// configs name other ports so that a `baton serve` beside the demo does not collide.
