@@ -130,6 +130,13 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 	if inst.shared != nil {
 		c.Checker.OnRound(inst.shared.observe(cl.Name))
 	}
+	if inst.shared != nil {
+		if c.PG != nil {
+			c.PG.SetWriteGate(inst.shared.store.MayWrite)
+		} else {
+			c.My.SetWriteGate(inst.shared.store.MayWrite)
+		}
+	}
 	c.Checker.Round(ctx)
 	srv := c.server()
 	if err := srv.Listen(); err != nil {

@@ -53,7 +53,8 @@ type Etcd struct {
 	DataDir string `yaml:"data_dir"`
 	// Prefix of baton's keys. Default /baton.
 	Prefix string `yaml:"prefix"`
-	// LeaseTTL of an instance's session: its keys vanish this long after it dies. Default 2s.
+	// LeaseTTL of an instance's session: its keys vanish this long after it dies; an instance that
+	// cannot reach etcd for half of it stops sending writes. Default 5s.
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// Instance names this baton among the instances sharing the etcd. Default host-pid.
 	Instance string `yaml:"instance"`

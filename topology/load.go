@@ -123,7 +123,7 @@ func (c *Config) validate() error {
 		c.Etcd.Prefix = "/baton"
 	}
 	if c.Etcd.LeaseTTL == 0 {
-		c.Etcd.LeaseTTL = Duration(2 * time.Second)
+		c.Etcd.LeaseTTL = Duration(5 * time.Second)
 	}
 	if c.Etcd.LeaseTTL.D() < time.Second {
 		return ferr("$.etcd.lease_ttl", "must be at least 1s")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -49,6 +50,9 @@ type Store struct {
 	prefix   string
 	instance string
 	sess     *concurrency.Session
+	ttl      time.Duration
+	lastOK   atomic.Int64 // unix nanos of the last successful round trip to etcd
+	stop     chan struct{}
 }
 
 // NewStore opens a session with the given lease TTL and registers the instance.
@@ -56,17 +60,58 @@ func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string
 	if instance == "" || strings.Contains(instance, "/") {
 		return nil, fmt.Errorf("topology: bad instance name %q", instance)
 	}
+	if ttl <= 0 {
+		ttl = 5
+	}
 	// The session lives until Close, not until ctx ends (ctx bounds only the set-up).
 	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("topology: etcd session: %w", err)
 	}
-	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance, sess: sess}
+	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance, sess: sess,
+		ttl: time.Duration(ttl) * time.Second, stop: make(chan struct{})}
+	s.lastOK.Store(time.Now().UnixNano())
 	if _, err := cli.Put(ctx, s.key("instances", instance), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(sess.Lease())); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("topology: registering instance: %w", err)
 	}
+	go s.watchLease()
 	return s, nil
+}
+
+// watchLease checks the way to etcd five times per lease TTL and records each success.
+func (s *Store) watchLease() {
+	every := s.ttl / 5
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.sess.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			_, err := s.cli.Get(ctx, s.key("instances", s.instance), clientv3.WithCountOnly())
+			cancel()
+			if err == nil {
+				s.lastOK.Store(time.Now().UnixNano())
+			}
+		}
+	}
+}
+
+// MayWrite is the write-lease rule (DESIGN §3): an instance sends writes only while it is sure
+// its lease is alive. It turns false half a TTL after the last successful round trip to etcd,
+// well before the server can expire the lease and another instance fail over, and when the
+// session has ended. Reads do not depend on it.
+func (s *Store) MayWrite() bool {
+	select {
+	case <-s.sess.Done():
+		return false
+	default:
+	}
+	return time.Since(time.Unix(0, s.lastOK.Load())) < s.ttl/2
 }
 
 func (s *Store) key(parts ...string) string {
@@ -81,7 +126,14 @@ func (s *Store) Instance() string { return s.instance }
 func (s *Store) Done() <-chan struct{} { return s.sess.Done() }
 
 // Close revokes the lease (the instance's keys vanish at once) and ends the session.
-func (s *Store) Close() error { return s.sess.Close() }
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	return s.sess.Close()
+}
 
 // Observe records whether this instance's probes of node succeed: the observer key exists
 // (with the session lease) while they do, and is deleted when they fail.

@@ -65,3 +65,10 @@ func (s *Server) Reconfigure(cl *topology.Cluster) error {
 	s.apply(cl)
 	return nil
 }
+
+// SetWriteGate installs the write-lease rule: while gate() is false, statements that may write
+// are refused (reads go on). Call before Serve.
+func (s *Server) SetWriteGate(gate func() bool) { s.writeGate = gate }
+
+// mayWrite reports whether the write lease allows writes now.
+func (s *Server) mayWrite() bool { return s.writeGate == nil || s.writeGate() }

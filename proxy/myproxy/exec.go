@@ -1,6 +1,7 @@
 package myproxy
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
@@ -55,6 +56,9 @@ func (s *session) exec(u *unit) {
 				s.srv.metrics.retries.Add(1)
 				continue
 			}
+		}
+		if err == nil && route == router.Primary && u.class.Route == router.Primary && !s.srv.mayWrite() {
+			err = errors.New("baton lost contact with etcd; writes are paused until it is back (reads go on)")
 		}
 		if err != nil {
 			s.srv.metrics.errors.Add(1)

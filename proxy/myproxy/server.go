@@ -61,7 +61,9 @@ type Server struct {
 	sha2    *mywire.SHA2Cache
 	rsaKey  *rsa.PrivateKey
 	metrics Metrics
-	connID  atomic.Uint32
+
+	writeGate func() bool // the etcd write lease (nil: always allowed)
+	connID    atomic.Uint32
 
 	ln       net.Listener
 	draining atomic.Bool

@@ -1,6 +1,7 @@
 package pgproxy
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -157,6 +158,9 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		avoid[np] = true
 		s.srv.metrics.retries.Add(1)
 	}
+	if err == nil && route == router.Primary && cls.Route == router.Primary && !s.srv.mayWrite() {
+		err = errWriteLease
+	}
 	if err != nil {
 		s.srv.metrics.errors.Add(1)
 		s.failUnit(openEnded, "57P03", err.Error())
@@ -200,6 +204,10 @@ func (s *session) send(be *backend, out []byte) {
 		be.close()
 	}
 }
+
+// errWriteLease: the instance cannot renew its etcd lease, so it must not send writes (another
+// instance may be failing the cluster over).
+var errWriteLease = errors.New("baton lost contact with etcd; writes are paused until it is back (reads go on)")
 
 // inlineWait is how long the client loop waits for the first response byte of a unit it relays
 // itself before handing the unit to the relay goroutine (so that it can watch the client again).

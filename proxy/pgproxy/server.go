@@ -69,6 +69,8 @@ type Server struct {
 	tlsConf *tls.Config
 	metrics Metrics
 
+	writeGate func() bool // the etcd write lease (nil: always allowed)
+
 	ln       net.Listener
 	draining atomic.Bool
 	wg       sync.WaitGroup // sessions and background loops

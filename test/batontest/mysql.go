@@ -17,7 +17,7 @@ func MyConfig(c *cluster.MyCluster, mod func(*topology.Cluster)) (*topology.Conf
 		return nil, err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "log_level: %s\nclusters:\n  - name: my\n    engine: mysql\n    listen: 127.0.0.1:%d\n    database: %s\n    probe_interval: 200ms\n    nodes:\n", logLevel(), port, c.Opts.AppDB)
+	fmt.Fprintf(&b, "log_level: %s\netcd: {lease_ttl: 10s}\nclusters:\n  - name: my\n    engine: mysql\n    listen: 127.0.0.1:%d\n    database: %s\n    probe_interval: 200ms\n    nodes:\n", logLevel(), port, c.Opts.AppDB)
 	for i, n := range c.Nodes() {
 		fmt.Fprintf(&b, "      - {name: my%d, address: %q}\n", i+1, n.Addr())
 	}
