@@ -3,6 +3,7 @@
 package listen
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -46,5 +47,32 @@ func Loop(ln net.Listener, draining func() bool, maxClients func() int, cnt Coun
 			defer cnt.Sessions.Add(-1)
 			serve(c)
 		}()
+	}
+}
+
+// Drain waits until every goroutine tracked by wg has ended. If ctx ends first, it calls force
+// (which must make the remaining sessions end: close their sockets) and waits again.
+func Drain(ctx context.Context, wg *sync.WaitGroup, force func()) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		force()
+		<-done
+	}
+}
+
+// Every runs f every d until stop is closed (a server's housekeeping loop).
+func Every(stop <-chan struct{}, d time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			f(now)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -48,5 +49,35 @@ func TestLoopBoundsClientsAndDrains(t *testing.T) {
 	wg.Wait()
 	if sessions.Load() != 0 {
 		t.Fatalf("sessions %d after the last one ended", sessions.Load())
+	}
+}
+
+func TestDrainForcesAfterDeadline(t *testing.T) {
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() { defer wg.Done(); <-stop }()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	forced := false
+	Drain(ctx, &wg, func() { forced = true; close(stop) })
+	if !forced {
+		t.Fatal("Drain returned without forcing a session that would not end")
+	}
+	// Nothing left: no force.
+	Drain(context.Background(), &wg, func() { t.Fatal("forced with nothing running") })
+}
+
+func TestEveryStops(t *testing.T) {
+	stop := make(chan struct{})
+	ticks := make(chan struct{}, 10)
+	done := make(chan struct{})
+	go func() { Every(stop, time.Millisecond, func(time.Time) { ticks <- struct{}{} }); close(done) }()
+	<-ticks
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Every did not stop")
 	}
 }

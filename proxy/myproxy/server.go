@@ -134,18 +134,11 @@ func errPayload(code uint16, state, msg string) []byte {
 
 func (s *Server) reaper() {
 	defer s.wg.Done()
-	t := time.NewTicker(15 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			for _, np := range s.nodeMap() {
-				np.Reap(now)
-			}
+	listen.Every(s.stop, 15*time.Second, func(now time.Time) {
+		for _, np := range s.nodeMap() {
+			np.Reap(now)
 		}
-	}
+	})
 }
 
 // Shutdown stops accepting, lets sessions finish their transactions until ctx ends, then closes
@@ -163,11 +156,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ss.client.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	listen.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
 		for ss := range s.sessions {
 			ss.closing.Store(true)
@@ -177,8 +166,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 		s.mu.Unlock()
-		<-done
-	}
+	})
 	for _, np := range s.nodeMap() {
 		np.CloseAll()
 	}

@@ -173,7 +173,7 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	} else if cls.SessionState {
 		s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary
 	}
-	s.srv.metrics.count(route, cls.Reason)
+	s.srv.metrics.count(route)
 	if openEnded {
 		s.openUnit = u // frames up to the Sync follow this unit
 	}

@@ -52,7 +52,7 @@ func (m *Metrics) Retries() int64 { return m.retries.Load() }
 // AuthFailures counts failed client logins.
 func (m *Metrics) AuthFailures() int64 { return m.authFail.Load() }
 
-func (m *Metrics) count(r router.Route, reason string) {
+func (m *Metrics) count(r router.Route) {
 	if r == router.Replica {
 		m.ToReplica.Add(1)
 	} else {
@@ -133,18 +133,11 @@ func rejectTooMany(c net.Conn) {
 
 func (s *Server) reaper() {
 	defer s.wg.Done()
-	t := time.NewTicker(15 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			for _, np := range s.nodeMap() {
-				np.Reap(now)
-			}
+	listen.Every(s.stop, 15*time.Second, func(now time.Time) {
+		for _, np := range s.nodeMap() {
+			np.Reap(now)
 		}
-	}
+	})
 }
 
 // Shutdown stops accepting, lets sessions finish their transactions until ctx ends, then closes
@@ -162,11 +155,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ss.client.SetReadDeadline(time.Now()) // wake idle sessions so they leave
 	}
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	listen.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
 		for _, ss := range s.sessions {
 			ss.closing.Store(true)
@@ -176,8 +165,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 		s.mu.Unlock()
-		<-done
-	}
+	})
 	for _, np := range s.nodeMap() {
 		np.CloseAll()
 	}

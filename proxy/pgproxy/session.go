@@ -49,7 +49,6 @@ type unit struct {
 // exceptions are the atomics and queue.
 type session struct {
 	srv    *Server
-	log    *sessionLog
 	client net.Conn
 	crd    *pgwire.MsgReader
 	cw     *clientWriter
@@ -85,8 +84,6 @@ type session struct {
 	dispatching   atomic.Bool // a unit is being routed and sent (cancel requests wait for it)
 	cancelPending atomic.Bool // a CancelRequest arrived before the unit reached a backend
 }
-
-type sessionLog struct{ id uint64 }
 
 func (s *session) startRelay() {
 	if s.queue != nil {
