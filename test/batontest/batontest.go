@@ -16,26 +16,36 @@ import (
 )
 
 // PGConfig returns a baton configuration for c, listening on a free loopback port, with user
-// app (scram-sha-256). mod may adjust it before validation.
+// app (scram-sha-256). mod may adjust it (after validation: the fields tests change are plain
+// values).
 func PGConfig(c *cluster.PGCluster, mod func(*topology.Cluster)) (*topology.Config, error) {
+	addrs := make([]string, 0, 3)
+	for _, n := range c.Nodes() {
+		addrs = append(addrs, n.Addr())
+	}
+	return config("pg", "postgres", "scram-sha-256", addrs, c.Opts.AppDB, c.Opts.AppUser, c.Opts.AppPassword, mod)
+}
+
+// config renders and parses a one-cluster configuration: nodes <name>1…, the given user, a
+// free listen port, 200 ms probes and a 10 s etcd lease.
+func config(name, engine, auth string, addrs []string, db, user, password string, mod func(*topology.Cluster)) (*topology.Config, error) {
 	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "log_level: %s\netcd: {lease_ttl: 10s}\nclusters:\n  - name: pg\n    engine: postgres\n    listen: 127.0.0.1:%d\n    database: %s\n    probe_interval: 200ms\n    nodes:\n", logLevel(), port, c.Opts.AppDB)
-	for i, n := range c.Nodes() {
-		fmt.Fprintf(&b, "      - {name: pg%d, address: %q}\n", i+1, n.Addr())
+	fmt.Fprintf(&b, "log_level: %s\netcd: {lease_ttl: 10s}\nclusters:\n  - name: %s\n    engine: %s\n    listen: 127.0.0.1:%d\n    database: %s\n    probe_interval: 200ms\n    nodes:\n",
+		logLevel(), name, engine, port, db)
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "      - {name: %s%d, address: %q}\n", name, i+1, a)
 	}
-	fmt.Fprintf(&b, "    users:\n      - {name: %s, password: %q, auth: scram-sha-256}\n", c.Opts.AppUser, c.Opts.AppPassword)
+	fmt.Fprintf(&b, "    users:\n      - {name: %s, password: %q, auth: %s}\n", user, password, auth)
 	cfg, err := topology.Parse("batontest.yaml", []byte(b.String()))
 	if err != nil {
 		return nil, err
 	}
 	if mod != nil {
 		mod(cfg.Clusters[0])
-		// Re-validate through the YAML path is not possible after a mod; the fields a test
-		// changes are plain values.
 	}
 	return cfg, nil
 }

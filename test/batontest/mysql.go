@@ -2,7 +2,6 @@ package batontest
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/baton-proxy/baton/test/cluster"
@@ -12,24 +11,11 @@ import (
 // MyConfig returns a baton configuration for a MariaDB cluster, listening on a free loopback
 // port, with user app (mysql_native_password). mod may adjust it.
 func MyConfig(c *cluster.MyCluster, mod func(*topology.Cluster)) (*topology.Config, error) {
-	port, err := cluster.FreePort()
-	if err != nil {
-		return nil, err
+	addrs := make([]string, 0, 3)
+	for _, n := range c.Nodes() {
+		addrs = append(addrs, n.Addr())
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "log_level: %s\netcd: {lease_ttl: 10s}\nclusters:\n  - name: my\n    engine: mysql\n    listen: 127.0.0.1:%d\n    database: %s\n    probe_interval: 200ms\n    nodes:\n", logLevel(), port, c.Opts.AppDB)
-	for i, n := range c.Nodes() {
-		fmt.Fprintf(&b, "      - {name: my%d, address: %q}\n", i+1, n.Addr())
-	}
-	fmt.Fprintf(&b, "    users:\n      - {name: %s, password: %q, auth: mysql_native_password}\n", c.Opts.AppUser, c.Opts.AppPassword)
-	cfg, err := topology.Parse("batontest.yaml", []byte(b.String()))
-	if err != nil {
-		return nil, err
-	}
-	if mod != nil {
-		mod(cfg.Clusters[0])
-	}
-	return cfg, nil
+	return config("my", "mysql", "mysql_native_password", addrs, c.Opts.AppDB, c.Opts.AppUser, c.Opts.AppPassword, mod)
 }
 
 // DSN is a go-sql-driver DSN through baton as the cluster's app user; params are appended.
