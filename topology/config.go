@@ -132,9 +132,69 @@ type Cluster struct {
 	// MaxLagBytes: a replica whose replayed WAL is further than this behind the primary's current
 	// WAL position serves no reads. PostgreSQL only. Default 16MiB; 0 = no byte bound.
 	MaxLagBytes ByteSize `yaml:"max_lag_bytes"`
+	// FailureThreshold is how many consecutive probes of a node must fail before this instance
+	// withdraws its etcd observation of the node (DESIGN §3). Default 2.
+	FailureThreshold int `yaml:"failure_threshold"`
+	// Failover configures automatic failover and planned switchover.
+	Failover Failover `yaml:"failover"`
+	// Buffer bounds how statements are held while the primary changes.
+	Buffer Buffer `yaml:"buffer"`
+
 	// maxLagSet / maxLagBytesSet record that the file names the field, so that an explicit 0
 	// means "no bound" rather than "use the default".
 	maxLagSet, maxLagBytesSet bool
+}
+
+// Failover configures how the coordinator replaces a dead primary and runs switchovers.
+type Failover struct {
+	// Auto: fail over automatically when every instance has lost the primary for Grace. Default
+	// true; false leaves it to `baton failover`. Needs etcd (not etcd.off).
+	Auto *bool `yaml:"auto"`
+	// Grace: how long every observation of the primary must have been gone before a failover
+	// starts. Default 1s.
+	Grace Duration `yaml:"grace"`
+	// MinInterval: no automatic failover within this long of the previous primary change
+	// (anti-flap). Default 5m.
+	MinInterval Duration `yaml:"min_interval"`
+	// MaxDataLoss (PostgreSQL): refuse an automatic failover when the best candidate's received
+	// WAL is further than this behind the last known primary position. Default 16MiB; 0 = no bound.
+	MaxDataLoss ByteSize `yaml:"max_data_loss"`
+	// MaxLostTransactions (MySQL/MariaDB): the same bound in transactions, by GTID sequence
+	// numbers. Default 0 = no bound.
+	MaxLostTransactions int `yaml:"max_lost_transactions"`
+	// User is the account that fences, promotes and re-points nodes (PostgreSQL superuser;
+	// MySQL/MariaDB SUPER or the equivalent privileges). Default: monitor_user.
+	User string `yaml:"user"`
+	// ReplicationUser / ReplicationPassword[Env]: the account a MySQL/MariaDB replica uses to
+	// connect to its primary when baton attaches it (rejoin, switchover). PostgreSQL replicas keep
+	// their own primary_conninfo credentials.
+	ReplicationUser        string `yaml:"replication_user"`
+	ReplicationPassword    Secret `yaml:"replication_password"`
+	ReplicationPasswordEnv string `yaml:"replication_password_env"`
+	// ApplyTimeout bounds waiting for the candidate to apply what it has received. Default 30s.
+	ApplyTimeout Duration `yaml:"apply_timeout"`
+	// StepTimeout bounds each SQL step (fence, promote, re-point). Default 10s.
+	StepTimeout Duration `yaml:"step_timeout"`
+	// DrainTimeout: in a switchover, how long running write transactions may take to finish
+	// before they are cancelled. Default 5s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// maxDataLossSet records that the file names max_data_loss (an explicit 0 = no bound).
+	maxDataLossSet bool
+}
+
+// AutoEnabled reports whether automatic failover is on.
+func (f *Failover) AutoEnabled() bool { return f.Auto == nil || *f.Auto }
+
+// Buffer bounds the failover buffer: statements that need the primary while it changes are held
+// and released to the new primary (DESIGN §3).
+type Buffer struct {
+	// Window: how long one statement may wait. Default 10s.
+	Window Duration `yaml:"window"`
+	// MaxRequests: statements held at once; more get an error at once. Default 1000.
+	MaxRequests int `yaml:"max_requests"`
+	// MaxDuration: a primary change that takes longer than this fails every held statement.
+	// Default 30s.
+	MaxDuration Duration `yaml:"max_duration"`
 }
 
 // Node is one database server of a cluster.
@@ -302,6 +362,16 @@ const (
 	DefaultMaxSessionState  = 1000
 	DefaultMaxLag           = 10 * time.Second
 	DefaultMaxLagBytes      = 16 << 20
+	DefaultFailureThreshold = 2
+	DefaultGrace            = time.Second
+	DefaultMinInterval      = 5 * time.Minute
+	DefaultMaxDataLoss      = 16 << 20
+	DefaultApplyTimeout     = 30 * time.Second
+	DefaultStepTimeout      = 10 * time.Second
+	DefaultDrainTimeout     = 5 * time.Second
+	DefaultBufferWindow     = 10 * time.Second
+	DefaultBufferMax        = 1000
+	DefaultBufferDuration   = 30 * time.Second
 )
 
 func (c *Cluster) applyDefaults() {
@@ -319,6 +389,41 @@ func (c *Cluster) applyDefaults() {
 	}
 	if c.MaxLagBytes == 0 && !c.maxLagBytesSet && c.Engine != EngineMySQL {
 		c.MaxLagBytes = DefaultMaxLagBytes
+	}
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = DefaultFailureThreshold
+	}
+	f := &c.Failover
+	if f.Grace == 0 {
+		f.Grace = Duration(DefaultGrace)
+	}
+	if f.MinInterval == 0 {
+		f.MinInterval = Duration(DefaultMinInterval)
+	}
+	if f.MaxDataLoss == 0 && !f.maxDataLossSet {
+		f.MaxDataLoss = DefaultMaxDataLoss
+	}
+	if f.ApplyTimeout == 0 {
+		f.ApplyTimeout = Duration(DefaultApplyTimeout)
+	}
+	if f.StepTimeout == 0 {
+		f.StepTimeout = Duration(DefaultStepTimeout)
+	}
+	if f.DrainTimeout == 0 {
+		f.DrainTimeout = Duration(DefaultDrainTimeout)
+	}
+	if f.User == "" && len(c.Users) > 0 {
+		f.User = c.MonitorCredentials().Name
+	}
+	b := &c.Buffer
+	if b.Window == 0 {
+		b.Window = Duration(DefaultBufferWindow)
+	}
+	if b.MaxRequests == 0 {
+		b.MaxRequests = DefaultBufferMax
+	}
+	if b.MaxDuration == 0 {
+		b.MaxDuration = Duration(DefaultBufferDuration)
 	}
 	p := &c.Pool
 	if p.MaxPerNode == 0 {

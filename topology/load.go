@@ -102,6 +102,9 @@ func markExplicitZeros(data []byte, cfg *Config) {
 		if i < len(cfg.Clusters) && cfg.Clusters[i] != nil {
 			_, cfg.Clusters[i].maxLagSet = m["max_lag"]
 			_, cfg.Clusters[i].maxLagBytesSet = m["max_lag_bytes"]
+			if f, ok := m["failover"].(map[string]any); ok {
+				_, cfg.Clusters[i].Failover.maxDataLossSet = f["max_data_loss"]
+			}
 		}
 	}
 }
@@ -231,6 +234,22 @@ func (c *Cluster) validate(p string) error {
 	}
 	if c.MonitorUser != "" && !users[c.MonitorUser] {
 		return ferr(p+".monitor_user", "no user %q in users", c.MonitorUser)
+	}
+	if c.Failover.User != "" && !users[c.Failover.User] {
+		return ferr(p+".failover.user", "no user %q in users", c.Failover.User)
+	}
+	if f := &c.Failover; f.ReplicationPasswordEnv != "" {
+		if f.ReplicationPassword != "" {
+			return ferr(p+".failover.replication_password_env", "set only one of replication_password, replication_password_env")
+		}
+		v, ok := os.LookupEnv(f.ReplicationPasswordEnv)
+		if !ok {
+			return ferr(p+".failover.replication_password_env", "environment variable %s is not set", f.ReplicationPasswordEnv)
+		}
+		f.ReplicationPassword = Secret(v)
+	}
+	if c.FailureThreshold < 0 || c.Buffer.MaxRequests < 0 || c.Failover.MaxLostTransactions < 0 {
+		return ferr(p, "failure_threshold, buffer.max_requests and failover.max_lost_transactions must be ≥ 0")
 	}
 	if c.Pool.MaxPerNode < 0 || c.Pool.MinIdle < 0 || c.Limits.MaxClients < 0 {
 		return ferr(p, "pool and limit counts must be ≥ 0")
