@@ -27,8 +27,14 @@ type PGOptions struct {
 	// as "synchronous_standby_names = '*'".
 	Settings []string
 	// Fast trades durability for speed (fsync, synchronous_commit and
-	// full_page_writes off): for tests.
+	// full_page_writes off): for tests. pg_rewind needs full_page_writes:
+	// add "full_page_writes = on" to Settings to use PGCluster.Rejoin.
 	Fast bool
+	// SyncStandbys, if set, becomes the primary's synchronous_standby_names
+	// once every replica streams, such as "ANY 1 (replica1, replica2)".
+	// Replicas are named by their node names ("replica1", ...), which are
+	// their cluster_name and so their WAL receivers' application_name.
+	SyncStandbys string
 	// Logf, if set, receives progress messages, possibly from several
 	// goroutines at once.
 	Logf func(format string, args ...any)
@@ -82,6 +88,7 @@ func commonConf(o PGOptions) string {
 		"password_encryption = 'scram-sha-256'",
 		"wal_receiver_status_interval = '1s'",
 		"wal_retrieve_retry_interval = '500ms'",
+		"wal_log_hints = on", // pg_rewind (PGCluster.Rejoin) needs it or data checksums
 	} {
 		b.WriteString(l + "\n")
 	}

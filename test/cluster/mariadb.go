@@ -76,7 +76,12 @@ type MyOptions struct {
 	// sync_binlog=0, no doublewrite, small buffer pool and redo log): for
 	// tests.
 	Fast bool
-	// SemiSync is reserved for semi-synchronous replication; ignored for now.
+	// SemiSync enables MariaDB's built-in semi-synchronous replication on
+	// every node, both sides (rpl_semi_sync_master_enabled and
+	// rpl_semi_sync_slave_enabled), so that any replica can be promoted and
+	// stay semi-synchronous. A commit waits up to 10 s for a replica's ack
+	// (rpl_semi_sync_master_timeout=10000), then falls back to asynchronous;
+	// a Settings line "rpl_semi_sync_master_timeout=N" overrides it.
 	SemiSync bool
 	// Logf, if set, receives progress messages, possibly from several
 	// goroutines at once.
@@ -285,6 +290,10 @@ func myNodeConf(n *MyNode) string {
 		for _, l := range myFastSettings {
 			b.WriteString(l + "\n")
 		}
+	}
+	if o.SemiSync {
+		b.WriteString("rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_slave_enabled=ON\n" +
+			"rpl_semi_sync_master_timeout=10000\n")
 	}
 	for _, l := range o.Settings {
 		b.WriteString(l + "\n")

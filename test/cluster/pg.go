@@ -113,6 +113,9 @@ func StartPG(ctx context.Context, o PGOptions) (c *PGCluster, err error) {
 	if err := c.waitStreaming(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.setSyncStandbys(ctx); err != nil {
+		return nil, err
+	}
 	o.Logf("cluster: primary %s and %d replicas ready in %v", c.Primary.Addr(), len(c.Replicas),
 		time.Since(began).Round(time.Millisecond))
 	return c, nil
@@ -343,4 +346,44 @@ func appendFile(path, data string) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	return f.Close()
+}
+
+// setSyncStandbys applies Opts.SyncStandbys on the primary (ALTER SYSTEM,
+// so it survives restarts) and waits until the primary reports a
+// synchronous or quorum standby.
+func (c *PGCluster) setSyncStandbys(ctx context.Context) error {
+	if c.Opts.SyncStandbys == "" {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, c.Primary.SuperURL())
+	if err != nil {
+		return fmt.Errorf("cluster: connect to primary: %w", err)
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{
+		"ALTER SYSTEM SET synchronous_standby_names = " + sqlLiteral(c.Opts.SyncStandbys),
+		"SELECT pg_reload_conf()",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("cluster: synchronous_standby_names: %w", err)
+		}
+	}
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_replication "+
+			"WHERE sync_state IN ('sync', 'quorum')").Scan(&n)
+		if err != nil {
+			return fmt.Errorf("cluster: query pg_stat_replication: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: no synchronous standby for %q: %w", c.Opts.SyncStandbys, ctx.Err())
+		case <-t.C:
+		}
+	}
 }

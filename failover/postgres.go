@@ -1,0 +1,671 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-proxy/baton/health"
+	"github.com/baton-proxy/baton/topology"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// PostgreSQL steps (DESIGN §3). They need PostgreSQL 13 or newer (pg_promote with wait, and
+// primary_conninfo applied on reload) and a superuser as failover.user: ALTER SYSTEM,
+// pg_terminate_backend of other users' sessions and pg_stat_wal_receiver's sender columns all
+// need it (or, for the last two, pg_signal_backend / pg_read_all_stats plus GRANT ALTER SYSTEM
+// on PostgreSQL 15+).
+
+// pollEvery is how often a step re-reads a node while it waits for a condition.
+const pollEvery = 20 * time.Millisecond
+
+// defaultStepTimeout bounds a step whose ctx has no deadline (topology's default step_timeout).
+const defaultStepTimeout = topology.DefaultStepTimeout
+
+// pgEngine implements Engine for PostgreSQL. One administrative connection per node is kept
+// open between steps; steps on the same node are serialized by that node's mutex.
+type pgEngine struct {
+	cl       *topology.Cluster
+	user     *topology.User // nil when userErr is set
+	userErr  error
+	database string
+
+	mu    sync.Mutex // guards nodes
+	nodes map[string]*pgAdmin
+}
+
+// pgAdmin is the administrative connection to one node.
+type pgAdmin struct {
+	mu   sync.Mutex // held for a whole step; guards conn
+	conn *pgx.Conn  // nil until the first step, and after a connection error
+}
+
+var _ Engine = (*pgEngine)(nil)
+
+// NewPG returns the PostgreSQL Engine of cl. It connects as cl.Failover.User (its backend
+// credentials), to cl.Database or else the database named after the backend user, dialing within
+// cl.Pool.ConnectTimeout. No connection is opened before the first step.
+func NewPG(cl *topology.Cluster) Engine {
+	e := &pgEngine{cl: cl, nodes: map[string]*pgAdmin{}}
+	e.user, e.userErr = failoverUser(cl)
+	if e.user != nil {
+		e.database = cl.Database
+		if e.database == "" {
+			e.database = backendUser(e.user)
+		}
+	}
+	return e
+}
+
+// failoverUser returns the account the steps connect as: failover.user, else the monitor user.
+func failoverUser(cl *topology.Cluster) (*topology.User, error) {
+	name := cl.Failover.User
+	if name == "" {
+		if len(cl.Users) == 0 {
+			return nil, errors.New("failover: cluster " + cl.Name + " has no users")
+		}
+		return cl.MonitorCredentials(), nil
+	}
+	u := cl.User(name)
+	if u == nil {
+		return nil, fmt.Errorf("failover: cluster %s: failover.user %q is not one of its users", cl.Name, name)
+	}
+	return u, nil
+}
+
+// backendUser is the name u connects to backends with.
+func backendUser(u *topology.User) string {
+	if u.BackendUser != "" {
+		return u.BackendUser
+	}
+	return u.Name
+}
+
+// connectTimeout is the dialing bound of cl.
+func connectTimeout(cl *topology.Cluster) time.Duration {
+	if d := cl.Pool.ConnectTimeout.D(); d > 0 {
+		return d
+	}
+	return topology.DefaultConnectTimeout
+}
+
+// withDeadline gives ctx the deadline d when it has none.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// stepError names the node and the step; it never holds a password (none is ever formatted).
+func stepError(n *topology.Node, step string, err error) error {
+	return fmt.Errorf("failover: node %s (%s): %s: %w", n.Name, n.Address, step, err)
+}
+
+// pollUntil calls check every pollEvery until it reports done, returns an error, or ctx ends;
+// then the error says what was awaited and the last state check described.
+func pollUntil(ctx context.Context, what string, check func() (done bool, state string, err error)) error {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		done, state, err := check()
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last: %s)", what, ctx.Err(), state)
+		case <-t.C:
+		}
+	}
+}
+
+// admin returns the connection slot of node n.
+func (e *pgEngine) admin(n *topology.Node) *pgAdmin {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.nodes[n.Address]
+	if a == nil {
+		a = &pgAdmin{}
+		e.nodes[n.Address] = a
+	}
+	return a
+}
+
+// do runs f on n's administrative connection, opening it first if needed. A connection that
+// failed is closed and dropped, so the next step dials again.
+func (e *pgEngine) do(ctx context.Context, n *topology.Node, step string, f func(ctx context.Context, c *pgx.Conn) error) error {
+	if e.userErr != nil {
+		return stepError(n, step, e.userErr)
+	}
+	ctx, cancel := withDeadline(ctx, defaultStepTimeout)
+	defer cancel()
+	a := e.admin(n)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conn == nil || a.conn.IsClosed() {
+		c, err := e.connect(ctx, n)
+		if err != nil {
+			return stepError(n, step+": connect", err)
+		}
+		a.conn = c
+	}
+	err := f(ctx, a.conn)
+	if err != nil && (a.conn.IsClosed() || ctx.Err() != nil) {
+		a.conn.Close(context.Background())
+		a.conn = nil
+	}
+	if err != nil {
+		return stepError(n, step, err)
+	}
+	return nil
+}
+
+// connect dials n as the failover user.
+func (e *pgEngine) connect(ctx context.Context, n *topology.Node) (*pgx.Conn, error) {
+	host, port, err := net.SplitHostPort(n.Address)
+	if err != nil {
+		return nil, err
+	}
+	pn, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("bad port in %q", n.Address)
+	}
+	cfg, err := pgx.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port = host, uint16(pn)
+	cfg.User, cfg.Password, cfg.Database = backendUser(e.user), e.user.BackendPassword.Reveal(), e.database
+	cfg.ConnectTimeout = connectTimeout(e.cl)
+	cfg.RuntimeParams = map[string]string{"application_name": "baton-failover"}
+	cfg.Fallbacks = nil
+	// The failover steps run a handful of statements: no server-side statement cache, which a
+	// promotion or config reload would not invalidate anyway.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// Close implements Engine.
+func (e *pgEngine) Close() {
+	e.mu.Lock()
+	nodes := e.nodes
+	e.nodes = map[string]*pgAdmin{}
+	e.mu.Unlock()
+	for _, a := range nodes {
+		a.mu.Lock()
+		if a.conn != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			a.conn.Close(ctx)
+			cancel()
+			a.conn = nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+// pgInspectSQL reads role, fence, positions, timeline and WAL receiver in one round trip.
+//
+// Timeline: on a primary it is the timeline of the WAL being written, the first 8 hex digits of
+// pg_walfile_name(pg_current_wal_lsn()). pg_control_checkpoint().timeline_id is not used there:
+// after pg_promote it still shows the old timeline until the first checkpoint on the new one
+// completes. On a replica it is the timeline its WAL receiver streams (received_tli), or, when no
+// receiver runs (its primary is gone), the newest of the last restartpoint's and the minimum
+// recovery point's timelines from the control file.
+const pgInspectSQL = `SELECT r.rec,
+  current_setting('default_transaction_read_only'),
+  CASE WHEN r.rec THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text,
+  pg_last_wal_receive_lsn()::text,
+  CASE WHEN r.rec THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END,
+  GREATEST((SELECT timeline_id FROM pg_control_checkpoint()),
+    (SELECT min_recovery_end_timeline FROM pg_control_recovery()))::int8,
+  w.received_tli::int8, w.sender_host, w.sender_port
+FROM (SELECT pg_is_in_recovery() AS rec) r LEFT JOIN pg_stat_wal_receiver w ON true`
+
+// Inspect implements Engine.
+func (e *pgEngine) Inspect(ctx context.Context, n *topology.Node) (NodeInfo, error) {
+	var info NodeInfo
+	err := e.do(ctx, n, "inspect", func(ctx context.Context, c *pgx.Conn) error {
+		var (
+			rec                      bool
+			dtro                     string
+			applied                  string
+			received, walFile, sHost pgtype.Text
+			ctlTLI, recvTLI, sPort   pgtype.Int8
+		)
+		if err := c.QueryRow(ctx, pgInspectSQL).Scan(&rec, &dtro, &applied, &received, &walFile,
+			&ctlTLI, &recvTLI, &sHost, &sPort); err != nil {
+			return err
+		}
+		info = NodeInfo{InRecovery: rec, Writable: !rec && dtro == "off", Applied: applied, Received: applied}
+		if rec {
+			if received.Valid && lsnLess(applied, received.String) {
+				info.Received = received.String
+			}
+			switch {
+			case recvTLI.Valid && recvTLI.Int64 > 0:
+				info.Timeline = uint32(recvTLI.Int64)
+			case ctlTLI.Valid:
+				info.Timeline = uint32(ctlTLI.Int64)
+			}
+			if sHost.Valid && sHost.String != "" && sPort.Valid {
+				info.Source = net.JoinHostPort(sHost.String, strconv.FormatInt(sPort.Int64, 10))
+			}
+			return nil
+		}
+		if walFile.Valid && len(walFile.String) >= 8 {
+			tli, err := strconv.ParseUint(walFile.String[:8], 16, 32)
+			if err != nil {
+				return fmt.Errorf("bad WAL file name %q", walFile.String)
+			}
+			info.Timeline = uint32(tli)
+		}
+		return nil
+	})
+	return info, err
+}
+
+// lsnLess reports a < b for pg_lsn text; false when either does not parse.
+func lsnLess(a, b string) bool {
+	x, err1 := health.ParseLSN(a)
+	y, err2 := health.ParseLSN(b)
+	return err1 == nil && err2 == nil && x < y
+}
+
+// setSystem runs ALTER SYSTEM stmt and pg_reload_conf(), then waits until this session sees
+// default_transaction_read_only = want. A backend sees a reload only after the postmaster has
+// processed it, so from then on every new session starts with the new value too.
+func pgSetSystem(ctx context.Context, c *pgx.Conn, stmt, want string) error {
+	if _, err := c.Exec(ctx, stmt); err != nil {
+		return err
+	}
+	if _, err := c.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	return pollUntil(ctx, "reload to default_transaction_read_only = "+want, func() (bool, string, error) {
+		var v string
+		if err := c.QueryRow(ctx, "SELECT current_setting('default_transaction_read_only')").Scan(&v); err != nil {
+			return false, "", err
+		}
+		return v == want, "default_transaction_read_only = " + v, nil
+	})
+}
+
+// Fence implements Engine: default_transaction_read_only on (ALTER SYSTEM, so it survives a
+// restart), then every client backend but its own is terminated, and Fence waits until they are
+// gone. A fenced node still accepts writes from a session that asks for them explicitly (SET
+// default_transaction_read_only = off, BEGIN READ WRITE): the fence stops the application's
+// ordinary writes, while the proxy, which no longer routes to the node, stops the rest.
+func (e *pgEngine) Fence(ctx context.Context, n *topology.Node) error {
+	return e.do(ctx, n, "fence", func(ctx context.Context, c *pgx.Conn) error {
+		if err := pgSetSystem(ctx, c, "ALTER SYSTEM SET default_transaction_read_only = on", "on"); err != nil {
+			return err
+		}
+		// Two statements: inside one WHERE clause the planner may call pg_terminate_backend
+		// before the other conditions.
+		rows, _ := c.Query(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`)
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return fmt.Errorf("list client backends: %w", err)
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if _, err := c.Exec(ctx, "SELECT pg_terminate_backend(p) FROM unnest($1::int4[]) p", pids); err != nil {
+			return fmt.Errorf("terminate client backends: %w", err)
+		}
+		return pollUntil(ctx, "terminated backends to exit", func() (bool, string, error) {
+			var left int
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", pids).Scan(&left); err != nil {
+				return false, "", err
+			}
+			return left == 0, fmt.Sprintf("%d of %d still running", left, len(pids)), nil
+		})
+	})
+}
+
+// Unfence implements Engine.
+func (e *pgEngine) Unfence(ctx context.Context, n *topology.Node) error {
+	return e.do(ctx, n, "unfence", func(ctx context.Context, c *pgx.Conn) error {
+		return pgSetSystem(ctx, c, "ALTER SYSTEM RESET default_transaction_read_only", "off")
+	})
+}
+
+// WaitApplied implements Engine. On a node that is not in recovery it only checks that its
+// current WAL position has reached pos. A replica whose WAL replay is paused fails at once.
+func (e *pgEngine) WaitApplied(ctx context.Context, n *topology.Node, pos string) error {
+	var want int64 = -1
+	if pos != "" {
+		var err error
+		if want, err = health.ParseLSN(pos); err != nil {
+			return stepError(n, "wait applied", err)
+		}
+	}
+	ctx, cancel := withDeadline(ctx, e.applyTimeout())
+	defer cancel()
+	return e.do(ctx, n, "wait applied", func(ctx context.Context, c *pgx.Conn) error {
+		return pollUntil(ctx, "replay to catch up", func() (bool, string, error) {
+			var (
+				rec, paused bool
+				applied     string
+				received    pgtype.Text
+			)
+			err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(),
+				CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text,
+				pg_last_wal_receive_lsn()::text,
+				pg_is_in_recovery() AND pg_is_wal_replay_paused()`).Scan(&rec, &applied, &received, &paused)
+			if err != nil {
+				return false, "", err
+			}
+			a, err := health.ParseLSN(applied)
+			if err != nil {
+				return false, "", err
+			}
+			state := "applied " + applied + ", received " + received.String
+			if paused {
+				return false, state, errors.New("WAL replay is paused (resume it with pg_wal_replay_resume())")
+			}
+			if rec && received.Valid {
+				r, err := health.ParseLSN(received.String)
+				if err != nil {
+					return false, "", err
+				}
+				if a < r {
+					return false, state, nil
+				}
+			}
+			return a >= want, state + ", want " + pos, nil
+		})
+	})
+}
+
+// applyTimeout bounds WaitApplied when its ctx has no deadline.
+func (e *pgEngine) applyTimeout() time.Duration { return applyTimeout(e.cl) }
+
+func applyTimeout(cl *topology.Cluster) time.Duration {
+	if d := cl.Failover.ApplyTimeout.D(); d > 0 {
+		return d
+	}
+	return topology.DefaultApplyTimeout
+}
+
+// pgPromoteWait is the longest pg_promote is told to wait.
+const pgPromoteWait = 60
+
+// Promote implements Engine: pg_promote(true, n) (n = 60 s or less, within ctx), then clears a
+// fence the node may carry from an earlier life as primary, then checks that a new transaction is
+// read-write and WAL can be written. Promoting a node that is already primary only does the
+// latter two.
+func (e *pgEngine) Promote(ctx context.Context, n *topology.Node) error {
+	return e.do(ctx, n, "promote", func(ctx context.Context, c *pgx.Conn) error {
+		var rec bool
+		if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec); err != nil {
+			return err
+		}
+		if rec {
+			wait := pgPromoteWait
+			if dl, ok := ctx.Deadline(); ok {
+				wait = max(1, min(wait, int(time.Until(dl)/time.Second)))
+			}
+			var done bool
+			if err := c.QueryRow(ctx, "SELECT pg_promote(true, $1)", wait).Scan(&done); err != nil {
+				return err
+			}
+			if !done {
+				return fmt.Errorf("pg_promote: not promoted within %d s", wait)
+			}
+		}
+		if err := pgSetSystem(ctx, c, "ALTER SYSTEM RESET default_transaction_read_only", "off"); err != nil {
+			return fmt.Errorf("clear fence: %w", err)
+		}
+		var ro, lsn string
+		if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), pg_current_wal_lsn()::text").
+			Scan(&rec, &ro, &lsn); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if rec || ro != "off" {
+			return fmt.Errorf("verify: still in recovery (%v) or read-only (transaction_read_only = %s; "+
+				"is default_transaction_read_only set in postgresql.conf?)", rec, ro)
+		}
+		return nil
+	})
+}
+
+// Repoint implements Engine: the host and port of replica's primary_conninfo are replaced by
+// primary's (user, password, application_name and every other keyword are kept), the result is
+// written with ALTER SYSTEM and the configuration reloaded, which restarts the WAL receiver.
+// Repoint returns once the replica's WAL receiver streams from primary. A primary_slot_name, if
+// the replica uses one, must exist on the new primary.
+func (e *pgEngine) Repoint(ctx context.Context, replica, primary *topology.Node) error {
+	host, port, err := net.SplitHostPort(primary.Address)
+	if err != nil {
+		return stepError(replica, "repoint to "+primary.Name, err)
+	}
+	return e.do(ctx, replica, "repoint to "+primary.Name, func(ctx context.Context, c *pgx.Conn) error {
+		var rec bool
+		var conninfo, target string
+		if err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(), current_setting('primary_conninfo'),
+			current_setting('recovery_target_timeline')`).Scan(&rec, &conninfo, &target); err != nil {
+			return err
+		}
+		if !rec {
+			return errors.New("the node is not in recovery: it cannot follow another primary")
+		}
+		if target != "latest" {
+			if _, err := c.Exec(ctx, "ALTER SYSTEM SET recovery_target_timeline = 'latest'"); err != nil {
+				return err
+			}
+			return fmt.Errorf("recovery_target_timeline is %q, so the replica cannot follow the new "+
+				"primary's timeline; it is now set to 'latest' for the next restart: restart the replica", target)
+		}
+		next, err := replaceHostPort(conninfo, host, port)
+		if err != nil {
+			return fmt.Errorf("primary_conninfo: %w", err)
+		}
+		if next != conninfo {
+			if _, err := c.Exec(ctx, "ALTER SYSTEM SET primary_conninfo = "+dollarQuote(next)); err != nil {
+				return err
+			}
+			if _, err := c.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+				return err
+			}
+		}
+		return pollUntil(ctx, "WAL receiver to stream from "+primary.Address, func() (bool, string, error) {
+			var status, sHost pgtype.Text
+			var sPort pgtype.Int8
+			err := c.QueryRow(ctx, `SELECT w.status, w.sender_host, w.sender_port::int8
+				FROM (SELECT 1) x LEFT JOIN pg_stat_wal_receiver w ON true`).Scan(&status, &sHost, &sPort)
+			if err != nil {
+				return false, "", err
+			}
+			if !status.Valid {
+				return false, "no WAL receiver running", nil
+			}
+			src := net.JoinHostPort(sHost.String, strconv.FormatInt(sPort.Int64, 10))
+			return status.String == "streaming" && health.SameEndpoint(src, primary.Address),
+				"WAL receiver " + status.String + " from " + src, nil
+		})
+	})
+}
+
+// Rejoin implements Engine: an old PostgreSQL primary needs pg_rewind and a restart with
+// standby.signal, which an operator (or test/cluster's PGCluster.Rejoin) does offline.
+func (e *pgEngine) Rejoin(_ context.Context, old, primary *topology.Node) error {
+	return stepError(old, "rejoin to "+primary.Name, ErrUnsupported)
+}
+
+// Compare implements Engine on pg_lsn text. Timelines are not part of an LSN: the caller
+// compares positions read on the same timeline.
+func (e *pgEngine) Compare(a, b string) (int, bool) {
+	x, err1 := health.ParseLSN(a)
+	y, err2 := health.ParseLSN(b)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	switch {
+	case x < y:
+		return -1, true
+	case x > y:
+		return 1, true
+	}
+	return 0, true
+}
+
+// Distance implements Engine: a − b in bytes, 0 when b is ahead, -1 when either is not pg_lsn.
+func (e *pgEngine) Distance(a, b string) int64 {
+	d, ok := health.LSNDistance(a, b)
+	if !ok {
+		return -1
+	}
+	return max(0, d)
+}
+
+// dollarQuote quotes s as a SQL dollar-quoted string constant, whose meaning does not depend on
+// standard_conforming_strings.
+func dollarQuote(s string) string {
+	tag := "$baton$"
+	for i := 0; strings.Contains(s, tag); i++ {
+		tag = "$baton" + strconv.Itoa(i) + "$"
+	}
+	return tag + s + tag
+}
+
+// conninfoPair is one keyword = value of a libpq connection string.
+type conninfoPair struct{ key, value string }
+
+// replaceHostPort returns conninfo with host and port replaced and hostaddr removed (hostaddr
+// would override host). Both libpq forms are understood: keyword/value pairs and
+// postgresql:// URIs. An empty conninfo yields "host=… port=…".
+func replaceHostPort(conninfo, host, port string) (string, error) {
+	if strings.HasPrefix(conninfo, "postgresql://") || strings.HasPrefix(conninfo, "postgres://") {
+		u, err := url.Parse(conninfo)
+		if err != nil {
+			return "", errors.New("unparsable URI") // url's error would quote the password
+		}
+		u.Host = net.JoinHostPort(host, port)
+		q := u.Query()
+		q.Del("hostaddr")
+		q.Del("host")
+		q.Del("port")
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	pairs, err := parseConninfo(conninfo)
+	if err != nil {
+		return "", err
+	}
+	out := make([]conninfoPair, 0, len(pairs)+2)
+	seenHost, seenPort := false, false
+	for _, p := range pairs {
+		switch p.key {
+		case "hostaddr":
+			continue
+		case "host":
+			if seenHost {
+				continue
+			}
+			p.value, seenHost = host, true
+		case "port":
+			if seenPort {
+				continue
+			}
+			p.value, seenPort = port, true
+		}
+		out = append(out, p)
+	}
+	if !seenHost {
+		out = append(out, conninfoPair{"host", host})
+	}
+	if !seenPort {
+		out = append(out, conninfoPair{"port", port})
+	}
+	return formatConninfo(out), nil
+}
+
+// parseConninfo splits a libpq keyword/value connection string: keyword = value pairs separated
+// by white space; a value is either single-quoted, where \' and \\ are escapes, or a run of
+// non-space characters, where a backslash escapes the next character. Errors never quote values.
+func parseConninfo(s string) ([]conninfoPair, error) {
+	var pairs []conninfoPair
+	i := 0
+	skipSpace := func() {
+		for i < len(s) && isConninfoSpace(s[i]) {
+			i++
+		}
+	}
+	for {
+		skipSpace()
+		if i == len(s) {
+			return pairs, nil
+		}
+		start := i
+		for i < len(s) && s[i] != '=' && !isConninfoSpace(s[i]) {
+			i++
+		}
+		key := s[start:i]
+		skipSpace()
+		if key == "" || i == len(s) || s[i] != '=' {
+			return nil, fmt.Errorf("missing \"=\" after %q", key)
+		}
+		i++
+		skipSpace()
+		var v strings.Builder
+		if i < len(s) && s[i] == '\'' {
+			i++
+			closed := false
+			for i < len(s) {
+				ch := s[i]
+				if ch == '\\' && i+1 < len(s) {
+					v.WriteByte(s[i+1])
+					i += 2
+					continue
+				}
+				i++
+				if ch == '\'' {
+					closed = true
+					break
+				}
+				v.WriteByte(ch)
+			}
+			if !closed {
+				return nil, fmt.Errorf("unterminated quoted value of %q", key)
+			}
+		} else {
+			for i < len(s) && !isConninfoSpace(s[i]) {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				v.WriteByte(s[i])
+				i++
+			}
+		}
+		pairs = append(pairs, conninfoPair{key, v.String()})
+	}
+}
+
+func isConninfoSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// formatConninfo writes pairs as keyword='value' with \ and ' escaped by a backslash.
+func formatConninfo(pairs []conninfoPair) string {
+	var b strings.Builder
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.key)
+		b.WriteString("='")
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(p.value))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
