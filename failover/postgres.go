@@ -150,7 +150,13 @@ func (e *pgEngine) do(ctx context.Context, n *topology.Node, step string, f func
 	a := e.admin(n)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.conn == nil || a.conn.IsClosed() {
+	// A kept connection may have died with a restart of the node since the last step: check it
+	// first, so that a step runs on a live connection or not at all.
+	if a.conn != nil && a.conn.Ping(ctx) != nil {
+		a.conn.Close(context.Background())
+		a.conn = nil
+	}
+	if a.conn == nil {
 		c, err := e.connect(ctx, n)
 		if err != nil {
 			return stepError(n, step+": connect", err)

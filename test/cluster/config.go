@@ -106,7 +106,7 @@ func commonConf(o PGOptions) string {
 func nodeConf(n *PGNode) string {
 	return fmt.Sprintf("# written by baton test/cluster for node %s\n"+
 		"port = %d\nunix_socket_directories = %s\ncluster_name = %s\n",
-		n.Name, n.Port, confQuote(n.DataDir), confQuote(n.Name))
+		n.Name, n.Port, confQuote(n.c.socketDir()), confQuote(n.Name))
 }
 
 // hbaConf trusts the unix socket, which lives in the owner-only data

@@ -15,7 +15,8 @@
 //     primary's pg_stat_replication and accepts connections.
 //
 // Every node listens on 127.0.0.1 only, on a free TCP port, and puts its
-// unix socket in its own data directory. Server logs go to
+// unix socket in <BaseDir>/sockets, private to the server user (not in the
+// data directory: pg_rewind would try to copy it). Server logs go to
 // <BaseDir>/<node>.log. Postmasters are started directly (not through
 // pg_ctl): [PGNode.Kill] is a real SIGKILL of the postmaster, [PGNode.Stop] a
 // fast shutdown (SIGINT). On Linux the postmaster gets Pdeathsig=SIGKILL, so

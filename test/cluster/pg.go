@@ -100,6 +100,9 @@ func StartPG(ctx context.Context, o PGOptions) (c *PGCluster, err error) {
 	if err := checkTraversable(c.BaseDir, u); err != nil {
 		return nil, err
 	}
+	if err := c.makeSocketDir(); err != nil {
+		return nil, err
+	}
 	if err := c.makeNodes(); err != nil {
 		return nil, err
 	}

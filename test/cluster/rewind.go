@@ -155,3 +155,18 @@ func waitNodeStreaming(ctx context.Context, primary, r *PGNode) error {
 		}
 	}
 }
+
+// socketDir holds the unix sockets of every node (.s.PGSQL.<port>). It is
+// outside the data directories because pg_rewind --source-server copies
+// every file of the source's data directory it can list, and fails on a
+// socket ("could not open file ... No such device or address").
+func (c *PGCluster) socketDir() string { return filepath.Join(c.BaseDir, "sockets") }
+
+// makeSocketDir creates socketDir, accessible to the server user only:
+// local connections are trusted.
+func (c *PGCluster) makeSocketDir() error {
+	if err := os.Mkdir(c.socketDir(), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return c.env.own(c.socketDir())
+}
