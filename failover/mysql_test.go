@@ -245,6 +245,11 @@ func TestMySwitchoverRejoin(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		myExec(t, app, "INSERT INTO t VALUES (?)", i)
 	}
+	var name string
+	var acked int
+	if err := root.QueryRow("SHOW STATUS LIKE 'Rpl_semi_sync_master_yes_tx'").Scan(&name, &acked); err != nil || acked < 11 {
+		t.Errorf("semi-synchronously acknowledged commits: %d (%v), want >= 11", acked, err)
+	}
 
 	// Without replication credentials an old primary cannot rejoin.
 	eNoRepl, _ := mySetup(t, c, true)

@@ -81,7 +81,9 @@ type MyOptions struct {
 	// rpl_semi_sync_slave_enabled), so that any replica can be promoted and
 	// stay semi-synchronous. A commit waits up to 10 s for a replica's ack
 	// (rpl_semi_sync_master_timeout=10000), then falls back to asynchronous;
-	// a Settings line "rpl_semi_sync_master_timeout=N" overrides it.
+	// a Settings line "rpl_semi_sync_master_timeout=N" overrides it. With
+	// no semi-synchronous replica connected a node commits asynchronously
+	// at once (rpl_semi_sync_master_wait_no_slave=OFF).
 	SemiSync bool
 	// Logf, if set, receives progress messages, possibly from several
 	// goroutines at once.
@@ -292,8 +294,11 @@ func myNodeConf(n *MyNode) string {
 		}
 	}
 	if o.SemiSync {
+		// wait_no_slave OFF: a replica, whose master side has no semi-sync
+		// clients, would otherwise stall its SQL thread for the whole
+		// timeout on the first transaction it writes to its binlog.
 		b.WriteString("rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_slave_enabled=ON\n" +
-			"rpl_semi_sync_master_timeout=10000\n")
+			"rpl_semi_sync_master_timeout=10000\nrpl_semi_sync_master_wait_no_slave=OFF\n")
 	}
 	for _, l := range o.Settings {
 		b.WriteString(l + "\n")
