@@ -17,6 +17,12 @@
 // statement is re-prepared lazily on another node, with the parameter types of its last
 // execution cached so an execution that does not resend them still works there.
 //
+// Consistency read_your_writes follows each session's writes by GTID (ryw.go): after a write
+// commits on the primary baton learns its GTID (the OK packet's tracked last_gtid, else
+// SELECT @@last_gtid; MySQL: @@global.gtid_executed), and a later read goes to a replica whose
+// probed position covers it, else to a replica after MASTER_GTID_WAIT (MySQL:
+// WAIT_FOR_EXECUTED_GTID_SET) succeeded within a second, else to the primary.
+//
 // Safety nets: a replica's read-only refusal (1290, 1836) or a catalog-lag error (1146, 1049,
 // 1305) on a held-back read outside a transaction is resent to the primary, invisibly.
 package myproxy

@@ -21,6 +21,7 @@ type unit struct {
 	// to baton's statement id) and, when the response is complete, done is called.
 	onFirst func(be *backend, p []byte) []byte
 	onDone  func(be *backend, t *mywire.Tracker)
+	t       *mywire.Tracker // the tracker of the last response relayed (set by relay)
 }
 
 // outcome of sending a unit to one backend.
@@ -48,7 +49,13 @@ func (s *session) exec(u *unit) {
 		} else {
 			var np *nodePool
 			np, route, err = s.pick(u.class, avoid)
-			if err == nil {
+			if err == nil && route == router.Primary {
+				// read_your_writes: a replica may catch up with the session's writes in time.
+				if rb := s.awaitReplica(u.class, avoid); rb != nil {
+					be, route = rb, router.Replica
+				}
+			}
+			if err == nil && be == nil {
 				be, err = s.acquire(np)
 			}
 			if err != nil && route == router.Replica && np != nil {
@@ -69,11 +76,12 @@ func (s *session) exec(u *unit) {
 			s.pins |= u.class.Pin // fail closed: pin before we know it worked
 		}
 		retryable := route == router.Replica && !s.inTx && u.class.Tx == router.TxNone && u.force == nil
+		wasInTx := s.inTx
 		switch s.send(u, be, retryable) {
 		case sent:
 			s.srv.metrics.count(route)
-			if route == router.Primary && u.class.Route == router.Primary {
-				s.wrote = true // until GTID-based waits exist, read_your_writes keeps it on the primary
+			if route == router.Primary {
+				s.noteWrite(u, be, wasInTx)
 			}
 			if route == router.Replica {
 				s.replica = be
@@ -123,6 +131,7 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 // relay forwards one response, holding a replica's reply back until it is proven harmless.
 func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 	t := mywire.NewTracker(u.cmd[0], be.cc.Caps)
+	u.t = t
 	seq := s.rseq
 	held := s.held[:0]
 	defer func() {

@@ -32,6 +32,7 @@ type Classifier interface {
 type Metrics struct {
 	Sessions, Accepted, Rejected, ToPrimary, ToReplica atomic.Int64
 	misroutes, retries, errors, authFail               atomic.Int64
+	gtidWaits, gtidFallbacks                           atomic.Int64 // read_your_writes (ryw.go)
 }
 
 // Misroutes counts writes a replica refused that were resent to the primary.

@@ -36,7 +36,11 @@ type session struct {
 	stmts      map[uint32]*stmt
 	nextStmt   uint32
 	pins       router.Pin
-	wrote      bool // the session has written (read_your_writes: it reads from the primary from then on)
+	wrote      bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
+	gtid       string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
+	gtidMy     bool
+	caughtUp   string     // read_your_writes: the replica a wait proved to hold gtid ("" none)
+	missed     waitMisses // read_your_writes: when a wait on a replica last timed out
 	inTx       bool
 	txConn     *backend
 	autocommit bool
@@ -188,6 +192,25 @@ func (s *session) statusNow() uint16 {
 	return st
 }
 
+// placement is what node choice needs to know of the session outside a transaction, as of
+// snap: in read_your_writes mode, replicas not known to hold the session's writes are avoided.
+func (s *session) placement(snap *topology.Snapshot, avoid map[*nodePool]bool) router.Placement {
+	cl := s.srv.config()
+	p := router.Placement{
+		Pinned:      s.pins != 0 || !s.autocommit || (s.wrote && cl.Consistency == topology.ReadYourWrites),
+		Consistency: cl.Consistency,
+		StateFull:   len(s.history) >= cl.Limits.MaxSessionState,
+	}
+	if s.replica != nil && !s.replica.broken {
+		p.Sticky = s.replica.node.name
+	}
+	behind := s.behind(snap)
+	if avoid != nil || behind != nil {
+		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] || behind[name] }
+	}
+	return p
+}
+
 // pick chooses the node for a unit.
 func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, router.Route, error) {
 	if s.inTx && s.txConn != nil {
@@ -196,18 +219,8 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 		}
 		return s.txConn.node, router.Primary, nil
 	}
-	p := router.Placement{
-		Pinned:      s.pins != 0 || !s.autocommit || (s.wrote && s.srv.config().Consistency == topology.ReadYourWrites),
-		Consistency: s.srv.config().Consistency,
-		StateFull:   len(s.history) >= s.srv.config().Limits.MaxSessionState,
-	}
-	if s.replica != nil && !s.replica.broken {
-		p.Sticky = s.replica.node.name
-	}
-	if avoid != nil {
-		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] }
-	}
-	name, route, ok := router.Place(s.srv.live.Load(), cls, p, rand.IntN)
+	snap := s.srv.live.Load()
+	name, route, ok := router.Place(snap, cls, s.placement(snap, avoid), rand.IntN)
 	if !ok {
 		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.config().Name)
 	}

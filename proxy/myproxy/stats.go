@@ -10,3 +10,12 @@ func (s *Server) PoolStats() map[string][2]int {
 	}
 	return out
 }
+
+// GTIDWaits counts read_your_writes waits (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET) run on
+// a replica before a read, because no replica was known to hold the session's writes.
+func (m *Metrics) GTIDWaits() int64 { return m.gtidWaits.Load() }
+
+// GTIDFallbacks counts read_your_writes decisions for the primary: a wait that timed out or
+// failed, no replica close enough to wait on, or a write whose GTID could not be learned (the
+// session then reads from the primary).
+func (m *Metrics) GTIDFallbacks() int64 { return m.gtidFallbacks.Load() }
