@@ -16,7 +16,10 @@ import (
 type Observation struct {
 	Up        bool
 	InRecover bool
-	Err       error
+	// ReadOnly: a node that is not a replica refuses writes (PostgreSQL
+	// default_transaction_read_only on: fenced).
+	ReadOnly bool
+	Err      error
 
 	// At is when the probe started (set by Checker.Round, not by probers).
 	At time.Time
@@ -69,6 +72,11 @@ type Checker struct {
 
 	changed chan struct{} // closed and replaced whenever a snapshot is published
 	onRound atomic.Pointer[func(*topology.Snapshot)]
+
+	state   atomic.Pointer[topology.ClusterState] // the shared state snapshots obey (nil: none)
+	pubMu   sync.Mutex                            // serialises building and publishing snapshots
+	lastObs []Observation                         // the last round's observations (under pubMu)
+	lastCl  *topology.Cluster                     // the configuration of that round
 }
 
 // NewChecker returns a Checker for cl that publishes to live.
@@ -164,18 +172,49 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 	if ctx.Err() != nil {
 		return c.live.Load()
 	}
-	s := Build(cl, c.live.Load(), obs, time.Now())
 	c.warnLimited(cl, obs)
-	c.report(c.live.Load(), s)
+	c.pubMu.Lock()
+	c.lastObs, c.lastCl = obs, cl
+	s := c.publish(cl, obs)
+	c.pubMu.Unlock()
+	if f := c.onRound.Load(); f != nil {
+		(*f)(s)
+	}
+	return s
+}
+
+// publish builds a snapshot from obs under the current shared state and publishes it. The
+// caller holds pubMu.
+func (c *Checker) publish(cl *topology.Cluster, obs []Observation) *topology.Snapshot {
+	old := c.live.Load()
+	s := BuildState(cl, old, obs, time.Now(), c.state.Load())
+	c.report(old, s)
 	c.live.Store(s)
 	c.mu.Lock()
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
-	if f := c.onRound.Load(); f != nil {
-		(*f)(s)
-	}
 	return s
+}
+
+// SetState installs the cluster's shared state (from etcd) and republishes the last round's
+// observations under it at once, without waiting for the next probe: a phase change stops or
+// releases writes immediately.
+func (c *Checker) SetState(st topology.ClusterState) {
+	c.state.Store(&st)
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	if c.lastObs != nil {
+		c.publish(c.lastCl, c.lastObs)
+	}
+}
+
+// State returns the shared state the checker obeys (ok false when none was set).
+func (c *Checker) State() (topology.ClusterState, bool) {
+	if st := c.state.Load(); st != nil {
+		return *st, true
+	}
+	return topology.ClusterState{}, false
 }
 
 // Changed returns a channel closed at the next published snapshot.
@@ -237,6 +276,13 @@ func (c *Checker) warnLimited(cl *topology.Cluster, obs []Observation) {
 // primary's positions of recent rounds (Snapshot.PrimaryHistory), which bound the lag of a
 // replica that has reached one of them. Build is pure.
 func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now time.Time) *topology.Snapshot {
+	return BuildState(cl, prev, obs, now, nil)
+}
+
+// BuildState is Build under the cluster's shared state st (nil or epoch 0: none). With a state,
+// the primary is the node st names, when it answers as a primary and st's phase is stable;
+// otherwise no node takes writes. Other nodes that claim the primary role are marked Fenced.
+func BuildState(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now time.Time, st *topology.ClusterState) *topology.Snapshot {
 	s := &topology.Snapshot{Cluster: cl.Name, Primary: -1, Nodes: make([]topology.NodeState, len(cl.Nodes))}
 	var claimants []int
 	for i, n := range cl.Nodes {
@@ -247,7 +293,7 @@ func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now
 			ns.LastErr = o.Err.Error()
 		}
 		if o.Up {
-			ns.ReplayPos = o.ReplayPos
+			ns.ReplayPos, ns.ReadOnly = o.ReplayPos, o.ReadOnly
 			if o.InRecover {
 				ns.Role = topology.RoleReplica
 				ns.Following, ns.Streaming = o.Following, o.Streaming
@@ -258,7 +304,22 @@ func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now
 		}
 		s.Nodes[i] = ns
 	}
+	src := prev.PrimaryNode() // whom replicas must stream from
 	switch {
+	case st != nil && st.Epoch > 0:
+		// The shared state decides (DESIGN §3): only the epoch's primary takes writes, and only
+		// while the phase is stable; any other node claiming the role is fenced, never routed to.
+		s.Epoch, s.Phase = st.Epoch, st.Phase
+		for _, i := range claimants {
+			if s.Nodes[i].Name != st.Primary {
+				s.Nodes[i].Fenced = true
+			} else if st.Phase == topology.PhaseStable {
+				s.Primary = i
+			}
+		}
+		if i := s.Index(st.Primary); i >= 0 {
+			src = &s.Nodes[i]
+		}
 	case len(claimants) == 1:
 		s.Primary = claimants[0]
 	case len(claimants) > 1 && prev != nil:
@@ -271,8 +332,7 @@ func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now
 		}
 	}
 
-	var p *Observation        // the primary's observation this round
-	src := prev.PrimaryNode() // whom replicas must stream from
+	var p *Observation // the primary's observation this round
 	if s.Primary >= 0 {
 		p, src = &obs[s.Primary], &s.Nodes[s.Primary]
 		src.LagBytes, src.Lag = 0, 0

@@ -47,7 +47,8 @@ const pgProbeSQL = `SELECT r.rec,
   w.pid, w.status, w.sender_host, w.sender_port, w.conninfo,
   current_setting('cluster_name'),
   CASE WHEN r.rec THEN NULL ELSE (SELECT json_agg(application_name) FROM pg_stat_replication
-    WHERE sync_state IN ('sync', 'quorum')) END
+    WHERE sync_state IN ('sync', 'quorum')) END,
+  current_setting('default_transaction_read_only')
 FROM (SELECT pg_is_in_recovery() AS rec) r LEFT JOIN pg_stat_wal_receiver w ON true`
 
 // pgLimited is logged once per node when the WAL receiver's details are hidden from the probe.
@@ -72,7 +73,7 @@ func (p *PGProber) Probe(ctx context.Context) Observation {
 		p.conn = nil
 		return Observation{Err: res.Err}
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 11 {
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 12 {
 		return Observation{Err: fmt.Errorf("unexpected probe result")}
 	}
 	o, err := pgObservation(res.Rows[0])
@@ -85,6 +86,9 @@ func (p *PGProber) Probe(ctx context.Context) Observation {
 // pgObservation decodes the text row of pgProbeSQL (nil = NULL).
 func pgObservation(row [][]byte) (Observation, error) {
 	o := Observation{Up: true, InRecover: string(row[0]) == "t", ReplayPos: string(row[1]), PosKind: PosLSN, ReceivePos: string(row[2])}
+	if len(row) > 11 {
+		o.ReadOnly = !o.InRecover && string(row[11]) == "on"
+	}
 	if !o.InRecover {
 		if row[10] != nil {
 			if err := json.Unmarshal(row[10], &o.SyncNames); err != nil {

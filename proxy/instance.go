@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/baton-proxy/baton/failover"
 	"github.com/baton-proxy/baton/health"
 	"github.com/baton-proxy/baton/proxy/myproxy"
 	"github.com/baton-proxy/baton/proxy/pgproxy"
@@ -44,12 +46,22 @@ func (inst *Instance) EtcdURLs() []string {
 
 // Cluster is the running part of one configured cluster.
 type Cluster struct {
+	// Config is the configuration the cluster started with; current() the one in force.
 	Config  *topology.Cluster
 	Live    *topology.Live
 	Checker *health.Checker
 	PG      *pgproxy.Server // set for engine postgres
 	My      *myproxy.Server // set for engine mysql
+
+	cfg     atomic.Pointer[topology.Cluster] // the configuration in force (swapped by Reload)
+	manager *failover.Manager
 }
+
+// current is the configuration in force.
+func (c *Cluster) current() *topology.Cluster { return c.cfg.Load() }
+
+// State is the shared state the cluster obeys (ok false without etcd or before the first one).
+func (c *Cluster) State() (topology.ClusterState, bool) { return c.Checker.State() }
 
 // Addr is the address the cluster's listener is bound to.
 func (c *Cluster) Addr() net.Addr {
@@ -65,6 +77,8 @@ type server interface {
 	Serve() error
 	Addr() net.Addr
 	Shutdown(context.Context) error
+	DropIdle(node string)
+	TxOn(node string) int
 }
 
 func (c *Cluster) server() server {
@@ -110,6 +124,7 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 	}
 	live := &topology.Live{}
 	c := &Cluster{Config: cl, Live: live}
+	c.cfg.Store(cl)
 	var loops []func()
 	switch cl.Engine {
 	case topology.EnginePostgres:
@@ -128,7 +143,7 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 		return nil, fmt.Errorf("cluster %s: engine %s is not supported", cl.Name, cl.Engine)
 	}
 	if inst.shared != nil {
-		c.Checker.OnRound(inst.shared.observe(cl.Name))
+		c.Checker.OnRound(inst.shared.observe(cl.Name, func() int { return c.current().FailureThreshold }))
 	}
 	if inst.shared != nil {
 		if c.PG != nil {
@@ -144,6 +159,9 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 	}
 	if cl.Limits.ShutdownTimeout.D() > inst.timeout {
 		inst.timeout = cl.Limits.ShutdownTimeout.D()
+	}
+	if inst.shared != nil {
+		loops = append(loops, func() { inst.follow(ctx, c) }, func() { inst.coordinate(ctx, c, inst.log) })
 	}
 	loops = append(loops, func() { c.Checker.Run(ctx) }, func() {
 		if err := srv.Serve(); err != nil {

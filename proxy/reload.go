@@ -39,6 +39,7 @@ func (inst *Instance) Reload(cfg *topology.Config) error {
 			return err
 		}
 		c.Checker.SetCluster(cl)
+		c.cfg.Store(cl)
 		inst.log.Info("configuration reloaded", "cluster", cl.Name, "nodes", len(cl.Nodes))
 	}
 	return nil

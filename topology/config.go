@@ -355,8 +355,8 @@ const (
 	DefaultAcquireTimeout   = 10 * time.Second
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
-	DefaultProbeInterval    = time.Second
-	DefaultProbeTimeout     = 2 * time.Second
+	DefaultProbeInterval    = 500 * time.Millisecond
+	DefaultProbeTimeout     = time.Second
 	DefaultStmtCacheSize    = 10000
 	DefaultMaxPipelineBytes = 1 << 20
 	DefaultMaxSessionState  = 1000

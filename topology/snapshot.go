@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -57,6 +58,12 @@ type NodeState struct {
 	ReplayPos string
 	// Sync: the primary lists this replica as a synchronous standby (PostgreSQL).
 	Sync bool
+	// ReadOnly: the node refuses writes although it is not a replica (PostgreSQL
+	// default_transaction_read_only on: a fenced old primary).
+	ReadOnly bool
+	// Fenced: the node claims to be a primary but is not the primary of the cluster's epoch
+	// (DESIGN §3 step 8). It is never routed to.
+	Fenced bool
 	// Unreadable says why a replica is not in Snapshot.Readable ("" for readable replicas and for
 	// nodes that are not replicas), e.g. "not streaming" or "lag 31s > max_lag 2s".
 	Unreadable string
@@ -75,6 +82,11 @@ type Snapshot struct {
 	// time its probe started; it restarts when the primary changes. A replica that has reached
 	// one of them lacks nothing older than that probe.
 	PrimaryHistory []PosSample
+	// Epoch and Phase are the cluster's shared state (etcd `state` key) this snapshot obeys;
+	// Epoch 0 when there is none (etcd off, or not written yet). While Phase is not stable,
+	// Primary is -1: writes wait in the failover buffer.
+	Epoch uint64
+	Phase Phase
 }
 
 // PosSample is a node's replication position and when the probe that read it started.
@@ -103,10 +115,32 @@ func (s *Snapshot) Index(name string) int {
 
 // Live publishes the current Snapshot of a cluster. The zero value holds no snapshot; Load then
 // returns nil. Safe for concurrent use.
-type Live struct{ p atomic.Pointer[Snapshot] }
+type Live struct {
+	p  atomic.Pointer[Snapshot]
+	mu sync.Mutex
+	ch chan struct{} // closed by the next Store; nil until someone waits
+}
 
 // Load returns the current snapshot (nil before the first Store).
 func (l *Live) Load() *Snapshot { return l.p.Load() }
 
-// Store publishes s.
-func (l *Live) Store(s *Snapshot) { l.p.Store(s) }
+// Store publishes s and wakes everyone waiting on Changed.
+func (l *Live) Store(s *Snapshot) {
+	l.p.Store(s)
+	l.mu.Lock()
+	if l.ch != nil {
+		close(l.ch)
+		l.ch = nil
+	}
+	l.mu.Unlock()
+}
+
+// Changed returns a channel closed by the next Store. Take it before Load to miss no update.
+func (l *Live) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	return l.ch
+}

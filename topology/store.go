@@ -37,6 +37,10 @@ type ClusterState struct {
 	Phase   Phase     `json:"phase"`
 	Since   time.Time `json:"since"`
 	Reason  string    `json:"reason"`
+	// Old is the primary being replaced while Phase is not stable; Candidate the node chosen to
+	// replace it, once chosen. They let a new coordinator finish a failover a deposed one began.
+	Old       string `json:"old,omitempty"`
+	Candidate string `json:"candidate,omitempty"`
 }
 
 // Store is one baton instance's view of the shared state in etcd. Keys live under

@@ -4,6 +4,9 @@
 //	baton check-config FILE          validate a configuration and exit
 //	baton demo [--ready-file PATH]   start a local cluster with baton in front of it
 //	baton status [--admin URL]       show clusters, nodes and roles from a running baton
+//	baton switchover --cluster C [--to N]      planned primary change, no data loss
+//	baton failover --cluster C [--to N] [--force]   replace a dead primary by hand
+//	baton rejoin --cluster C --node N          re-attach an old MySQL/MariaDB primary as a replica
 //	baton version
 package main
 
@@ -25,6 +28,12 @@ Usage:
   baton check-config FILE           validate FILE and exit (non-zero on error)
   baton demo [flags]                start a local PostgreSQL primary + 2 replicas and baton in front
   baton status [--admin URL]        show a running baton's clusters, nodes and roles (--json)
+  baton switchover --cluster C [--to NODE]
+                                    planned primary change with no data loss
+  baton failover --cluster C [--to NODE] [--force]
+                                    replace the primary now (automation off, or refused)
+  baton rejoin --cluster C --node NODE
+                                    re-attach a fenced old MySQL/MariaDB primary as a replica
   baton version                     print the version
 
 Run 'baton COMMAND -h' for a command's flags.
@@ -46,6 +55,8 @@ func main() {
 		err = cmdDemo(os.Args[2:])
 	case "status":
 		err = cmdStatus(os.Args[2:])
+	case "switchover", "failover", "rejoin":
+		err = cmdControl(os.Args[1], os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("baton", version)
 	case "help", "-h", "--help":

@@ -1,7 +1,10 @@
 package admin
 
 import (
+	"context"
+
 	"github.com/baton-proxy/baton/proxy"
+	"github.com/baton-proxy/baton/topology"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -33,6 +36,24 @@ var (
 		"Replicas that may serve reads now.", []string{"cluster"}, nil)
 	descPrimaryKnown = prometheus.NewDesc("baton_primary_known",
 		"1 when the cluster has a known primary, else 0.", []string{"cluster"}, nil)
+	descLagSeconds = prometheus.NewDesc("baton_replica_lag_seconds",
+		"How old a replica's data may be (0 when it has replayed the primary's position); -1 unknown.", []string{"cluster", "node"}, nil)
+	descLagBytes = prometheus.NewDesc("baton_replica_lag_bytes",
+		"How far a replica's replayed WAL is behind the primary's (PostgreSQL); -1 unknown.", []string{"cluster", "node"}, nil)
+	descFenced = prometheus.NewDesc("baton_node_fenced",
+		"1 when a node claims the primary role but is not the epoch's primary (never routed to).", []string{"cluster", "node"}, nil)
+	descEpoch = prometheus.NewDesc("baton_cluster_epoch",
+		"The cluster's epoch: it rises with every primary change (0 without etcd).", []string{"cluster"}, nil)
+	descPhase = prometheus.NewDesc("baton_cluster_phase",
+		"1 for the cluster's current phase (stable, failing_over, switching_over).", []string{"cluster", "phase"}, nil)
+	descFailovers = prometheus.NewDesc("baton_failovers_total",
+		"Completed failovers and switchovers in the cluster's history (shared by all instances).", []string{"cluster"}, nil)
+	descBuffered = prometheus.NewDesc("baton_buffered_statements",
+		"Statements waiting in the failover buffer now.", []string{"cluster"}, nil)
+	descBufferedTotal = prometheus.NewDesc("baton_buffered_statements_total",
+		"Statements that waited in the failover buffer.", []string{"cluster"}, nil)
+	descBufferFailed = prometheus.NewDesc("baton_buffer_failures_total",
+		"Statements that gave up waiting in the failover buffer (full, window or max duration).", []string{"cluster"}, nil)
 )
 
 // collector reads the instance's live values at scrape time; it keeps no state of its own.
@@ -44,7 +65,8 @@ var _ prometheus.Collector = (*collector)(nil)
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
-		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown} {
+		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
+		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed} {
 		ch <- d
 	}
 }
@@ -58,6 +80,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	for _, cs := range statuses(c.inst) {
+		addShared(context.Background(), c.inst, &cs)
 		cl := cs.Name
 		for _, n := range cs.Nodes {
 			gauge(descNodeUp, b2f(n.Up), cl, n.Name)
@@ -66,6 +89,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(descBackendConns, float64(n.Connections.Open), cl, n.Name, "open")
 			gauge(descBackendConns, float64(n.Connections.Idle), cl, n.Name, "idle")
+			gauge(descFenced, b2f(n.Fenced), cl, n.Name)
+			if n.Role == "replica" {
+				gauge(descLagSeconds, n.LagSeconds, cl, n.Name)
+				gauge(descLagBytes, float64(n.LagBytes), cl, n.Name)
+			}
 		}
 		gauge(descSessions, float64(cs.Sessions), cl)
 		counter(descAccepted, cs.SessionsAccepted, cl)
@@ -77,6 +105,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAuthFailures, cs.AuthFailures, cl)
 		gauge(descReadable, float64(cs.ReadableReplicas), cl)
 		gauge(descPrimaryKnown, b2f(cs.Primary != ""), cl)
+		gauge(descEpoch, float64(cs.Epoch), cl)
+		for _, ph := range []topology.Phase{topology.PhaseStable, topology.PhaseFailingOver, topology.PhaseSwitchingOver} {
+			gauge(descPhase, b2f(cs.Phase == string(ph)), cl, string(ph))
+		}
+		counter(descFailovers, int64(cs.Failovers), cl)
+		gauge(descBuffered, float64(cs.Buffered), cl)
+		counter(descBufferedTotal, cs.BufferedTotal, cl)
+		counter(descBufferFailed, cs.BufferFailed, cl)
 	}
 }
 

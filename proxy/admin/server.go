@@ -63,6 +63,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /readyz", s.authed(http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /api/v1/clusters", s.authed(http.HandlerFunc(s.clusters)))
 	mux.Handle("GET /api/v1/clusters/{name}", s.authed(http.HandlerFunc(s.cluster)))
+	mux.Handle("POST /api/v1/clusters/{name}/switchover", s.authed(http.HandlerFunc(s.request("switchover"))))
+	mux.Handle("POST /api/v1/clusters/{name}/failover", s.authed(http.HandlerFunc(s.request("failover"))))
+	mux.Handle("POST /api/v1/clusters/{name}/rejoin", s.authed(http.HandlerFunc(s.request("rejoin"))))
 	return mux
 }
 
@@ -185,15 +188,66 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, readyBody{Ready: true})
 }
 
-func (s *Server) clusters(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, ClustersResponse{Clusters: statuses(s.inst)})
+func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
+	doc := ClustersResponse{Clusters: statuses(s.inst)}
+	for i := range doc.Clusters {
+		addShared(r.Context(), s.inst, &doc.Clusters[i])
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// requestTimeout bounds how long an operator's request waits for the coordinator.
+const requestTimeout = 3 * time.Minute
+
+// request hands an operator's order (switchover, failover, rejoin) to the cluster's
+// coordinator through etcd and answers with its result: 200 when done, 409 when refused or
+// failed, 503 without etcd or when no coordinator answers in time. Query parameters: to (node),
+// node (rejoin), force=true (failover).
+func (s *Server) request(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		found := false
+		for _, c := range s.inst.Clusters() {
+			found = found || c.Config.Name == name
+		}
+		if !found {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no cluster %q", name)})
+			return
+		}
+		st := s.inst.Store()
+		if st == nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "etcd is off (etcd.off: true): there is no coordinator to run " + kind})
+			return
+		}
+		q := r.URL.Query()
+		req := topology.Request{Kind: kind, To: q.Get("to"), Node: q.Get("node"), Force: q.Get("force") == "true"}
+		if kind == "rejoin" && req.Node == "" {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "rejoin needs ?node=NAME"})
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(requestTimeout + 5*time.Second))
+		s.log.Info("operator request", "cluster", name, "kind", kind, "to", req.To, "node", req.Node, "force", req.Force, "remote", r.RemoteAddr)
+		res, err := st.Submit(ctx, name, req)
+		switch {
+		case err != nil:
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+		case !res.OK:
+			writeJSON(w, http.StatusConflict, res)
+		default:
+			writeJSON(w, http.StatusOK, res)
+		}
+	}
 }
 
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	for _, c := range s.inst.Clusters() {
 		if c.Config.Name == name {
-			writeJSON(w, http.StatusOK, clusterStatus(c))
+			cs := clusterStatus(c)
+			addShared(r.Context(), s.inst, &cs)
+			writeJSON(w, http.StatusOK, cs)
 			return
 		}
 	}

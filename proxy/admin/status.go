@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"time"
 
 	"github.com/baton-proxy/baton/proxy"
@@ -23,6 +24,20 @@ type ClusterStatus struct {
 	Primary          string       `json:"primary"`
 	ReadableReplicas int          `json:"readable_replicas"`
 	Nodes            []NodeStatus `json:"nodes"`
+	// Epoch and Phase are the cluster's shared state (0 and "" without etcd); Coordinator the
+	// instance coordinating it; History its failovers and switchovers, oldest first.
+	Epoch       uint64           `json:"epoch"`
+	Phase       string           `json:"phase,omitempty"`
+	StateReason string           `json:"state_reason,omitempty"`
+	Coordinator string           `json:"coordinator,omitempty"`
+	History     []topology.Event `json:"history,omitempty"`
+	// Buffered counts statements waiting for a primary now; BufferedTotal / BufferFailed are
+	// totals of statements that waited, and of those that gave up.
+	Buffered      int64 `json:"buffered"`
+	BufferedTotal int64 `json:"buffered_total"`
+	BufferFailed  int64 `json:"buffer_failed"`
+	// Failovers counts completed failovers and switchovers in the history.
+	Failovers int `json:"failovers"`
 
 	Sessions         int64           `json:"sessions"` // client sessions connected now
 	SessionsAccepted int64           `json:"sessions_accepted"`
@@ -58,7 +73,10 @@ type NodeStatus struct {
 	ReplayPos  string  `json:"replay_position,omitempty"`
 	Streaming  bool    `json:"streaming"`
 	Sync       bool    `json:"sync,omitempty"`
-	Unreadable string  `json:"unreadable,omitempty"`
+	// Fenced: the node claims the primary role but is not the epoch's primary; never routed to.
+	Fenced     bool   `json:"fenced,omitempty"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
+	Unreadable string `json:"unreadable,omitempty"`
 	// Connections are the backend connections of the node's pool; Open includes Idle.
 	Connections PoolCounts `json:"connections"`
 }
@@ -100,6 +118,22 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		pools = c.My.PoolStats()
 	}
 
+	var buf interface {
+		Held() int64
+	}
+	if c.PG != nil {
+		b := c.PG.Buffer()
+		buf = b
+		cs.BufferedTotal, cs.BufferFailed = b.Buffered.Load(), b.Failed.Load()
+	} else {
+		b := c.My.Buffer()
+		buf = b
+		cs.BufferedTotal, cs.BufferFailed = b.Buffered.Load(), b.Failed.Load()
+	}
+	cs.Buffered = buf.Held()
+	if st, ok := c.State(); ok {
+		cs.Epoch, cs.Phase, cs.StateReason = st.Epoch, string(st.Phase), st.Reason
+	}
 	snap := c.Live.Load()
 	if snap == nil {
 		// Not probed yet: report the configured nodes as unknown and down.
@@ -125,6 +159,7 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 			Connections: poolCounts(pools[n.Name]),
 			LagSeconds:  lagSeconds(n.Lag), LagBytes: n.LagBytes, ReplayPos: n.ReplayPos,
 			Streaming: n.Streaming, Sync: n.Sync, Unreadable: n.Unreadable,
+			Fenced: n.Fenced, ReadOnly: n.ReadOnly,
 		})
 	}
 	return cs
@@ -148,4 +183,25 @@ func lagSeconds(d time.Duration) float64 {
 		return -1
 	}
 	return d.Seconds()
+}
+
+// addShared fills what only etcd knows: the coordinator and the failover history.
+func addShared(ctx context.Context, inst *proxy.Instance, cs *ClusterStatus) {
+	st := inst.Store()
+	if st == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if h, err := st.History(ctx, cs.Name); err == nil {
+		cs.History = h
+		for _, e := range h {
+			if e.Kind != "initial" && e.Error == "" {
+				cs.Failovers++
+			}
+		}
+	}
+	if l, err := st.Leader(ctx, cs.Name); err == nil {
+		cs.Coordinator = l
+	}
 }

@@ -2,9 +2,13 @@ package admin
 
 import (
 	"fmt"
+	"time"
+
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/baton-proxy/baton/topology"
 )
 
 // maxErrWidth bounds the LAST-ERROR column so one long driver message does not wrap the table.
@@ -40,6 +44,36 @@ func WriteTable(w io.Writer, doc *ClustersResponse) error {
 		if err != nil {
 			return err
 		}
+		if c.Epoch > 0 {
+			fmt.Fprintf(w, "\n  epoch %d, %s", c.Epoch, c.Phase)
+			if c.Coordinator != "" {
+				fmt.Fprintf(w, ", coordinator %s", c.Coordinator)
+			}
+			if c.Buffered > 0 {
+				fmt.Fprintf(w, ", %d statements waiting for a primary", c.Buffered)
+			}
+			if c.StateReason != "" {
+				fmt.Fprintf(w, " (%s)", shorten(c.StateReason, 100))
+			}
+		}
+		// The last few primary changes, newest last.
+		var changes []topology.Event
+		for _, e := range c.History {
+			if e.Kind != "initial" {
+				changes = append(changes, e)
+			}
+		}
+		if len(changes) > 3 {
+			changes = changes[len(changes)-3:]
+		}
+		for _, e := range changes {
+			to := e.To
+			if e.Error != "" {
+				to = "FAILED: " + shorten(e.Error, 80)
+			}
+			fmt.Fprintf(w, "\n  %s %s epoch %d: %s -> %s in %v", e.Started.Local().Format("15:04:05"), e.Kind, e.Epoch,
+				e.From, to, e.Duration.Round(time.Millisecond))
+		}
 	}
 	if len(doc.Clusters) > 0 {
 		_, err := fmt.Fprintln(w)
@@ -65,6 +99,8 @@ func nodeState(n NodeStatus) string {
 	switch {
 	case !n.Up:
 		return "down"
+	case n.Fenced:
+		return "fenced"
 	case n.Drain:
 		return "drain"
 	}

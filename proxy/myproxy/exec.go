@@ -1,7 +1,6 @@
 package myproxy
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
@@ -40,6 +39,7 @@ const holdLimit = 64 << 10
 // exec routes and runs a unit, resending it elsewhere when that is invisible to the client.
 func (s *session) exec(u *unit) {
 	avoid := map[*nodePool]bool{}
+	var hold *holding
 	for attempt := 0; attempt < 5; attempt++ {
 		var be *backend
 		var route router.Route
@@ -65,7 +65,21 @@ func (s *session) exec(u *unit) {
 			}
 		}
 		if err == nil && route == router.Primary && u.class.Route == router.Primary && !s.srv.mayWrite() {
-			err = errors.New("baton lost contact with etcd; writes are paused until it is back (reads go on)")
+			err = errWriteLease
+		}
+		if err == nil && route == router.Primary {
+			s.srv.buf.Seen()
+		}
+		if err != nil && route == router.Primary && s.mayHold(err) {
+			// Nothing was sent: wait in the failover buffer for a (new) primary.
+			if hold == nil {
+				hold = s.startHold()
+				defer hold.end()
+			}
+			if err = hold.wait(s, err); err == nil {
+				attempt--
+				continue
+			}
 		}
 		if err != nil {
 			s.srv.metrics.errors.Add(1)
@@ -241,6 +255,11 @@ func (s *session) applyStatus(be *backend, st uint16) {
 	s.status = st
 	s.inTx = st&mywire.StatusInTrans != 0
 	s.autocommit = st&mywire.StatusAutocommit != 0
+	if s.inTx {
+		s.txOn.Store(be.node)
+	} else {
+		s.txOn.Store(nil)
+	}
 	if s.inTx {
 		s.txConn = be
 	} else {

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"io"
 	"log/slog"
 	"net"
@@ -63,7 +64,8 @@ type Server struct {
 	rsaKey  *rsa.PrivateKey
 	metrics Metrics
 
-	writeGate func() bool // the etcd write lease (nil: always allowed)
+	writeGate func() bool    // the etcd write lease (nil: always allowed)
+	buf       *buffer.Buffer // holds statements while there is no primary
 	connID    atomic.Uint32
 
 	ln       net.Listener
@@ -85,6 +87,7 @@ func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf 
 	}
 	s.rsaKey = key
 	s.apply(cl)
+	s.buf = buffer.New(live, func() topology.Buffer { return s.config().Buffer })
 	s.connID.Store(uint32(time.Now().Unix()) & 0xffffff)
 	return s, nil
 }
@@ -152,6 +155,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	close(s.stop)
+	s.buf.Close()
 	s.mu.Lock()
 	for ss := range s.sessions {
 		ss.client.SetReadDeadline(time.Now())

@@ -20,6 +20,7 @@ import (
 // messages, so the command loop relays each response itself).
 type session struct {
 	srv    *Server
+	txOn   atomic.Pointer[nodePool] // the node holding the session's open transaction (for switchover)
 	client net.Conn
 	r      *mywire.PacketReader
 	w      *bufio.Writer
@@ -222,7 +223,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	snap := s.srv.live.Load()
 	name, route, ok := router.Place(snap, cls, s.placement(snap, avoid), rand.IntN)
 	if !ok {
-		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.config().Name)
+		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, errNoPrimary)
 	}
 	return s.srv.node(name), route, nil
 }
@@ -240,7 +241,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	}
 	be, err := np.Acquire(context.Background(), s.key)
 	if err != nil {
-		return nil, err
+		return nil, nodeDown(err)
 	}
 	s.conns[np] = be
 	return be, nil

@@ -142,14 +142,41 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	var route router.Route
 	var err error
 	var avoid map[*nodePool]bool
+	var hold *holding
 	for {
 		var np *nodePool
+		snap := s.srv.live.Load()
 		np, route, err = s.pick(cls, avoid)
 		if err == nil {
 			be, err = s.acquire(np)
 		}
-		if err == nil || route != router.Replica {
+		if err == nil && route == router.Primary && cls.Route == router.Primary && !s.srv.mayWrite() {
+			err = errWriteLease
+		}
+		if err == nil {
+			if route == router.Primary {
+				s.srv.buf.Seen()
+			}
 			break
+		}
+		if route != router.Replica {
+			// No primary, a primary that refuses connections, or no etcd lease: nothing was
+			// sent, so the unit waits in the failover buffer for a (new) primary.
+			if !s.mayHold(err) {
+				break
+			}
+			if hold == nil {
+				hold = s.startHold()
+			}
+			stale := snap
+			if errors.Is(err, errNoPrimary) || errors.Is(err, errWriteLease) {
+				stale = nil
+			}
+			if werr := hold.wait(s, stale); werr != nil {
+				err = werr
+				break
+			}
+			continue
 		}
 		// A replica the health checker has not yet seen die: read elsewhere.
 		if avoid == nil {
@@ -158,8 +185,8 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		avoid[np] = true
 		s.srv.metrics.retries.Add(1)
 	}
-	if err == nil && route == router.Primary && cls.Route == router.Primary && !s.srv.mayWrite() {
-		err = errWriteLease
+	if hold != nil {
+		hold.end()
 	}
 	if err != nil {
 		s.srv.metrics.errors.Add(1)
@@ -286,7 +313,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	}
 	name, route, ok := router.Place(snap, cls, p, rand.IntN)
 	if !ok {
-		return nil, 0, fmt.Errorf("no primary is available in cluster %q; retry later", s.srv.config().Name)
+		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, errNoPrimary)
 	}
 	return s.srv.node(name), route, nil
 }

@@ -287,6 +287,7 @@ func commandTag(f []byte) string {
 func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string) {
 	s.txStatus = status
 	if status == 'I' {
+		s.txOn.Store(nil)
 		s.txConn = nil
 		if startTx != 'I' || len(s.pending) > 0 {
 			if tag == "COMMIT" {
@@ -296,6 +297,7 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 		}
 	} else {
 		s.txConn = u.be
+		s.txOn.Store(u.be.node)
 	}
 	if failed {
 		return

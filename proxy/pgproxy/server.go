@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"io"
 	"log/slog"
 	"net"
@@ -69,7 +70,8 @@ type Server struct {
 	tlsConf *tls.Config
 	metrics Metrics
 
-	writeGate func() bool // the etcd write lease (nil: always allowed)
+	writeGate func() bool    // the etcd write lease (nil: always allowed)
+	buf       *buffer.Buffer // holds statements while there is no primary
 
 	ln       net.Listener
 	draining atomic.Bool
@@ -89,6 +91,7 @@ func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf 
 	s := &Server{live: live, classer: c, log: log, tlsConf: tlsConf,
 		sessions: map[uint64]*session{}, stop: make(chan struct{}), ddl: make(chan struct{}, 1)}
 	s.apply(cl)
+	s.buf = buffer.New(live, func() topology.Buffer { return s.config().Buffer })
 	return s
 }
 
@@ -150,6 +153,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	close(s.stop)
+	s.buf.Close()
 	s.mu.Lock()
 	for _, ss := range s.sessions {
 		ss.client.SetReadDeadline(time.Now()) // wake idle sessions so they leave

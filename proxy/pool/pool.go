@@ -162,6 +162,20 @@ func (n *Node[C]) CloseAll() {
 	}
 }
 
+// DropIdle closes every idle connection (the node changed role); the pool stays usable.
+func (n *Node[C]) DropIdle() {
+	n.mu.Lock()
+	idle := n.idle
+	n.idle = map[Key][]idleConn[C]{}
+	n.mu.Unlock()
+	for _, l := range idle {
+		for _, ic := range l {
+			ic.c.Close()
+			<-n.slots
+		}
+	}
+}
+
 // Stats reports open and idle connection counts.
 func (n *Node[C]) Stats() (open, idle int) {
 	n.mu.Lock()

@@ -23,12 +23,21 @@ func PGConfig(c *cluster.PGCluster, mod func(*topology.Cluster)) (*topology.Conf
 	for _, n := range c.Nodes() {
 		addrs = append(addrs, n.Addr())
 	}
-	return config("pg", "postgres", "scram-sha-256", addrs, c.Opts.AppDB, c.Opts.AppUser, c.Opts.AppPassword, mod)
+	admin := adminUser{name: "postgres", password: c.Opts.Password}
+	return config("pg", "postgres", "scram-sha-256", addrs, c.Opts.AppDB, c.Opts.AppUser, c.Opts.AppPassword, admin, mod)
 }
 
-// config renders and parses a one-cluster configuration: nodes <name>1…, the given user, a
-// free listen port, 200 ms probes and a 10 s etcd lease.
-func config(name, engine, auth string, addrs []string, db, user, password string, mod func(*topology.Cluster)) (*topology.Config, error) {
+// adminUser is the superuser account the failover steps use (failover.user) and, for
+// MySQL/MariaDB, the replication account baton attaches replicas with.
+type adminUser struct {
+	name, password         string
+	replUser, replPassword string
+}
+
+// config renders and parses a one-cluster configuration: nodes <name>1…, the given user (and
+// the admin account for failover), a free listen port, 200 ms probes and a 10 s etcd lease. The
+// monitor user stays the first (app) user.
+func config(name, engine, auth string, addrs []string, db, user, password string, admin adminUser, mod func(*topology.Cluster)) (*topology.Config, error) {
 	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
@@ -40,6 +49,14 @@ func config(name, engine, auth string, addrs []string, db, user, password string
 		fmt.Fprintf(&b, "      - {name: %s%d, address: %q}\n", name, i+1, a)
 	}
 	fmt.Fprintf(&b, "    users:\n      - {name: %s, password: %q, auth: %s}\n", user, password, auth)
+	if admin.name != "" {
+		fmt.Fprintf(&b, "      - {name: %s, password: %q, auth: %s}\n", admin.name, admin.password, auth)
+		fmt.Fprintf(&b, "    failover: {user: %s", admin.name)
+		if admin.replUser != "" {
+			fmt.Fprintf(&b, ", replication_user: %s, replication_password: %q", admin.replUser, admin.replPassword)
+		}
+		b.WriteString("}\n")
+	}
 	cfg, err := topology.Parse("batontest.yaml", []byte(b.String()))
 	if err != nil {
 		return nil, err

@@ -15,7 +15,8 @@ func MyConfig(c *cluster.MyCluster, mod func(*topology.Cluster)) (*topology.Conf
 	for _, n := range c.Nodes() {
 		addrs = append(addrs, n.Addr())
 	}
-	return config("my", "mysql", "mysql_native_password", addrs, c.Opts.AppDB, c.Opts.AppUser, c.Opts.AppPassword, mod)
+	admin := adminUser{name: "root", password: c.Opts.RootPassword, replUser: "repl", replPassword: "repl"}
+	return config("my", "mysql", "mysql_native_password", addrs, c.Opts.AppDB, c.Opts.AppUser, c.Opts.AppPassword, admin, mod)
 }
 
 // DSN is a go-sql-driver DSN through baton as the cluster's app user; params are appended.

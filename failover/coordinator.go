@@ -1,0 +1,792 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/baton-proxy/baton/topology"
+)
+
+// Manager runs one cluster's share of the control plane in one baton instance: it campaigns for
+// the cluster's coordinator role and, while it holds it, keeps the shared state, detects a dead
+// primary, fails over, runs switchovers and answers operators' requests (DESIGN §3).
+type Manager struct {
+	cfg   func() *topology.Cluster
+	live  *topology.Live
+	store *topology.Store
+	eng   Engine
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	lastPos map[string]string    // the newest position seen per primary (for max_data_loss)
+	fenced  map[string]time.Time // when a stray primary was last fenced (rate limit)
+	refused string               // the last refusal logged (logged once)
+	retryAt time.Time            // an unfinished failover is retried from then on
+	backoff time.Duration        // the wait before the next retry (doubles, up to maxBackoff)
+}
+
+// Retry pacing of a failover that could not finish (no candidate answered, promote failed).
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// retryLater pushes the next attempt of an unfinished failover back.
+func (m *Manager) retryLater() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.backoff = min(max(2*m.backoff, minBackoff), maxBackoff)
+	m.retryAt = time.Now().Add(m.backoff)
+}
+
+// mayRetry reports whether an unfinished failover may be retried now.
+func (m *Manager) mayRetry() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !time.Now().Before(m.retryAt)
+}
+
+// NewManager returns the manager of one cluster. cfg returns the cluster's current
+// configuration (it may be reloaded), live its health snapshots (the instance's own probes).
+func NewManager(cfg func() *topology.Cluster, live *topology.Live, store *topology.Store, eng Engine, log *slog.Logger) *Manager {
+	return &Manager{cfg: cfg, live: live, store: store, eng: eng, log: log,
+		lastPos: map[string]string{}, fenced: map[string]time.Time{}}
+}
+
+// Run campaigns for the coordinator role and coordinates while elected, until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	name := m.cfg().Name
+	for ctx.Err() == nil {
+		co, err := m.store.Campaign(ctx, name)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("coordinator campaign failed; retrying", "cluster", name, "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		m.log.Info("coordinator elected", "cluster", name, "instance", m.store.Instance())
+		m.lead(ctx, co)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		co.Resign(rctx)
+		cancel()
+		m.log.Info("coordinator role ended", "cluster", name, "instance", m.store.Instance())
+	}
+}
+
+// lead coordinates until the role or ctx is lost.
+func (m *Manager) lead(ctx context.Context, co *topology.Coordinator) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-co.Lost():
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	name := co.Cluster()
+	pending, rev, err := m.store.Requests(lctx, name)
+	if err != nil {
+		return
+	}
+	reqs := m.store.WatchRequests(lctx, name, rev)
+	var downSince time.Time
+	for lctx.Err() == nil {
+		changed := m.live.Changed()
+		if len(pending) > 0 {
+			r := pending[0]
+			pending = pending[1:]
+			m.handle(lctx, co, r)
+			continue
+		}
+		downSince = m.tick(lctx, co, downSince)
+		t := time.NewTimer(m.cfg().ProbeInterval.D())
+		select {
+		case <-lctx.Done():
+		case r, ok := <-reqs:
+			if !ok {
+				t.Stop()
+				return
+			}
+			pending = append(pending, r)
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// tick is one look at the cluster by the coordinator. downSince is when the primary was first
+// seen dead by every instance (zero if it is not); the new value is returned.
+func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince time.Time) time.Time {
+	cl := m.cfg()
+	snap := m.live.Load()
+	if snap == nil {
+		return time.Time{}
+	}
+	st, ok, err := m.store.State(ctx, cl.Name)
+	if err != nil {
+		return downSince
+	}
+	if !ok {
+		m.initState(ctx, co, snap)
+		return time.Time{}
+	}
+	switch st.Phase {
+	case topology.PhaseFailingOver:
+		if m.mayRetry() {
+			if _, err := m.failover(ctx, co, st, "finishing an interrupted failover", st.Candidate, false); err != nil {
+				m.retryLater()
+			}
+		}
+		return time.Time{}
+	case topology.PhaseSwitchingOver:
+		m.resumeSwitchover(ctx, co, st)
+		return time.Time{}
+	}
+	pi := snap.Index(st.Primary)
+	if pi < 0 {
+		return time.Time{} // the epoch's primary is not (or no longer) configured: nothing to watch
+	}
+	p := &snap.Nodes[pi]
+	m.upkeep(ctx, cl, snap, st)
+	if p.Up {
+		if p.Role == topology.RolePrimary && p.ReplayPos != "" {
+			m.mu.Lock()
+			m.lastPos[p.Name] = p.ReplayPos
+			m.mu.Unlock()
+		}
+		return time.Time{}
+	}
+	// The coordinator's own probe fails. Is the primary gone for every instance?
+	obs, err := m.store.Observers(ctx, cl.Name, st.Primary)
+	if err != nil || len(obs) > 0 {
+		return time.Time{}
+	}
+	now := time.Now()
+	if downSince.IsZero() {
+		m.log.Warn("primary unreachable from every instance", "cluster", cl.Name, "node", st.Primary, "grace", cl.Failover.Grace.D())
+		return now
+	}
+	if now.Sub(downSince) < cl.Failover.Grace.D() {
+		return downSince
+	}
+	if !cl.Failover.AutoEnabled() {
+		m.refuse(cl.Name, "automatic failover is off (failover.auto: false); run `baton failover --cluster "+cl.Name+"`")
+		return downSince
+	}
+	if last, ok := m.lastChange(ctx, cl.Name); ok && now.Sub(last) < cl.Failover.MinInterval.D() {
+		m.refuse(cl.Name, fmt.Sprintf("the previous primary change was %v ago, within failover.min_interval %v; run `baton failover --cluster %s --force`",
+			now.Sub(last).Round(time.Second), cl.Failover.MinInterval.D(), cl.Name))
+		return downSince
+	}
+	if _, err := m.failover(ctx, co, st, fmt.Sprintf("primary %s unreachable from every instance for %v", st.Primary, now.Sub(downSince).Round(time.Millisecond)), "", false); err != nil {
+		m.retryLater()
+	}
+	return time.Time{}
+}
+
+// refuse logs a refused automatic failover once per distinct reason.
+func (m *Manager) refuse(cluster, why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.refused != why {
+		m.refused = why
+		m.log.Error("automatic failover refused", "cluster", cluster, "reason", why)
+	}
+}
+
+// lastChange is when the cluster's primary last changed (by failover, switchover or adoption).
+func (m *Manager) lastChange(ctx context.Context, cluster string) (time.Time, bool) {
+	h, err := m.store.History(ctx, cluster)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Kind != "initial" && h[i].Error == "" {
+			return h[i].Started.Add(h[i].Duration), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// initState publishes the first state of a cluster: epoch 1, with the node the probes see as
+// the only primary.
+func (m *Manager) initState(ctx context.Context, co *topology.Coordinator, snap *topology.Snapshot) {
+	p := snap.PrimaryNode()
+	if p == nil {
+		return // wait until exactly one node claims the role
+	}
+	st := topology.ClusterState{Epoch: 1, Primary: p.Name, Phase: topology.PhaseStable, Since: time.Now().UTC(), Reason: "initial"}
+	if err := co.WriteState(ctx, st); err != nil {
+		m.log.Warn("cannot publish the initial state", "cluster", snap.Cluster, "error", err)
+		return
+	}
+	co.AppendHistory(ctx, topology.Event{Epoch: 1, Kind: "initial", To: p.Name, Reason: "first primary observed",
+		Started: st.Since, By: m.store.Instance()})
+	m.log.Info("cluster state published", "cluster", snap.Cluster, "epoch", 1, "primary", p.Name)
+}
+
+// upkeep, in a stable phase: fence any other node that takes writes, and unfence the epoch's
+// primary if it refuses them (a node fenced by an aborted switchover, or re-elected).
+func (m *Manager) upkeep(ctx context.Context, cl *topology.Cluster, snap *topology.Snapshot, st topology.ClusterState) {
+	for i := range snap.Nodes {
+		n := &snap.Nodes[i]
+		if !n.Up {
+			continue
+		}
+		node := nodeByName(cl, n.Name)
+		if node == nil {
+			continue
+		}
+		stray := n.Name != st.Primary && n.Role == topology.RolePrimary && !n.ReadOnly
+		fencedPrimary := n.Name == st.Primary && n.Role == topology.RolePrimary && n.ReadOnly
+		if !stray && !fencedPrimary {
+			continue
+		}
+		m.mu.Lock()
+		recent := time.Since(m.fenced[n.Name]) < 5*time.Second
+		if !recent {
+			m.fenced[n.Name] = time.Now()
+		}
+		m.mu.Unlock()
+		if recent {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+		if stray {
+			err := m.eng.Fence(sctx, node)
+			m.log.Warn("fenced a node that takes writes but is not the epoch's primary", "cluster", cl.Name,
+				"node", n.Name, "epoch", st.Epoch, "primary", st.Primary, "error", errString(err))
+		} else {
+			err := m.eng.Unfence(sctx, node)
+			m.log.Info("unfenced the epoch's primary", "cluster", cl.Name, "node", n.Name, "epoch", st.Epoch, "error", errString(err))
+		}
+		cancel()
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func nodeByName(cl *topology.Cluster, name string) *topology.Node {
+	for _, n := range cl.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// run records the steps of one failover or switchover: one log line per step with its duration.
+type run struct {
+	m   *Manager
+	cl  *topology.Cluster
+	ev  topology.Event
+	log *slog.Logger
+}
+
+func (m *Manager) newRun(cl *topology.Cluster, kind, from, reason string, epoch uint64) *run {
+	return &run{m: m, cl: cl, log: m.log.With("cluster", cl.Name, "kind", kind, "epoch", epoch),
+		ev: topology.Event{Epoch: epoch, Kind: kind, From: from, Reason: reason, Started: time.Now().UTC(), By: m.store.Instance()}}
+}
+
+// step runs f, logs it and records it.
+func (r *run) step(name string, f func() error) error {
+	t := time.Now()
+	err := f()
+	d := time.Since(t)
+	r.ev.Steps = append(r.ev.Steps, topology.Step{Name: name, Duration: d, Error: errString(err)})
+	if err != nil {
+		r.log.Warn(r.ev.Kind+" step", "step", name, "duration", d.Round(time.Microsecond), "error", err)
+	} else {
+		r.log.Info(r.ev.Kind+" step", "step", name, "duration", d.Round(time.Microsecond))
+	}
+	return err
+}
+
+// finish records the run in the history.
+func (r *run) finish(ctx context.Context, co *topology.Coordinator, to string, err error) {
+	r.ev.To = to
+	r.ev.Duration = time.Since(r.ev.Started)
+	r.ev.Error = errString(err)
+	if err != nil {
+		r.log.Error(r.ev.Kind+" failed", "from", r.ev.From, "duration", r.ev.Duration.Round(time.Millisecond), "error", err)
+	} else {
+		r.log.Info(r.ev.Kind+" done", "from", r.ev.From, "to", to, "duration", r.ev.Duration.Round(time.Millisecond))
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	co.AppendHistory(hctx, r.ev)
+}
+
+// waitAcks waits until every live instance has acknowledged epoch, or its lease is gone, bounded
+// by twice the lease TTL (an instance cut off etcd stops writing on its own after half of it).
+func (m *Manager) waitAcks(ctx context.Context, cluster string, epoch uint64, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	for {
+		insts, err := m.store.Instances(ctx)
+		if err == nil {
+			var acks []string
+			acks, err = m.store.Acks(ctx, cluster, epoch)
+			if err == nil {
+				missing := 0
+				for _, i := range insts {
+					if !slices.Contains(acks, i) {
+						missing++
+					}
+				}
+				if missing == 0 {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not every instance acknowledged epoch %d within %v (proceeding: the old primary is fenced, and an instance without its etcd lease stops writing)", epoch, bound)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// candidate is a node that may become the primary, with what Inspect read of it.
+type candidate struct {
+	node *topology.Node
+	info NodeInfo
+	sync bool
+}
+
+// inspectAll reads every node except skip, concurrently, bounded by the step timeout. Nodes
+// that do not answer are left out.
+func (m *Manager) inspectAll(ctx context.Context, cl *topology.Cluster, skip string) []candidate {
+	ctx, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	defer cancel()
+	var mu sync.Mutex
+	var out []candidate
+	var wg sync.WaitGroup
+	snap := m.live.Load()
+	for _, n := range cl.Nodes {
+		if n.Name == skip {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info, err := m.eng.Inspect(ctx, n)
+			if err != nil {
+				return
+			}
+			c := candidate{node: n, info: info}
+			if snap != nil {
+				if i := snap.Index(n.Name); i >= 0 {
+					c.sync = snap.Nodes[i].Sync
+				}
+			}
+			mu.Lock()
+			out = append(out, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// choose picks the failover candidate among replicas (DESIGN §3 step 4): not no_promote; the
+// one named by to if set; synchronous standbys first, then the highest received position, then
+// priority, then configuration order.
+func (m *Manager) choose(cl *topology.Cluster, cands []candidate, to string) (candidate, error) {
+	order := map[string]int{}
+	for i, n := range cl.Nodes {
+		order[n.Name] = i
+	}
+	var ok []candidate
+	for _, c := range cands {
+		switch {
+		case to != "" && c.node.Name != to:
+		case !c.info.InRecovery:
+		case c.node.NoPromote && to == "":
+		default:
+			ok = append(ok, c)
+		}
+	}
+	if len(ok) == 0 {
+		if to != "" {
+			return candidate{}, fmt.Errorf("node %s is not a reachable replica", to)
+		}
+		return candidate{}, errors.New("no reachable replica may be promoted")
+	}
+	slices.SortStableFunc(ok, func(a, b candidate) int {
+		if a.sync != b.sync {
+			if a.sync {
+				return -1
+			}
+			return 1
+		}
+		if c, comparable := m.eng.Compare(a.info.Received, b.info.Received); comparable && c != 0 {
+			return -c
+		}
+		if a.node.Priority != b.node.Priority {
+			return b.node.Priority - a.node.Priority
+		}
+		return order[a.node.Name] - order[b.node.Name]
+	})
+	return ok[0], nil
+}
+
+// failover replaces st's primary (DESIGN §3 steps 2–7). resume: st is already failing_over
+// (a previous coordinator began it); prefer is the candidate it had chosen, or the operator's
+// --to. force skips the max_data_loss check.
+func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st topology.ClusterState, reason, prefer string, force bool) (topology.ClusterState, error) {
+	cl := m.cfg()
+	old := st.Primary
+	if st.Phase != topology.PhaseStable {
+		old = st.Old
+	}
+	epoch := st.Epoch
+	if st.Phase == topology.PhaseStable {
+		epoch++
+	}
+	r := m.newRun(cl, "failover", old, reason, epoch)
+	r.log.Warn("failover started", "from", old, "reason", reason)
+	cur := topology.ClusterState{Epoch: epoch, Phase: topology.PhaseFailingOver, Since: time.Now().UTC(), Reason: reason, Old: old}
+	if st.Phase == topology.PhaseFailingOver {
+		cur = st
+	}
+	err := r.step("failing_over", func() error { return co.WriteState(ctx, cur) })
+	if err != nil {
+		r.finish(ctx, co, "", err)
+		return st, err
+	}
+	ttl := m.store.TTL()
+	r.step("acks", func() error { return m.waitAcks(ctx, cl.Name, epoch, 2*ttl) })
+	if on := nodeByName(cl, old); on != nil {
+		r.step("fence", func() error {
+			fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), 2*cl.ProbeTimeout.D()))
+			defer cancel()
+			return m.eng.Fence(fctx, on)
+		})
+	}
+	var cand candidate
+	err = r.step("candidate", func() error {
+		cands := m.inspectAll(ctx, cl, old)
+		// A candidate a previous coordinator already promoted is the answer.
+		for _, c := range cands {
+			if c.node.Name == st.Candidate && st.Candidate != "" && !c.info.InRecovery && c.info.Writable {
+				cand = c
+				return nil
+			}
+		}
+		var err error
+		if cand, err = m.choose(cl, cands, prefer); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		last := m.lastPos[old]
+		m.mu.Unlock()
+		if !force && last != "" {
+			lost := m.eng.Distance(last, cand.info.Received)
+			limit := int64(cl.Failover.MaxDataLoss)
+			if cl.Engine == topology.EngineMySQL {
+				limit = int64(cl.Failover.MaxLostTransactions)
+			}
+			if limit > 0 && lost > limit {
+				return fmt.Errorf("best candidate %s is %d behind the old primary's last known position, over the failover bound %d (use --force to accept the loss)", cand.node.Name, lost, limit)
+			}
+		}
+		r.log.Info("failover candidate", "node", cand.node.Name, "received", cand.info.Received, "applied", cand.info.Applied, "sync", cand.sync)
+		return nil
+	})
+	if err != nil {
+		// Nothing was promoted. If the old primary answers again it stays the primary (the
+		// upkeep unfences it); otherwise writes keep failing until an operator acts.
+		back := topology.ClusterState{Epoch: epoch, Primary: old, Phase: topology.PhaseStable, Since: time.Now().UTC(),
+			Reason: "failover failed: " + err.Error()}
+		co.WriteState(ctx, back)
+		r.finish(ctx, co, "", err)
+		return back, err
+	}
+	promoted := !cand.info.InRecovery && cand.info.Writable
+	if !promoted {
+		cur.Candidate = cand.node.Name
+		if err := co.WriteState(ctx, cur); err != nil {
+			r.finish(ctx, co, "", err)
+			return st, err
+		}
+		r.step("apply", func() error {
+			actx, cancel := context.WithTimeout(ctx, cl.Failover.ApplyTimeout.D())
+			defer cancel()
+			return m.eng.WaitApplied(actx, cand.node, "")
+		})
+		err = r.step("promote", func() error {
+			pctx, cancel := context.WithTimeout(ctx, max(cl.Failover.StepTimeout.D(), time.Minute))
+			defer cancel()
+			return m.eng.Promote(pctx, cand.node)
+		})
+		if err != nil {
+			r.finish(ctx, co, "", err)
+			return cur, err // stays failing_over: the next tick retries
+		}
+	}
+	next := topology.ClusterState{Epoch: epoch, Primary: cand.node.Name, Phase: topology.PhaseStable, Since: time.Now().UTC(), Reason: reason}
+	// Publish before re-pointing: writes resume on the new primary at once, and replicas that
+	// are not yet re-pointed merely serve no reads for a moment.
+	if err := r.step("stable", func() error { return co.WriteState(ctx, next) }); err != nil {
+		r.finish(ctx, co, cand.node.Name, err)
+		return cur, err
+	}
+	r.step("repoint", func() error { return m.repointAll(ctx, cl, cand.node, old) })
+	r.finish(ctx, co, cand.node.Name, nil)
+	m.mu.Lock()
+	m.refused, m.backoff, m.retryAt = "", 0, time.Time{}
+	m.mu.Unlock()
+	return next, nil
+}
+
+// repointAll makes every reachable replica other than skip follow primary, concurrently.
+func (m *Manager) repointAll(ctx context.Context, cl *topology.Cluster, primary *topology.Node, skip string) error {
+	ctx, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, n := range cl.Nodes {
+		if n.Name == primary.Name || n.Name == skip {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info, err := m.eng.Inspect(ctx, n)
+			if err != nil {
+				return // down: it is re-pointed when an operator brings it back
+			}
+			if !info.InRecovery {
+				return // a fenced old primary is not re-pointed here
+			}
+			if err := m.eng.Repoint(ctx, n, primary); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// switchover hands the primary role to another node with no loss (DESIGN §3, planned
+// switchover). to may be "" (the best replica).
+func (m *Manager) switchover(ctx context.Context, co *topology.Coordinator, st topology.ClusterState, to string) (topology.ClusterState, error) {
+	cl := m.cfg()
+	old := st.Primary
+	oldNode := nodeByName(cl, old)
+	if st.Phase != topology.PhaseStable {
+		return st, fmt.Errorf("cluster %s is %s", cl.Name, st.Phase)
+	}
+	if oldNode == nil {
+		return st, fmt.Errorf("the primary %s is not configured", old)
+	}
+	epoch := st.Epoch + 1
+	r := m.newRun(cl, "switchover", old, "requested", epoch)
+	var cand candidate
+	err := r.step("candidate", func() error {
+		var err error
+		cand, err = m.choose(cl, m.inspectAll(ctx, cl, old), to)
+		return err
+	})
+	if err != nil {
+		r.finish(ctx, co, "", err)
+		return st, err
+	}
+	cur := topology.ClusterState{Epoch: epoch, Primary: old, Phase: topology.PhaseSwitchingOver, Since: time.Now().UTC(),
+		Reason: "switchover to " + cand.node.Name, Old: old, Candidate: cand.node.Name}
+	if err := r.step("switching_over", func() error { return co.WriteState(ctx, cur) }); err != nil {
+		r.finish(ctx, co, "", err)
+		return st, err
+	}
+	r.step("drain", func() error {
+		return m.waitAcks(ctx, cl.Name, epoch, cl.Failover.DrainTimeout.D()+m.store.TTL())
+	})
+	abort := func(cause error) (topology.ClusterState, error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cl.Failover.StepTimeout.D())
+		defer cancel()
+		uerr := m.eng.Unfence(actx, oldNode)
+		back := topology.ClusterState{Epoch: epoch, Primary: old, Phase: topology.PhaseStable, Since: time.Now().UTC(),
+			Reason: "switchover aborted: " + cause.Error()}
+		if err := co.WriteState(actx, back); err != nil {
+			cause = errors.Join(cause, err)
+		}
+		if uerr != nil {
+			cause = errors.Join(cause, uerr)
+		}
+		r.finish(ctx, co, "", cause)
+		return back, cause
+	}
+	sctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	}
+	if err := r.step("fence", func() error { c, cancel := sctx(); defer cancel(); return m.eng.Fence(c, oldNode) }); err != nil {
+		return abort(err)
+	}
+	var pos string
+	if err := r.step("position", func() error {
+		c, cancel := sctx()
+		defer cancel()
+		info, err := m.eng.Inspect(c, oldNode)
+		pos = info.Applied
+		return err
+	}); err != nil {
+		return abort(err)
+	}
+	if err := r.step("catch_up", func() error {
+		c, cancel := context.WithTimeout(ctx, cl.Failover.ApplyTimeout.D())
+		defer cancel()
+		return m.eng.WaitApplied(c, cand.node, pos)
+	}); err != nil {
+		return abort(err)
+	}
+	if err := r.step("promote", func() error {
+		c, cancel := context.WithTimeout(ctx, max(cl.Failover.StepTimeout.D(), time.Minute))
+		defer cancel()
+		return m.eng.Promote(c, cand.node)
+	}); err != nil {
+		return abort(err)
+	}
+	next := topology.ClusterState{Epoch: epoch, Primary: cand.node.Name, Phase: topology.PhaseStable, Since: time.Now().UTC(),
+		Reason: "switchover from " + old}
+	if err := r.step("stable", func() error { return co.WriteState(ctx, next) }); err != nil {
+		r.finish(ctx, co, cand.node.Name, err)
+		return cur, err
+	}
+	r.step("repoint", func() error { return m.repointAll(ctx, cl, cand.node, old) })
+	r.step("rejoin_old", func() error {
+		c, cancel := sctx()
+		defer cancel()
+		err := m.eng.Rejoin(c, oldNode, cand.node)
+		if errors.Is(err, ErrUnsupported) {
+			return nil // PostgreSQL: the old primary stays fenced until pg_rewind (README)
+		}
+		return err
+	})
+	r.finish(ctx, co, cand.node.Name, nil)
+	return next, nil
+}
+
+// resumeSwitchover finishes or rolls back a switchover whose coordinator went away.
+func (m *Manager) resumeSwitchover(ctx context.Context, co *topology.Coordinator, st topology.ClusterState) {
+	cl := m.cfg()
+	if cn := nodeByName(cl, st.Candidate); cn != nil {
+		c, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+		info, err := m.eng.Inspect(c, cn)
+		cancel()
+		if err == nil && !info.InRecovery && info.Writable {
+			next := topology.ClusterState{Epoch: st.Epoch, Primary: cn.Name, Phase: topology.PhaseStable, Since: time.Now().UTC(),
+				Reason: "switchover from " + st.Old + " (finished by " + m.store.Instance() + ")"}
+			if co.WriteState(ctx, next) == nil {
+				m.repointAll(ctx, cl, cn, st.Old)
+				m.log.Info("switchover finished by a new coordinator", "cluster", cl.Name, "primary", cn.Name, "epoch", st.Epoch)
+			}
+			return
+		}
+	}
+	// The candidate was not promoted: give the role back to the old primary if it answers,
+	// else fail over.
+	if on := nodeByName(cl, st.Old); on != nil {
+		c, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+		err := m.eng.Unfence(c, on)
+		cancel()
+		if err == nil {
+			co.WriteState(ctx, topology.ClusterState{Epoch: st.Epoch, Primary: st.Old, Phase: topology.PhaseStable,
+				Since: time.Now().UTC(), Reason: "switchover rolled back by a new coordinator"})
+			m.log.Warn("switchover rolled back by a new coordinator", "cluster", cl.Name, "primary", st.Old)
+			return
+		}
+	}
+	st.Phase = topology.PhaseFailingOver
+	m.failover(ctx, co, st, "switchover interrupted and the old primary does not answer", "", false)
+}
+
+// handle answers an operator's request.
+func (m *Manager) handle(ctx context.Context, co *topology.Coordinator, req topology.Request) {
+	cl := m.cfg()
+	res := topology.Result{}
+	st, ok, err := m.store.State(ctx, cl.Name)
+	switch {
+	case err != nil:
+	case !ok:
+		err = errors.New("the cluster has no published state yet (no primary observed)")
+	case req.To != "" && nodeByName(cl, req.To) == nil:
+		err = fmt.Errorf("no node %q in cluster %s", req.To, cl.Name)
+	default:
+		switch req.Kind {
+		case "switchover":
+			m.log.Info("switchover requested", "cluster", cl.Name, "to", req.To, "by", req.From)
+			st, err = m.switchover(ctx, co, st, req.To)
+		case "failover":
+			m.log.Warn("manual failover requested", "cluster", cl.Name, "to", req.To, "force", req.Force, "by", req.From)
+			snap := m.live.Load()
+			if i := snap.Index(st.Primary); !req.Force && st.Phase == topology.PhaseStable && i >= 0 && snap.Nodes[i].Up {
+				err = fmt.Errorf("the primary %s is healthy; use switchover, or --force to fail over anyway", st.Primary)
+				break
+			}
+			st, err = m.failover(ctx, co, st, "manual failover requested by "+req.From, req.To, req.Force)
+		case "rejoin":
+			err = m.rejoin(ctx, cl, st, req.Node)
+		default:
+			err = fmt.Errorf("unknown request %q", req.Kind)
+		}
+	}
+	if err != nil {
+		res.Error = err.Error()
+	} else {
+		res.OK = true
+	}
+	res.Epoch, res.Primary = st.Epoch, st.Primary
+	if h, herr := m.store.History(ctx, cl.Name); herr == nil && len(h) > 0 && (req.Kind == "failover" || req.Kind == "switchover") {
+		res.Event = &h[len(h)-1]
+	}
+	if err := co.Answer(ctx, req.ID, res); err != nil {
+		m.log.Warn("cannot answer request", "cluster", cl.Name, "request", req.ID, "error", err)
+	}
+}
+
+// rejoin attaches a fenced old primary to the current primary as a replica (MySQL/MariaDB).
+func (m *Manager) rejoin(ctx context.Context, cl *topology.Cluster, st topology.ClusterState, name string) error {
+	n := nodeByName(cl, name)
+	switch {
+	case n == nil:
+		return fmt.Errorf("no node %q in cluster %s", name, cl.Name)
+	case name == st.Primary:
+		return fmt.Errorf("node %s is the primary", name)
+	case st.Phase != topology.PhaseStable:
+		return fmt.Errorf("cluster %s is %s", cl.Name, st.Phase)
+	}
+	p := nodeByName(cl, st.Primary)
+	if p == nil {
+		return fmt.Errorf("the primary %s is not configured", st.Primary)
+	}
+	c, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	defer cancel()
+	err := m.eng.Rejoin(c, n, p)
+	if errors.Is(err, ErrUnsupported) {
+		return fmt.Errorf("node %s: PostgreSQL cannot re-attach an old primary online; rewind it with pg_rewind and start it as a standby (README, \"Re-attaching an old primary\")", name)
+	}
+	if err == nil {
+		m.log.Info("node rejoined as a replica", "cluster", cl.Name, "node", name, "primary", st.Primary)
+	}
+	return err
+}

@@ -1,0 +1,145 @@
+package failovertest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// load runs writers that each insert an increasing sequence through baton and record which
+// inserts were acknowledged, and when writes failed.
+type load struct {
+	mu       sync.Mutex
+	acked    map[int][]int // writer → acknowledged sequence numbers
+	errs     []loadErr
+	lastOK   atomic.Int64 // unix nanos of when the newest acknowledged write was sent
+	lastEnd  atomic.Int64 // ... and when it was acknowledged
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	firstOK  map[int64]int64
+	attempts atomic.Int64
+}
+
+type loadErr struct {
+	at  time.Time
+	err error
+}
+
+// write inserts (writer, seq); reconnect opens a new session after an error.
+type writer interface {
+	write(ctx context.Context, seq int) error
+	reconnect(ctx context.Context) error
+	close()
+}
+
+// startLoad starts n writers made by mk.
+func startLoad(t *testing.T, n int, mk func(id int) (writer, error)) *load {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{acked: map[int][]int{}, cancel: cancel}
+	for id := range n {
+		w, err := mk(id)
+		if err != nil {
+			t.Fatalf("writer %d: %v", id, err)
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer w.close()
+			for seq := 1; ctx.Err() == nil; seq++ {
+				l.attempts.Add(1)
+				sent := time.Now()
+				err := w.write(ctx, seq)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					l.mu.Lock()
+					l.errs = append(l.errs, loadErr{time.Now(), err})
+					l.mu.Unlock()
+					// A failed session is replaced, as an application's pool would.
+					for ctx.Err() == nil && w.reconnect(ctx) != nil {
+						select {
+						case <-ctx.Done():
+						case <-time.After(50 * time.Millisecond):
+						}
+					}
+					continue
+				}
+				l.mu.Lock()
+				l.acked[id] = append(l.acked[id], seq)
+				l.mu.Unlock()
+				l.lastEnd.Store(time.Now().UnixNano())
+				l.lastOK.Store(sent.UnixNano())
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and waits for the writers.
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// ackedAfter waits until a write sent after t is acknowledged, and returns when it was
+// acknowledged (bounded by d).
+func (l *load) ackedAfter(tb testing.TB, t time.Time, d time.Duration) time.Time {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if sent := time.Unix(0, l.lastOK.Load()); sent.After(t) {
+			return time.Unix(0, l.lastEnd.Load())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the writers' progress
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	tb.Fatalf("no write acknowledged within %v after %v; %d errors, last: %v", d, t.Format("15:04:05.000"), len(l.errs), lastErr(l.errs))
+	return time.Time{}
+}
+
+// ackedCount is how many writes were acknowledged.
+func (l *load) ackedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.acked {
+		n += len(s)
+	}
+	return n
+}
+
+// errorsSince returns the errors after t.
+func (l *load) errorsSince(t time.Time) []loadErr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []loadErr
+	for _, e := range l.errs {
+		if !e.at.Before(t) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func lastErr(errs []loadErr) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[len(errs)-1].err
+}
+
+// snapshotAcked copies the acknowledged writes.
+func (l *load) snapshotAcked() map[int][]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[int][]int{}
+	for k, v := range l.acked {
+		out[k] = append([]int(nil), v...)
+	}
+	return out
+}
