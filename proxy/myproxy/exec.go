@@ -89,9 +89,16 @@ func (s *session) exec(u *unit) {
 		if u.class.Pin != 0 {
 			s.pins |= u.class.Pin // fail closed: pin before we know it worked
 		}
+		if route == router.Primary {
+			s.txOn.Store(be.node) // busy on the primary until the reply says idle (switchover drain)
+		}
 		retryable := route == router.Replica && !s.inTx && u.class.Tx == router.TxNone && u.force == nil
 		wasInTx := s.inTx
-		switch s.send(u, be, retryable) {
+		outcome := s.send(u, be, retryable)
+		if !s.inTx {
+			s.txOn.Store(nil) // the reply (or a command without one) left no transaction open
+		}
+		switch outcome {
 		case sent:
 			s.srv.metrics.count(route)
 			if route == router.Primary {

@@ -20,7 +20,7 @@ import (
 // messages, so the command loop relays each response itself).
 type session struct {
 	srv    *Server
-	txOn   atomic.Pointer[nodePool] // the node holding the session's open transaction (for switchover)
+	txOn   atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
 	client net.Conn
 	r      *mywire.PacketReader
 	w      *bufio.Writer

@@ -193,6 +193,9 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		s.failUnit(openEnded, "57P03", err.Error())
 		return true
 	}
+	if route == router.Primary && be.node != nil {
+		s.txOn.Store(be.node) // busy on the primary until ReadyForQuery says idle (switchover drain)
+	}
 	u := &unit{be: be, frames: frames, class: cls, openEnded: openEnded, dealloc: dealloc}
 	u.retryable = route == router.Replica && s.txStatusNow() == 'I' && cls.Tx == router.TxNone && !openEnded && !cls.CopyIn
 	if state != "" && cls.SessionState && !cls.Multi {

@@ -49,7 +49,7 @@ type unit struct {
 // exceptions are the atomics and queue.
 type session struct {
 	srv    *Server
-	txOn   atomic.Pointer[nodePool] // the node holding the session's open transaction (for switchover)
+	txOn   atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
 	client net.Conn
 	crd    *pgwire.MsgReader
 	cw     *clientWriter

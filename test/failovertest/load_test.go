@@ -2,6 +2,7 @@ package failovertest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,8 +19,13 @@ type load struct {
 	lastEnd  atomic.Int64 // ... and when it was acknowledged
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	firstOK  map[int64]int64
 	attempts atomic.Int64
+	ackTimes []time.Time // when each write was acknowledged
+}
+
+func sortedTimes(ts []time.Time) []time.Time {
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	return ts
 }
 
 type loadErr struct {
@@ -70,6 +76,7 @@ func startLoad(t *testing.T, n int, mk func(id int) (writer, error)) *load {
 				}
 				l.mu.Lock()
 				l.acked[id] = append(l.acked[id], seq)
+				l.ackTimes = append(l.ackTimes, time.Now())
 				l.mu.Unlock()
 				l.lastEnd.Store(time.Now().UnixNano())
 				l.lastOK.Store(sent.UnixNano())
