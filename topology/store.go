@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,15 +49,63 @@ type ClusterState struct {
 // and <prefix>/instances/<instance>. Everything an instance puts is tied to its session
 // lease: when the instance dies (or is cut off etcd for a TTL) its keys vanish.
 //
+// A session whose lease is lost (etcd unreachable or without a quorum for a TTL) cannot come
+// back. The Store then opens a new one as soon as etcd grants a lease again, registers the
+// instance and puts its observer keys back with it; MayWrite stays false until that is done.
+//
 // Safe for concurrent use. Every blocking call takes a context.
 type Store struct {
 	cli      *clientv3.Client
 	prefix   string
 	instance string
-	sess     *concurrency.Session
+	sess     *liveSession
 	ttl      time.Duration
-	lastOK   atomic.Int64 // unix nanos of the last successful round trip to etcd
-	stop     chan struct{}
+	lastOK   atomic.Int64 // unix nanos of the last successful round trip to etcd; 0 while re-registering
+	life     context.Context
+	end      context.CancelFunc // ends life: Close
+	exited   chan struct{}      // closed when watchLease has returned
+
+	obsMu    sync.Mutex
+	observed map[string]bool // observer keys this instance keeps (put back with a new session)
+}
+
+// liveSession is the instance's current session; the Store replaces a lost one.
+type liveSession struct {
+	mu  sync.Mutex
+	cur *concurrency.Session
+}
+
+func (l *liveSession) get() *concurrency.Session {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}
+
+func (l *liveSession) set(s *concurrency.Session) {
+	l.mu.Lock()
+	l.cur = s
+	l.mu.Unlock()
+}
+
+// Lease is the current session's lease.
+func (l *liveSession) Lease() clientv3.LeaseID { return l.get().Lease() }
+
+// Done is closed when the current session ends.
+func (l *liveSession) Done() <-chan struct{} { return l.get().Done() }
+
+// openSession grants a lease (bounded by ctx) and keeps it alive in a new session, which lives
+// until it is closed or its lease is lost, not until ctx ends.
+func openSession(ctx context.Context, cli *clientv3.Client, ttl int) (*concurrency.Session, error) {
+	l, err := cli.Grant(ctx, int64(ttl))
+	if err != nil {
+		return nil, err
+	}
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithLease(l.ID))
+	if err != nil {
+		cli.Revoke(ctx, l.ID)
+		return nil, err
+	}
+	return sess, nil
 }
 
 // NewStore opens a session with the given lease TTL and registers the instance.
@@ -68,14 +117,16 @@ func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string
 		ttl = 5
 	}
 	// The session lives until Close, not until ctx ends (ctx bounds only the set-up).
-	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl))
+	sess, err := openSession(ctx, cli, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("topology: etcd session: %w", err)
 	}
-	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance, sess: sess,
-		ttl: time.Duration(ttl) * time.Second, stop: make(chan struct{})}
+	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance, sess: &liveSession{cur: sess},
+		ttl: time.Duration(ttl) * time.Second, exited: make(chan struct{}), observed: map[string]bool{}}
+	s.life, s.end = context.WithCancel(context.Background())
 	s.lastOK.Store(time.Now().UnixNano())
 	if _, err := cli.Put(ctx, s.key("instances", instance), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(sess.Lease())); err != nil {
+		s.end()
 		sess.Close()
 		return nil, fmt.Errorf("topology: registering instance: %w", err)
 	}
@@ -83,19 +134,24 @@ func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string
 	return s, nil
 }
 
-// watchLease checks the way to etcd five times per lease TTL and records each success.
+// watchLease checks the way to etcd five times per lease TTL and records each success. When
+// the session ends it replaces it (renew). It returns when the Store is closed.
 func (s *Store) watchLease() {
+	defer close(s.exited)
 	every := s.ttl / 5
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		sess := s.sess.get()
 		select {
-		case <-s.stop:
+		case <-s.life.Done():
 			return
-		case <-s.sess.Done():
-			return
+		case <-sess.Done():
+			if !s.renew(sess, every) {
+				return
+			}
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(s.life, every)
 			_, err := s.cli.Get(ctx, s.key("instances", s.instance), clientv3.WithCountOnly())
 			cancel()
 			if err == nil {
@@ -105,10 +161,80 @@ func (s *Store) watchLease() {
 	}
 }
 
+// renew replaces old, a session whose lease was lost, trying every interval until it succeeds
+// (true) or the Store is closed (false). MayWrite is false meanwhile.
+func (s *Store) renew(old *concurrency.Session, every time.Duration) bool {
+	s.lastOK.Store(0)
+	old.Orphan() // its keep-alive has ended already; this releases it
+	for {
+		if err := s.reregister(old); err == nil {
+			return true
+		}
+		select {
+		case <-s.life.Done():
+			return false
+		case <-time.After(every):
+		}
+	}
+}
+
+// reregister opens a new session unless one was opened by an earlier attempt and is alive,
+// registers the instance with it, revokes the old lease (keys still tied to it, such as an
+// election key won with the old session, vanish now rather than when it expires) and puts the
+// observer keys back with the new lease. Only then may the instance write again.
+func (s *Store) reregister(old *concurrency.Session) error {
+	ctx, cancel := context.WithTimeout(s.life, s.ttl)
+	defer cancel()
+	cur := s.sess.get()
+	if cur == old || isDone(cur) {
+		sess, err := openSession(ctx, s.cli, int(s.ttl/time.Second))
+		if err != nil {
+			return err
+		}
+		if cur != old {
+			cur.Orphan()
+		}
+		s.sess.set(sess) // from now on Observe and Campaign use the new lease
+		cur = sess
+	}
+	if _, err := s.cli.Put(ctx, s.key("instances", s.instance), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(cur.Lease())); err != nil {
+		return err
+	}
+	s.cli.Revoke(ctx, old.Lease()) // fails when the lease has expired already: nothing to do then
+	for _, k := range s.observedKeys() {
+		if _, err := s.cli.Put(ctx, k, "up", clientv3.WithLease(cur.Lease())); err != nil {
+			return err
+		}
+	}
+	s.lastOK.Store(time.Now().UnixNano())
+	return nil
+}
+
+func isDone(sess *concurrency.Session) bool {
+	select {
+	case <-sess.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// observedKeys lists the observer keys this instance keeps.
+func (s *Store) observedKeys() []string {
+	s.obsMu.Lock()
+	defer s.obsMu.Unlock()
+	out := make([]string, 0, len(s.observed))
+	for k := range s.observed {
+		out = append(out, k)
+	}
+	return out
+}
+
 // MayWrite is the write-lease rule (DESIGN §3): an instance sends writes only while it is sure
 // its lease is alive. It turns false half a TTL after the last successful round trip to etcd,
 // well before the server can expire the lease and another instance fail over, and when the
-// session has ended. Reads do not depend on it.
+// session has ended, until a new session has registered the instance again. Reads do not
+// depend on it.
 func (s *Store) MayWrite() bool {
 	select {
 	case <-s.sess.Done():
@@ -125,24 +251,29 @@ func (s *Store) key(parts ...string) string {
 // Instance is this instance's name.
 func (s *Store) Instance() string { return s.instance }
 
-// Done is closed when the session's lease can no longer be kept alive. From then on the
-// instance must not send writes (DESIGN §3, write lease): another instance may be failing over.
+// Done is closed when the current session's lease can no longer be kept alive. From then on
+// the instance must not send writes (DESIGN §3, write lease): another instance may be failing
+// over. The Store opens a new session when etcd answers again; call Done again to watch it.
 func (s *Store) Done() <-chan struct{} { return s.sess.Done() }
 
 // Close revokes the lease (the instance's keys vanish at once) and ends the session.
 func (s *Store) Close() error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	return s.sess.Close()
+	s.end()
+	<-s.exited
+	return s.sess.get().Close()
 }
 
 // Observe records whether this instance's probes of node succeed: the observer key exists
 // (with the session lease) while they do, and is deleted when they fail.
 func (s *Store) Observe(ctx context.Context, cluster, node string, ok bool) error {
 	k := s.key(cluster, "observers", node, s.instance)
+	s.obsMu.Lock()
+	if ok {
+		s.observed[k] = true
+	} else {
+		delete(s.observed, k)
+	}
+	s.obsMu.Unlock()
 	var err error
 	if ok {
 		_, err = s.cli.Put(ctx, k, "up", clientv3.WithLease(s.sess.Lease()))
@@ -212,9 +343,14 @@ type Coordinator struct {
 	e       *concurrency.Election
 }
 
-// Campaign blocks until this instance is the cluster's coordinator (or ctx ends).
+// Campaign blocks until this instance is the cluster's coordinator (or ctx ends). It fails with
+// ErrStoreClosed while the instance has no live session.
 func (s *Store) Campaign(ctx context.Context, cluster string) (*Coordinator, error) {
-	e := concurrency.NewElection(s.sess, s.key(cluster, "coordinator"))
+	sess := s.sess.get()
+	if isDone(sess) {
+		return nil, ErrStoreClosed
+	}
+	e := concurrency.NewElection(sess, s.key(cluster, "coordinator"))
 	if err := e.Campaign(ctx, s.instance); err != nil {
 		return nil, err
 	}
@@ -223,7 +359,7 @@ func (s *Store) Campaign(ctx context.Context, cluster string) (*Coordinator, err
 
 // Leader names the current coordinator of a cluster ("" if none).
 func (s *Store) Leader(ctx context.Context, cluster string) (string, error) {
-	e := concurrency.NewElection(s.sess, s.key(cluster, "coordinator"))
+	e := concurrency.NewElection(s.sess.get(), s.key(cluster, "coordinator"))
 	r, err := e.Leader(ctx)
 	if errors.Is(err, concurrency.ErrElectionNoLeader) {
 		return "", nil
