@@ -47,6 +47,9 @@ func startShared(ctx context.Context, cfg topology.Etcd) (*shared, error) {
 			dir, sh.tmpDir = d, d
 		}
 		cu, err := freeLoopbackURL()
+		if cfg.ListenClient != "" {
+			cu, err = "http://"+cfg.ListenClient, nil
+		}
 		if err != nil {
 			return nil, err
 		}

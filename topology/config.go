@@ -51,6 +51,9 @@ type Etcd struct {
 	Endpoints []string `yaml:"endpoints"`
 	// DataDir of the embedded server. Default: a new temporary directory, removed at exit.
 	DataDir string `yaml:"data_dir"`
+	// ListenClient is the host:port the embedded server serves clients on, so that other baton
+	// instances can share it (their endpoints: [http://HOST:PORT]). Default: a free loopback port.
+	ListenClient string `yaml:"listen_client"`
 	// Prefix of baton's keys. Default /baton.
 	Prefix string `yaml:"prefix"`
 	// LeaseTTL of an instance's session: its keys vanish this long after it dies; an instance that

@@ -131,6 +131,14 @@ func (c *Config) validate() error {
 	if c.Etcd.LeaseTTL.D() < time.Second {
 		return ferr("$.etcd.lease_ttl", "must be at least 1s")
 	}
+	if c.Etcd.ListenClient != "" {
+		if len(c.Etcd.Endpoints) > 0 {
+			return ferr("$.etcd.listen_client", "applies to the embedded server only: remove it or the endpoints")
+		}
+		if err := validAddress(c.Etcd.ListenClient); err != nil {
+			return ferr("$.etcd.listen_client", "%v", err)
+		}
+	}
 	if !strings.HasPrefix(c.Etcd.Prefix, "/") {
 		return ferr("$.etcd.prefix", "must start with /")
 	}

@@ -65,6 +65,7 @@ func cmdDemo(args []string) error {
 
 	var rd demoReady
 	var stops []func() error
+	var pgPID, myPID func() int // the primaries' server processes, for the failover hint
 	defer func() {
 		for _, f := range stops {
 			f()
@@ -86,6 +87,7 @@ func cmdDemo(args []string) error {
 				return err
 			}
 			stops = append(stops, pg.Stop)
+			pgPID = pg.Primary.PID
 			cl.Nodes = demoNodes("pg", pg.Nodes(), func(n *cluster.PGNode) string { return n.Addr() })
 			cl.Listen = freeOr(*listen)
 			rd.Postgres = &demoEngine{Primary: pg.Primary.SuperURL()}
@@ -100,6 +102,7 @@ func cmdDemo(args []string) error {
 				return err
 			}
 			stops = append(stops, my.Stop)
+			myPID = my.Primary.PID
 			cl.Nodes = demoNodes("my", my.Nodes(), func(n *cluster.MyNode) string { return n.Addr() })
 			cl.Listen = freeOr(*myListen)
 			rd.MySQL = &demoEngine{Primary: my.Primary.RootDSN()}
@@ -108,6 +111,9 @@ func cmdDemo(args []string) error {
 			}
 		}
 		cl.Database = "app"
+	}
+	if cfg.Etcd.ListenClient != "" {
+		cfg.Etcd.ListenClient = freeOr(cfg.Etcd.ListenClient)
 	}
 	inst, err := proxy.Start(ctx, cfg, log)
 	if err != nil {
@@ -168,6 +174,17 @@ Try:
 	}
 	if rd.Admin != "" {
 		fmt.Fprintf(&b, "\nStatus:   baton status --admin %s\nMetrics:  curl %s/metrics\n", rd.Admin, rd.Admin)
+		b.WriteString("\nFail over: kill the primary and watch baton promote a replica (writes pause, then resume):\n")
+		for _, c := range inst.Clusters() {
+			pid := pgPID
+			if c.Config.Engine == topology.EngineMySQL {
+				pid = myPID
+			}
+			if pid != nil {
+				fmt.Fprintf(&b, "  kill -9 %d   # the %s primary;  then: watch -n 0.5 bin/baton status --admin %s\n", pid(), c.Config.Name, rd.Admin)
+			}
+		}
+		fmt.Fprintf(&b, "Switch over (no data loss):  bin/baton switchover --admin %s --cluster %s\n", rd.Admin, inst.Clusters()[0].Config.Name)
 	}
 	b.WriteString("\nPress Ctrl-C to stop everything.\n")
 	fmt.Print(b.String())
