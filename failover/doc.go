@@ -1,7 +1,14 @@
-// Package failover will hold the coordinator election, the dead-primary decision, candidate
-// choice, promote / re-point / fence per engine and planned switchover (DESIGN §3).
+// Package failover replaces a dead primary and runs planned switchovers (DESIGN §3).
 //
-// Until it lands, baton follows the primary it observes: health probes find the node that is
-// not in recovery, and the proxy routes writes there; a cluster with no (or two) writable nodes
-// gets no writes rather than split writes.
+// A Manager runs in every baton instance for every cluster. It campaigns for the cluster's
+// coordinator role (an etcd election); while it holds it, it publishes the cluster's state
+// (epoch, primary, phase) with writes fenced by its election key, decides that the primary is
+// dead when every instance's observation of it is gone for failover.grace and its own probe
+// fails, and then fails over: failing_over with a new epoch, wait for every live instance to
+// acknowledge, fence the old primary, choose the candidate, let it apply, promote, publish
+// stable, re-point the other replicas. It also runs switchovers, answers operators' requests
+// (failover, switchover, rejoin) and fences any other node that takes writes.
+//
+// Engine holds the per-engine SQL steps: NewPG for PostgreSQL, NewMy for MariaDB and MySQL.
+// Instances that are not the coordinator follow the state in package proxy.
 package failover
