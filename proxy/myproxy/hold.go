@@ -42,7 +42,10 @@ func (h *holding) wait(s *session, cause error) error {
 		return sn != nil && sn != stale && sn.PrimaryNode() != nil && s.srv.mayWrite()
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return buffer.ErrWindow
+		err = buffer.ErrWindow
+	}
+	if err != nil && !s.srv.mayWrite() {
+		return errWriteLease // the reason writes stopped: more useful than the buffer's bound
 	}
 	return err
 }

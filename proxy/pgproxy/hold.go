@@ -35,7 +35,10 @@ func (h *holding) wait(s *session, stale *topology.Snapshot) error {
 		return sn != nil && sn != stale && sn.PrimaryNode() != nil && s.srv.mayWrite()
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return errors.New("no primary became available within the failover buffer window; retry later")
+		err = errors.New("no primary became available within the failover buffer window; retry later")
+	}
+	if err != nil && !s.srv.mayWrite() {
+		return errWriteLease // the reason writes stopped: more useful than the buffer's bound
 	}
 	return err
 }

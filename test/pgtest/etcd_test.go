@@ -99,6 +99,9 @@ func TestWriteLease(t *testing.T) {
 	fw := newForwarder(t, strings.TrimPrefix(e.URL, "http://"))
 	cfg.Etcd.Endpoints = []string{"http://" + fw.addr()}
 	cfg.Etcd.LeaseTTL = topology.Duration(2 * time.Second)
+	// Writes without the lease wait in the failover buffer first (DESIGN §3: buffer, then
+	// error); a short window makes the refusal come within the TTL.
+	cfg.Clusters[0].Buffer.Window = topology.Duration(300 * time.Millisecond)
 	inst, err := batontest.StartBaton(cfg)
 	if err != nil {
 		t.Fatal(err)
