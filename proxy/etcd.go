@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/baton-proxy/baton/topology"
@@ -22,6 +23,8 @@ type shared struct {
 	store    *topology.Store
 	urls     []string
 	tmpDir   string
+
+	closeOnce sync.Once
 }
 
 func freeLoopbackURL() (string, error) {
@@ -113,7 +116,9 @@ func (sh *shared) observe(cluster string, threshold func() int) func(*topology.S
 	}
 }
 
-func (sh *shared) close() {
+func (sh *shared) close() { sh.closeOnce.Do(sh.doClose) }
+
+func (sh *shared) doClose() {
 	if sh.store != nil {
 		sh.store.Close()
 	}

@@ -200,7 +200,18 @@ func (inst *Instance) Shutdown(d time.Duration) {
 	}
 	wg.Wait()
 	inst.cancel()
-	inst.wg.Wait()
+	done := make(chan struct{})
+	go func() { inst.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		// A loop is stuck in an etcd call that does not honour cancellation (an election's
+		// resign when etcd is unreachable): closing the client ends it.
+		if inst.shared != nil {
+			inst.shared.close()
+		}
+		<-done
+	}
 	if inst.shared != nil {
 		inst.shared.close() // revokes the lease: this instance's keys vanish at once
 	}

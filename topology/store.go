@@ -341,6 +341,11 @@ type Coordinator struct {
 	s       *Store
 	cluster string
 	e       *concurrency.Election
+	// key and rev identify the election key won, kept because the Election forgets them on
+	// Resign; sess is the session it was won with (its end ends the role).
+	key  string
+	rev  int64
+	sess *concurrency.Session
 }
 
 // Campaign blocks until this instance is the cluster's coordinator (or ctx ends). It fails with
@@ -354,7 +359,7 @@ func (s *Store) Campaign(ctx context.Context, cluster string) (*Coordinator, err
 	if err := e.Campaign(ctx, s.instance); err != nil {
 		return nil, err
 	}
-	return &Coordinator{s: s, cluster: cluster, e: e}, nil
+	return &Coordinator{s: s, cluster: cluster, e: e, key: e.Key(), rev: e.Rev(), sess: sess}, nil
 }
 
 // Leader names the current coordinator of a cluster ("" if none).
@@ -378,7 +383,7 @@ func (c *Coordinator) WriteState(ctx context.Context, st ClusterState) error {
 		return err
 	}
 	r, err := c.s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(c.e.Key()), "=", c.e.Rev())).
+		If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", c.rev)).
 		Then(clientv3.OpPut(c.s.key(c.cluster, "state"), string(b))).
 		Commit()
 	if err != nil {

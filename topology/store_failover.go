@@ -92,7 +92,7 @@ func (c *Coordinator) AppendHistory(ctx context.Context, ev Event) error {
 // put writes key only while this instance holds the election.
 func (c *Coordinator) put(ctx context.Context, key, val string, opts ...clientv3.OpOption) error {
 	r, err := c.s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(c.e.Key()), "=", c.e.Rev())).
+		If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", c.rev)).
 		Then(clientv3.OpPut(key, val, opts...)).
 		Commit()
 	if err != nil {
@@ -106,7 +106,7 @@ func (c *Coordinator) put(ctx context.Context, key, val string, opts ...clientv3
 
 // Lost is closed when this instance can no longer be sure it is the coordinator (its session
 // ended). Writes through the Coordinator fail from then on anyway.
-func (c *Coordinator) Lost() <-chan struct{} { return c.s.sess.Done() }
+func (c *Coordinator) Lost() <-chan struct{} { return c.sess.Done() }
 
 // Cluster is the cluster this coordinator coordinates.
 func (c *Coordinator) Cluster() string { return c.cluster }
