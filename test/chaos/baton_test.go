@@ -151,8 +151,8 @@ func startBaton(t *testing.T, s spec, name string) *baton {
 	}()
 	t.Cleanup(func() {
 		b.stop()
-		if t.Failed() {
-			t.Logf("--- tail of baton %s log ---\n%s", name, tail(b.logPath, 6000))
+		if t.Failed() || os.Getenv("BATON_CHAOS_LOGS") != "" {
+			t.Logf("--- tail of baton %s log ---\n%s", name, tail(b.logPath, 20000))
 		}
 	})
 	return b

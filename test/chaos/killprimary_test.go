@@ -207,6 +207,7 @@ func checkNoLoss(t *testing.T, ctx context.Context, fx *fixture, l *load, i int)
 	w, r := l.counts()
 	if missing > 0 {
 		t.Errorf("%d of %d acknowledged writes are missing on the primary %s", missing, w, fx.name(i))
+		return
 	}
 	t.Logf("%d acknowledged writes (none lost), %d reads", w, r)
 }
