@@ -5,7 +5,7 @@ PKGS      := ./...
 TEST_TIMEOUT ?= 25m
 FUZZTIME  ?= 5m
 
-.PHONY: all build test unit integration demo bench lint fuzz deps clean
+.PHONY: all build test unit integration demo bench lint fuzz deps clean chaos
 
 all: build
 
@@ -29,6 +29,12 @@ unit:
 
 integration: deps build
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./test/...
+
+# Chaos tests (test/chaos): two baton processes, a 3-member etcd, kill/hang/partition under load;
+# the kill -9 tests fail over BATON_CHAOS_RUNS times per engine and print the timing table.
+BATON_CHAOS_RUNS ?= 10
+chaos: deps
+	BATON_CHAOS_RUNS=$(BATON_CHAOS_RUNS) $(GO) test -count=1 -v -timeout 60m -run Chaos ./test/chaos/
 
 # A local PostgreSQL primary + 2 replicas with baton in front; Ctrl-C stops everything.
 demo: deps build
