@@ -56,6 +56,12 @@ func (inst *Instance) follow(ctx context.Context, c *Cluster) {
 				inst.log.Warn("switchover: transactions still running on the old primary are cut off", "cluster", name, "node", old, "sessions", n)
 			}
 		}
+		// Every connection to the old primary goes, busy ones too: a statement that a hung
+		// primary completes after the failover must reach its client as an error, never as a
+		// success on a node that is no longer the primary.
+		if n := srv.CutNode(old); n > 0 {
+			inst.log.Info("closed the connections to the old primary", "cluster", name, "node", old, "connections", n)
+		}
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := store.Ack(actx, name, st.Epoch); err != nil {

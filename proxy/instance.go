@@ -79,6 +79,7 @@ type server interface {
 	Shutdown(context.Context) error
 	DropIdle(node string)
 	TxOn(node string) int
+	CutNode(node string) int
 }
 
 func (c *Cluster) server() server {

@@ -115,3 +115,13 @@ func (s *Server) TxOn(node string) int {
 
 // Buffer is the server's failover buffer.
 func (s *Server) Buffer() *buffer.Buffer { return s.buf }
+
+// CutNode closes every connection to a node, busy ones included (the node stopped being the
+// primary: DESIGN §3 step 2). It returns how many were open.
+func (s *Server) CutNode(node string) int {
+	if np := s.node(node); np != nil {
+		np.DropIdle()
+		return np.cutAll()
+	}
+	return 0
+}

@@ -130,3 +130,13 @@ func (b *backend) closedByPeer() bool {
 	var ne net.Error
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
+
+// CutNode closes every connection to a node, busy ones included (the node stopped being the
+// primary: DESIGN §3 step 2). It returns how many were open.
+func (s *Server) CutNode(node string) int {
+	if np := s.node(node); np != nil {
+		np.DropIdle()
+		return np.cutAll()
+	}
+	return 0
+}

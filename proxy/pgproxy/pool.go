@@ -38,6 +38,9 @@ type backend struct {
 func (b *backend) close() {
 	b.broken = true
 	b.conn.Close()
+	if b.node != nil {
+		b.node.forget(b)
+	}
 }
 
 // Close implements pool.Conn.
@@ -50,7 +53,30 @@ type nodePool struct {
 	name, addr string
 
 	mu     sync.Mutex
-	params map[string]string // ParameterStatus values of the newest connection
+	params map[string]string     // ParameterStatus values of the newest connection
+	live   map[*backend]struct{} // every open connection, idle or in use (for cutAll)
+}
+
+func (p *nodePool) forget(b *backend) {
+	p.mu.Lock()
+	delete(p.live, b)
+	p.mu.Unlock()
+}
+
+// cutAll closes every connection to the node, in use or idle, from any goroutine: the node
+// stopped being the primary, and a statement it answers late must not be reported as done. The
+// sessions owning them see a broken connection.
+func (p *nodePool) cutAll() int {
+	p.mu.Lock()
+	conns := make([]net.Conn, 0, len(p.live))
+	for b := range p.live {
+		conns = append(conns, b.conn)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return len(conns)
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string) *nodePool {
@@ -94,17 +120,22 @@ func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*bac
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	p.params = hc.ParameterStatuses
-	p.mu.Unlock()
-	return &backend{
+	be := &backend{
 		node: p, key: key, conn: hc.Conn,
 		rd:     pgwire.NewMsgReader(bufio.NewReaderSize(hc.Conn, 32<<10), 1<<30),
 		w:      bufio.NewWriterSize(hc.Conn, 16<<10),
 		pid:    hc.PID,
 		secret: hc.SecretKey,
 		stmts:  map[string]uint64{},
-	}, nil
+	}
+	p.mu.Lock()
+	p.params = hc.ParameterStatuses
+	if p.live == nil {
+		p.live = map[*backend]struct{}{}
+	}
+	p.live[be] = struct{}{}
+	p.mu.Unlock()
+	return be, nil
 }
 
 // resetFor readies b for another session: the reset query (DISCARD ALL) and fresh bookkeeping.
