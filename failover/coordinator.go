@@ -475,7 +475,9 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 	r.step("acks", func() error { return m.waitAcks(ctx, cl.Name, epoch, 2*ttl) })
 	if on := nodeByName(cl, old); on != nil {
 		r.step("fence", func() error {
-			fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), 2*cl.ProbeTimeout.D()))
+			// Every instance has failed to reach it for grace: one probe timeout is all the
+			// chance it gets (a hung node would otherwise hold the failover up).
+			fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), cl.ProbeTimeout.D()))
 			defer cancel()
 			return m.eng.Fence(fctx, on)
 		})

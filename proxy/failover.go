@@ -72,14 +72,15 @@ func (inst *Instance) follow(ctx context.Context, c *Cluster) {
 	}
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, ok, err := store.State(rctx, name)
+		st, ok, rev, err := store.StateRev(rctx, name)
 		cancel()
 		if err == nil {
 			if ok {
 				apply(st)
 			}
+			// From the revision read: a state written in between is not missed.
 			wctx, wcancel := context.WithCancel(ctx)
-			store.WatchState(wctx, name, apply)
+			store.WatchStateFrom(wctx, name, rev, apply)
 			wcancel()
 		}
 		select {

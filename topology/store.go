@@ -313,19 +313,40 @@ func (s *Store) Instances(ctx context.Context) ([]string, error) {
 
 // State reads a cluster's state; ok is false when none was written yet.
 func (s *Store) State(ctx context.Context, cluster string) (st ClusterState, ok bool, err error) {
+	st, ok, _, err = s.StateRev(ctx, cluster)
+	return st, ok, err
+}
+
+// StateRev is State with the store revision it was read at: WatchStateFrom(rev) then misses
+// no later change.
+func (s *Store) StateRev(ctx context.Context, cluster string) (st ClusterState, ok bool, rev int64, err error) {
 	r, err := s.cli.Get(ctx, s.key(cluster, "state"))
-	if err != nil || len(r.Kvs) == 0 {
-		return st, false, err
+	if err != nil {
+		return st, false, 0, err
+	}
+	rev = r.Header.Revision
+	if len(r.Kvs) == 0 {
+		return st, false, rev, nil
 	}
 	if err := json.Unmarshal(r.Kvs[0].Value, &st); err != nil {
-		return st, false, fmt.Errorf("topology: state of %s: %w", cluster, err)
+		return st, false, rev, fmt.Errorf("topology: state of %s: %w", cluster, err)
 	}
-	return st, true, nil
+	return st, true, rev, nil
 }
 
 // WatchState calls f with every new state of the cluster until ctx ends.
 func (s *Store) WatchState(ctx context.Context, cluster string, f func(ClusterState)) {
-	for wr := range s.cli.Watch(ctx, s.key(cluster, "state")) {
+	s.WatchStateFrom(ctx, cluster, 0, f)
+}
+
+// WatchStateFrom calls f with every state of the cluster written after revision rev (0: from
+// now) until ctx ends or the watch fails.
+func (s *Store) WatchStateFrom(ctx context.Context, cluster string, rev int64, f func(ClusterState)) {
+	var opts []clientv3.OpOption
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev+1))
+	}
+	for wr := range s.cli.Watch(ctx, s.key(cluster, "state"), opts...) {
 		for _, ev := range wr.Events {
 			var st ClusterState
 			if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &st) == nil {

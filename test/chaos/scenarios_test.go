@@ -35,11 +35,11 @@ func hang(t *testing.T, fx *fixture, i int) (resume func()) {
 
 func TestChaosPGHungPrimary(t *testing.T) { testHungPrimary(t, startPG(t)) }
 
-// There is no MariaDB variant yet: the statements in flight on the hung primary commit there
-// when it resumes (semi-sync does not wait without a connected replica) and baton acknowledges
-// them, so acknowledged writes are missing on the new primary. Baton must close the sessions'
-// busy backend connections to the old primary on failing_over (DESIGN §3 step 2), not only the
-// idle ones.
+// TestChaosMyHungPrimary: statements in flight on the hung MariaDB primary commit there when it
+// resumes (semi-sync does not wait without a connected replica); baton must have cut its
+// connections to the old primary on failing_over so that they reach clients as errors, never as
+// acknowledged writes missing from the new primary.
+func TestChaosMyHungPrimary(t *testing.T) { testHungPrimary(t, startMy(t)) }
 
 // testHungPrimary (scenario 2): the primary hangs (SIGSTOP), baton fails over; when it resumes
 // it is fenced, not routed to and gets no writes.
