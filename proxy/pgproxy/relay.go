@@ -260,12 +260,13 @@ func (s *session) lose(be *backend, held bool) bool {
 		s.srv.metrics.retries.Add(1)
 		return true
 	}
-	s.backendLost(lost)
+	s.backendLost(be, lost)
 	return false
 }
 
-// backendLost tells the client that the node serving its statement went away.
-func (s *session) backendLost(node string) {
+// backendLost tells the client that the node serving its statement went away. It runs on the
+// relay goroutine: a group still open on be is closed by the client loop (lostOpen).
+func (s *session) backendLost(be *backend, node string) {
 	if s.txStatusNow() != 'I' {
 		s.cw.Write(pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: lost the connection to node "+node+" during a transaction; the transaction was rolled back"))
 		s.flush()
@@ -275,7 +276,7 @@ func (s *session) backendLost(node string) {
 	s.cw.Write(pgwire.AppendError(nil, pgwire.SevError, "08006", "baton: lost the connection to node "+node+" while it ran the statement; its outcome is unknown"))
 	s.cw.Write(pgwire.AppendReady(nil, 'I'))
 	s.flush()
-	s.openUnit = nil
+	s.lostOpen.Store(be)
 }
 
 func commandTag(f []byte) string {

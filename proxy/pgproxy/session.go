@@ -48,13 +48,15 @@ type unit struct {
 // (it waits on the last unit's done channel first), and the relay only while one is; the
 // exceptions are the atomics and queue.
 type session struct {
-	srv    *Server
-	txOn   atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
-	client net.Conn
-	crd    *pgwire.MsgReader
-	cw     *clientWriter
-	user   *topology.User
-	key    poolKey
+	srv  *Server
+	txOn atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
+	// lostOpen is a backend the relay found dead; the client loop ends a group still open on it.
+	lostOpen atomic.Pointer[backend]
+	client   net.Conn
+	crd      *pgwire.MsgReader
+	cw       *clientWriter
+	user     *topology.User
+	key      poolKey
 
 	conns    map[*nodePool]*backend
 	replica  *backend // the replica connection reads prefer (session stickiness)
@@ -202,6 +204,9 @@ func (s *session) handle(f []byte) bool {
 			return false
 		}
 		return true
+	}
+	if lost := s.lostOpen.Swap(nil); lost != nil && s.openUnit != nil && s.openUnit.be == lost {
+		s.openUnit = nil
 	}
 	if s.openUnit != nil {
 		switch typ {
