@@ -43,7 +43,6 @@ func (inst *Instance) follow(ctx context.Context, c *Cluster) {
 			old = st.Primary
 		}
 		srv := c.server()
-		srv.DropIdle(old)
 		if st.Phase == topology.PhaseSwitchingOver {
 			deadline := time.Now().Add(c.current().Failover.DrainTimeout.D())
 			for srv.TxOn(old) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {

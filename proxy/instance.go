@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-proxy/baton/failover"
 	"github.com/baton-proxy/baton/health"
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/myproxy"
 	"github.com/baton-proxy/baton/proxy/pgproxy"
 	"github.com/baton-proxy/baton/router"
@@ -77,10 +78,13 @@ type server interface {
 	Serve() error
 	Addr() net.Addr
 	Shutdown(context.Context) error
-	DropIdle(node string)
 	TxOn(node string) int
 	CutNode(node string) int
+	Buffer() *buffer.Buffer
 }
+
+// Buffer is the cluster's failover buffer.
+func (c *Cluster) Buffer() *buffer.Buffer { return c.server().Buffer() }
 
 func (c *Cluster) server() server {
 	if c.My != nil {

@@ -118,19 +118,8 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		pools = c.My.PoolStats()
 	}
 
-	var buf interface {
-		Held() int64
-	}
-	if c.PG != nil {
-		b := c.PG.Buffer()
-		buf = b
-		cs.BufferedTotal, cs.BufferFailed = b.Buffered.Load(), b.Failed.Load()
-	} else {
-		b := c.My.Buffer()
-		buf = b
-		cs.BufferedTotal, cs.BufferFailed = b.Buffered.Load(), b.Failed.Load()
-	}
-	cs.Buffered = buf.Held()
+	buf := c.Buffer()
+	cs.Buffered, cs.BufferedTotal, cs.BufferFailed = buf.Held(), buf.Buffered.Load(), buf.Failed.Load()
 	if st, ok := c.State(); ok {
 		cs.Epoch, cs.Phase, cs.StateReason = st.Epoch, string(st.Phase), st.Reason
 	}

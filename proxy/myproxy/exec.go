@@ -3,6 +3,7 @@ package myproxy
 import (
 	"fmt"
 
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/router"
 )
@@ -39,7 +40,7 @@ const holdLimit = 64 << 10
 // exec routes and runs a unit, resending it elsewhere when that is invisible to the client.
 func (s *session) exec(u *unit) {
 	avoid := map[*nodePool]bool{}
-	var hold *holding
+	var hold *buffer.Hold
 	for attempt := 0; attempt < 5; attempt++ {
 		var be *backend
 		var route router.Route
@@ -65,7 +66,7 @@ func (s *session) exec(u *unit) {
 			}
 		}
 		if err == nil && route == router.Primary && u.class.Route == router.Primary && !s.srv.mayWrite() {
-			err = errWriteLease
+			err = buffer.ErrWriteLease
 		}
 		if err == nil && route == router.Primary {
 			s.srv.buf.Seen()
@@ -73,10 +74,10 @@ func (s *session) exec(u *unit) {
 		if err != nil && route == router.Primary && s.mayHold(err) {
 			// Nothing was sent: wait in the failover buffer for a (new) primary.
 			if hold == nil {
-				hold = s.startHold()
-				defer hold.end()
+				hold = s.srv.buf.Hold(s.srv.mayWrite)
+				defer hold.End()
 			}
-			if err = hold.wait(s, err); err == nil {
+			if err = hold.Wait(err); err == nil {
 				attempt--
 				continue
 			}

@@ -33,10 +33,10 @@ type backend struct {
 func (b *backend) close() {
 	b.broken = true
 	b.cc.Conn.Close()
-	if b.node != nil {
-		b.node.forget(b)
-	}
 }
+
+// NetConn implements pool.Conn.
+func (b *backend) NetConn() net.Conn { return b.cc.Conn }
 
 // Close implements pool.Conn.
 func (b *backend) Close() { b.close() }
@@ -47,29 +47,7 @@ type nodePool struct {
 	name, addr string
 
 	mu      sync.Mutex
-	version string                // server version of the newest connection
-	live    map[*backend]struct{} // every open connection, idle or in use (for cutAll)
-}
-
-func (p *nodePool) forget(b *backend) {
-	p.mu.Lock()
-	delete(p.live, b)
-	p.mu.Unlock()
-}
-
-// cutAll closes every connection to the node, in use or idle, from any goroutine: the node
-// stopped being the primary, and a statement it answers late must not be reported as done.
-func (p *nodePool) cutAll() int {
-	p.mu.Lock()
-	conns := make([]net.Conn, 0, len(p.live))
-	for b := range p.live {
-		conns = append(conns, b.cc.Conn)
-	}
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	return len(conns)
+	version string // server version of the newest connection
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, maxPayload int) *nodePool {
@@ -117,10 +95,6 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		stmts: map[uint32]uint32{}, typed: map[uint32]bool{}}
 	p.mu.Lock()
 	p.version = cc.ServerVersion
-	if p.live == nil {
-		p.live = map[*backend]struct{}{}
-	}
-	p.live[be] = struct{}{}
 	p.mu.Unlock()
 	return be, nil
 }

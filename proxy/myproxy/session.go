@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
@@ -223,7 +224,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	snap := s.srv.live.Load()
 	name, route, ok := router.Place(snap, cls, s.placement(snap, avoid), rand.IntN)
 	if !ok {
-		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, errNoPrimary)
+		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
 	}
 	return s.srv.node(name), route, nil
 }

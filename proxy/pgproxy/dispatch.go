@@ -1,7 +1,6 @@
 package pgproxy
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -142,16 +142,15 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	var route router.Route
 	var err error
 	var avoid map[*nodePool]bool
-	var hold *holding
+	var hold *buffer.Hold
 	for {
 		var np *nodePool
-		snap := s.srv.live.Load()
 		np, route, err = s.pick(cls, avoid)
 		if err == nil {
 			be, err = s.acquire(np)
 		}
 		if err == nil && route == router.Primary && cls.Route == router.Primary && !s.srv.mayWrite() {
-			err = errWriteLease
+			err = buffer.ErrWriteLease
 		}
 		if err == nil {
 			if route == router.Primary {
@@ -166,14 +165,9 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 				break
 			}
 			if hold == nil {
-				hold = s.startHold()
+				hold = s.srv.buf.Hold(s.srv.mayWrite)
 			}
-			stale := snap
-			if errors.Is(err, errNoPrimary) || errors.Is(err, errWriteLease) {
-				stale = nil
-			}
-			if werr := hold.wait(s, stale); werr != nil {
-				err = werr
+			if err = hold.Wait(err); err != nil {
 				break
 			}
 			continue
@@ -186,7 +180,7 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		s.srv.metrics.retries.Add(1)
 	}
 	if hold != nil {
-		hold.end()
+		hold.End()
 	}
 	if err != nil {
 		s.srv.metrics.errors.Add(1)
@@ -234,10 +228,6 @@ func (s *session) send(be *backend, out []byte) {
 		be.close()
 	}
 }
-
-// errWriteLease: the instance cannot renew its etcd lease, so it must not send writes (another
-// instance may be failing the cluster over).
-var errWriteLease = errors.New("baton lost contact with etcd; writes are paused until it is back (reads go on)")
 
 // inlineWait is how long the client loop waits for the first response byte of a unit it relays
 // itself before handing the unit to the relay goroutine (so that it can watch the client again).
@@ -316,7 +306,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	}
 	name, route, ok := router.Place(snap, cls, p, rand.IntN)
 	if !ok {
-		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, errNoPrimary)
+		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
 	}
 	return s.srv.node(name), route, nil
 }

@@ -38,10 +38,10 @@ type backend struct {
 func (b *backend) close() {
 	b.broken = true
 	b.conn.Close()
-	if b.node != nil {
-		b.node.forget(b)
-	}
 }
+
+// NetConn implements pool.Conn.
+func (b *backend) NetConn() net.Conn { return b.conn }
 
 // Close implements pool.Conn.
 func (b *backend) Close() { b.close() }
@@ -53,30 +53,7 @@ type nodePool struct {
 	name, addr string
 
 	mu     sync.Mutex
-	params map[string]string     // ParameterStatus values of the newest connection
-	live   map[*backend]struct{} // every open connection, idle or in use (for cutAll)
-}
-
-func (p *nodePool) forget(b *backend) {
-	p.mu.Lock()
-	delete(p.live, b)
-	p.mu.Unlock()
-}
-
-// cutAll closes every connection to the node, in use or idle, from any goroutine: the node
-// stopped being the primary, and a statement it answers late must not be reported as done. The
-// sessions owning them see a broken connection.
-func (p *nodePool) cutAll() int {
-	p.mu.Lock()
-	conns := make([]net.Conn, 0, len(p.live))
-	for b := range p.live {
-		conns = append(conns, b.conn)
-	}
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	return len(conns)
+	params map[string]string // ParameterStatus values of the newest connection
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string) *nodePool {
@@ -130,10 +107,6 @@ func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*bac
 	}
 	p.mu.Lock()
 	p.params = hc.ParameterStatuses
-	if p.live == nil {
-		p.live = map[*backend]struct{}{}
-	}
-	p.live[be] = struct{}{}
 	p.mu.Unlock()
 	return be, nil
 }

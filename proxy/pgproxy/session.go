@@ -343,21 +343,14 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 		return nil, errors.New("the node was removed from the configuration")
 	}
 	if be := s.conns[np]; be != nil {
-		if !be.broken && (be == s.listen || be == s.txConn || !be.closedByPeer()) {
+		if !be.broken {
 			return be, nil
 		}
-		be.broken = true
 		s.drop(be)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	be, err := np.acquire(ctx, s.key)
-	// A pooled connection whose server went away (killed, restarted, fenced) is replaced before
-	// anything is sent on it: the statement would otherwise fail with an unknown outcome.
-	for tries := 0; err == nil && be.closedByPeer() && tries < 3; tries++ {
-		np.release(be, false)
-		be, err = np.acquire(ctx, s.key)
-	}
 	if err != nil {
 		return nil, nodeDown(err)
 	}

@@ -3,12 +3,15 @@
 // of other keys when the bound is reached, an acquire timeout, a reset before reuse, and the
 // closing of connections idle too long.
 //
-// The engine supplies how to dial, reset and close a connection; the pool never looks inside.
+// The engine supplies how to dial, reset and close a connection; the pool never looks inside,
+// except to check, before handing out an idle connection, that its server has not closed the
+// socket, and to close every socket of a node at once (Cut) when it stops being the primary.
 package pool
 
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -25,8 +28,13 @@ var ErrClosed = errors.New("pool: closed")
 // differ in another way the engine cares about (MySQL: the negotiated capability flags).
 type Key struct{ User, Database, Variant string }
 
-// Conn is a pooled connection.
-type Conn interface{ Close() }
+// Conn is a pooled connection: comparable (a pointer), closed by Close on the goroutine that
+// owns it, and built on NetConn, its socket (nil when there is none to check).
+type Conn interface {
+	comparable
+	Close()
+	NetConn() net.Conn
+}
 
 // Node pools the connections of one node. Safe for concurrent use.
 type Node[C Conn] struct {
@@ -37,6 +45,7 @@ type Node[C Conn] struct {
 
 	mu     sync.Mutex
 	idle   map[Key][]idleConn[C]
+	live   map[C]struct{} // every open connection, idle or handed out (for Cut)
 	closed bool
 }
 
@@ -48,25 +57,35 @@ type idleConn[C Conn] struct {
 // NewNode returns a pool bounded by cfg.MaxPerNode. dial opens a connection (within ctx);
 // reset readies a released connection for another session and reports whether it may be reused.
 func NewNode[C Conn](cfg *topology.Pool, dial func(ctx context.Context, k Key) (C, error), reset func(C) bool) *Node[C] {
-	return &Node[C]{cfg: cfg, dial: dial, reset: reset, slots: make(chan struct{}, cfg.MaxPerNode), idle: map[Key][]idleConn[C]{}}
+	return &Node[C]{cfg: cfg, dial: dial, reset: reset, slots: make(chan struct{}, cfg.MaxPerNode),
+		idle: map[Key][]idleConn[C]{}, live: map[C]struct{}{}}
 }
 
 // Acquire returns an idle connection for k or dials a new one, waiting up to the acquire timeout
-// for room under the bound.
+// for room under the bound. An idle connection whose server has closed it (a node killed or
+// restarted, a fenced primary's sessions terminated) is discarded, not handed out: a statement
+// sent on it would fail with an unknown outcome.
 func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 	var zero C
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return zero, ErrClosed
-	}
-	if l := n.idle[k]; len(l) > 0 {
+	for {
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return zero, ErrClosed
+		}
+		l := n.idle[k]
+		if len(l) == 0 {
+			n.mu.Unlock()
+			break
+		}
 		c := l[len(l)-1].c
 		n.idle[k] = l[:len(l)-1]
 		n.mu.Unlock()
-		return c, nil
+		if nc := c.NetConn(); nc == nil || !peerClosed(nc) {
+			return c, nil
+		}
+		n.discard(c)
 	}
-	n.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.AcquireTimeout.D())
 	defer cancel()
@@ -87,7 +106,28 @@ func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 		<-n.slots
 		return zero, err
 	}
+	n.mu.Lock()
+	n.live[c] = struct{}{}
+	n.mu.Unlock()
 	return c, nil
+}
+
+// discard closes a connection that was open (idle or handed out) and frees its slot.
+func (n *Node[C]) discard(c C) {
+	c.Close()
+	n.mu.Lock()
+	delete(n.live, c)
+	n.mu.Unlock()
+	<-n.slots
+}
+
+// takeIdle removes and returns every idle connection.
+func (n *Node[C]) takeIdle() map[Key][]idleConn[C] {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	idle := n.idle
+	n.idle = map[Key][]idleConn[C]{}
+	return idle
 }
 
 // evictOne closes one idle connection (of any key) to make room.
@@ -104,8 +144,7 @@ func (n *Node[C]) evictOne() {
 	}
 	n.mu.Unlock()
 	if found {
-		victim.Close()
-		<-n.slots
+		n.discard(victim)
 	}
 }
 
@@ -117,8 +156,7 @@ func (n *Node[C]) Release(c C, k Key, reusable bool) {
 	n.mu.Lock()
 	if !reusable || n.closed {
 		n.mu.Unlock()
-		c.Close()
-		<-n.slots
+		n.discard(c)
 		return
 	}
 	n.idle[k] = append(n.idle[k], idleConn[C]{c: c, since: time.Now()})
@@ -142,8 +180,7 @@ func (n *Node[C]) Reap(now time.Time) {
 	}
 	n.mu.Unlock()
 	for _, c := range old {
-		c.Close()
-		<-n.slots
+		n.discard(c)
 	}
 }
 
@@ -151,29 +188,38 @@ func (n *Node[C]) Reap(now time.Time) {
 func (n *Node[C]) CloseAll() {
 	n.mu.Lock()
 	n.closed = true
-	idle := n.idle
-	n.idle = map[Key][]idleConn[C]{}
 	n.mu.Unlock()
-	for _, l := range idle {
+	for _, l := range n.takeIdle() {
 		for _, ic := range l {
-			ic.c.Close()
-			<-n.slots
+			n.discard(ic.c)
 		}
 	}
 }
 
-// DropIdle closes every idle connection (the node changed role); the pool stays usable.
-func (n *Node[C]) DropIdle() {
-	n.mu.Lock()
-	idle := n.idle
-	n.idle = map[Key][]idleConn[C]{}
-	n.mu.Unlock()
-	for _, l := range idle {
+// Cut closes every connection of the node: idle ones at once, and the sockets of those handed
+// out, so that their owners see a broken connection (and release it) — a statement the node
+// answers late never reaches its client as a success. The pool stays usable. Cut returns how
+// many connections it closed. Used when the node stops being the primary (DESIGN §3 step 2).
+func (n *Node[C]) Cut() int {
+	closed := 0
+	for _, l := range n.takeIdle() {
 		for _, ic := range l {
-			ic.c.Close()
-			<-n.slots
+			n.discard(ic.c)
+			closed++
 		}
 	}
+	n.mu.Lock()
+	socks := make([]net.Conn, 0, len(n.live))
+	for c := range n.live {
+		if nc := c.NetConn(); nc != nil {
+			socks = append(socks, nc)
+		}
+	}
+	n.mu.Unlock()
+	for _, nc := range socks {
+		nc.Close() // safe from any goroutine; the owner's next read or write fails
+	}
+	return closed + len(socks)
 }
 
 // Stats reports open and idle connection counts.

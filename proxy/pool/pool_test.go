@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ type fakeConn struct {
 }
 
 func (f *fakeConn) Close() { f.closed.Store(true) }
+
+func (f *fakeConn) NetConn() net.Conn { return nil }
 
 func newTestNode(max int, resetOK bool) (*Node[*fakeConn], *atomic.Int64) {
 	cfg := &topology.Pool{MaxPerNode: max, AcquireTimeout: topology.Duration(50 * time.Millisecond),
