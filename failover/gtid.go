@@ -2,99 +2,27 @@ package failover
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/baton-proxy/baton/health"
 )
 
 // GTID positions of MariaDB (a list of domain-server-seq, one per replication domain) and MySQL
 // (a set of uuid:interval[:interval…] ranges). All functions here are pure.
 
-// mariaGTID is the last transaction of one replication domain.
-type mariaGTID struct {
-	server uint32
-	seq    uint64
-}
-
-// parseMariaPos parses "0-1-42,1-2-7"; "" is the empty position. Where a domain appears twice
-// (it does not in server output), the higher sequence number wins.
-func parseMariaPos(s string) (map[uint32]mariaGTID, error) {
-	pos := map[uint32]mariaGTID{}
-	for g := range strings.SplitSeq(s, ",") {
-		g = strings.TrimSpace(g)
-		if g == "" {
-			continue
-		}
-		f := strings.Split(g, "-")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("failover: bad MariaDB GTID %q", g)
-		}
-		d, err1 := strconv.ParseUint(f[0], 10, 32)
-		srv, err2 := strconv.ParseUint(f[1], 10, 32)
-		n, err3 := strconv.ParseUint(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("failover: bad MariaDB GTID %q", g)
-		}
-		if old, ok := pos[uint32(d)]; !ok || n > old.seq {
-			pos[uint32(d)] = mariaGTID{uint32(srv), n}
-		}
-	}
-	return pos, nil
-}
-
-// formatMariaPos writes a position with domains in ascending order.
-func formatMariaPos(pos map[uint32]mariaGTID) string {
-	var b strings.Builder
-	for i, d := range slices.Sorted(maps.Keys(pos)) {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		g := pos[d]
-		fmt.Fprintf(&b, "%d-%d-%d", d, g.server, g.seq)
-	}
-	return b.String()
-}
-
-// mergeMariaPos returns, per domain, the newer GTID of a and b.
-func mergeMariaPos(a, b string) (string, error) {
-	x, err := parseMariaPos(a)
-	if err != nil {
-		return "", err
-	}
-	y, err := parseMariaPos(b)
-	if err != nil {
-		return "", err
-	}
-	for d, g := range y {
-		if old, ok := x[d]; !ok || g.seq > old.seq {
-			x[d] = g
-		}
-	}
-	return formatMariaPos(x), nil
-}
-
-// mariaCovers reports whether have reached want's sequence number in every domain of want.
-func mariaCovers(have, want map[uint32]mariaGTID) bool {
-	for d, g := range want {
-		if have[d].seq < g.seq {
-			return false
-		}
-	}
-	return true
-}
-
 // mariaDiverged reports whether node position have holds transactions that source position src
 // cannot have: a domain where have is further, or the same sequence number written by another
 // server. Such a node cannot replicate from src (MariaDB error 1236 under gtid_strict_mode).
-func mariaDiverged(have, src map[uint32]mariaGTID) (string, bool) {
+func mariaDiverged(have, src health.MariaPos) (string, bool) {
 	for d, g := range have {
 		s, ok := src[d]
 		switch {
-		case !ok || g.seq > s.seq:
-			return fmt.Sprintf("domain %d is at %d-%d-%d, the new primary at %d", d, d, g.server, g.seq, s.seq), true
-		case g.seq == s.seq && g.server != s.server:
-			return fmt.Sprintf("domain %d: %d-%d-%d here, %d-%d-%d on the new primary", d, d, g.server, g.seq, d, s.server, s.seq), true
+		case !ok || g.Seq > s.Seq:
+			return fmt.Sprintf("domain %d is at %d-%d-%d, the new primary at %d", d, d, g.Server, g.Seq, s.Seq), true
+		case g.Seq == s.Seq && g.Server != s.Server:
+			return fmt.Sprintf("domain %d: %d-%d-%d here, %d-%d-%d on the new primary", d, d, g.Server, g.Seq, d, s.Server, s.Seq), true
 		}
 	}
 	return "", false
@@ -196,12 +124,12 @@ func gtidCompare(a, b string) (int, bool) {
 		}
 		aHasB, bHasA = mysqlMissing(x, y) == 0, mysqlMissing(y, x) == 0
 	} else {
-		x, err1 := parseMariaPos(a)
-		y, err2 := parseMariaPos(b)
+		x, err1 := health.ParseMariaPos(a)
+		y, err2 := health.ParseMariaPos(b)
 		if err1 != nil || err2 != nil {
 			return 0, false
 		}
-		aHasB, bHasA = mariaCovers(x, y), mariaCovers(y, x)
+		aHasB, bHasA = x.Covers(y), y.Covers(x)
 	}
 	switch {
 	case aHasB && bHasA:
@@ -224,15 +152,15 @@ func gtidDistance(a, b string) int64 {
 		}
 		return int64(mysqlMissing(y, x))
 	}
-	x, err1 := parseMariaPos(a)
-	y, err2 := parseMariaPos(b)
+	x, err1 := health.ParseMariaPos(a)
+	y, err2 := health.ParseMariaPos(b)
 	if err1 != nil || err2 != nil {
 		return -1
 	}
 	var n uint64
 	for d, g := range x {
-		if s := y[d].seq; g.seq > s {
-			n += g.seq - s
+		if s := y[d].Seq; g.Seq > s {
+			n += g.Seq - s
 		}
 	}
 	return int64(n)

@@ -234,7 +234,7 @@ func myPositions(ctx context.Context, c *sql.Conn, fl myFlavor, st myStatus) (ap
 	if err := c.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_current_pos").Scan(&applied); err != nil {
 		return "", "", err
 	}
-	received, err = mergeMariaPos(applied, st["Gtid_IO_Pos"])
+	received, err = health.MergeMariaGTIDs(applied, st["Gtid_IO_Pos"])
 	return applied, received, err
 }
 
@@ -390,12 +390,12 @@ func (e *myEngine) WaitApplied(ctx context.Context, n *topology.Node, pos string
 			}
 			cmp, ok := gtidCompare(applied, pos)
 			if !ok && !isMySQLSet(pos) { // pos has a domain applied lacks, or vice versa
-				a, err1 := parseMariaPos(applied)
-				w, err2 := parseMariaPos(pos)
+				a, err1 := health.ParseMariaPos(applied)
+				w, err2 := health.ParseMariaPos(pos)
 				if err1 != nil || err2 != nil {
 					return false, state, errors.Join(err1, err2)
 				}
-				return mariaCovers(a, w), state, nil
+				return a.Covers(w), state, nil
 			}
 			return ok && cmp >= 0, state, nil
 		})
@@ -536,13 +536,13 @@ func (e *myEngine) attach(ctx context.Context, n, primary *topology.Node, step s
 			}
 			cmp, ok := gtidCompare(applied, srcPos)
 			if !ok && !isMySQLSet(srcPos) {
-				a, err1 := parseMariaPos(applied)
-				w, err2 := parseMariaPos(srcPos)
+				a, err1 := health.ParseMariaPos(applied)
+				w, err2 := health.ParseMariaPos(srcPos)
 				if err1 != nil || err2 != nil {
 					return false, state, errors.Join(err1, err2)
 				}
 				ok, cmp = true, -1
-				if mariaCovers(a, w) {
+				if a.Covers(w) {
 					cmp = 0
 				}
 			}
@@ -564,8 +564,8 @@ func myDiverged(fl myFlavor, have, src string) (string, bool) {
 		}
 		return "", false
 	}
-	h, err1 := parseMariaPos(have)
-	s, err2 := parseMariaPos(src)
+	h, err1 := health.ParseMariaPos(have)
+	s, err2 := health.ParseMariaPos(src)
 	if err1 != nil || err2 != nil {
 		return "", false
 	}

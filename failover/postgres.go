@@ -252,7 +252,7 @@ func (e *pgEngine) Inspect(ctx context.Context, n *topology.Node) (NodeInfo, err
 		}
 		info = NodeInfo{InRecovery: rec, Writable: !rec && dtro == "off", Applied: applied, Received: applied}
 		if rec {
-			if received.Valid && lsnLess(applied, received.String) {
+			if c, ok := lsnCompare(applied, received.String); received.Valid && ok && c < 0 {
 				info.Received = received.String
 			}
 			switch {
@@ -276,13 +276,6 @@ func (e *pgEngine) Inspect(ctx context.Context, n *topology.Node) (NodeInfo, err
 		return nil
 	})
 	return info, err
-}
-
-// lsnLess reports a < b for pg_lsn text; false when either does not parse.
-func lsnLess(a, b string) bool {
-	x, err1 := health.ParseLSN(a)
-	y, err2 := health.ParseLSN(b)
-	return err1 == nil && err2 == nil && x < y
 }
 
 // setSystem runs ALTER SYSTEM stmt and pg_reload_conf(), then waits until this session sees
@@ -510,7 +503,10 @@ func (e *pgEngine) Rejoin(_ context.Context, old, primary *topology.Node) error 
 
 // Compare implements Engine on pg_lsn text. Timelines are not part of an LSN: the caller
 // compares positions read on the same timeline.
-func (e *pgEngine) Compare(a, b string) (int, bool) {
+func (e *pgEngine) Compare(a, b string) (int, bool) { return lsnCompare(a, b) }
+
+// lsnCompare orders two pg_lsn texts; ok is false when either does not parse.
+func lsnCompare(a, b string) (int, bool) {
 	x, err1 := health.ParseLSN(a)
 	y, err2 := health.ParseLSN(b)
 	if err1 != nil || err2 != nil {
@@ -544,9 +540,6 @@ func dollarQuote(s string) string {
 	return tag + s + tag
 }
 
-// conninfoPair is one keyword = value of a libpq connection string.
-type conninfoPair struct{ key, value string }
-
 // replaceHostPort returns conninfo with host and port replaced and hostaddr removed (hostaddr
 // would override host). Both libpq forms are understood: keyword/value pairs and
 // postgresql:// URIs. An empty conninfo yields "host=… port=…".
@@ -564,114 +557,34 @@ func replaceHostPort(conninfo, host, port string) (string, error) {
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	pairs, err := parseConninfo(conninfo)
+	pairs, err := health.ParseConninfo(conninfo)
 	if err != nil {
 		return "", err
 	}
-	out := make([]conninfoPair, 0, len(pairs)+2)
+	out := make([]health.ConninfoPair, 0, len(pairs)+2)
 	seenHost, seenPort := false, false
 	for _, p := range pairs {
-		switch p.key {
+		switch p.Key {
 		case "hostaddr":
 			continue
 		case "host":
 			if seenHost {
 				continue
 			}
-			p.value, seenHost = host, true
+			p.Value, seenHost = host, true
 		case "port":
 			if seenPort {
 				continue
 			}
-			p.value, seenPort = port, true
+			p.Value, seenPort = port, true
 		}
 		out = append(out, p)
 	}
 	if !seenHost {
-		out = append(out, conninfoPair{"host", host})
+		out = append(out, health.ConninfoPair{Key: "host", Value: host})
 	}
 	if !seenPort {
-		out = append(out, conninfoPair{"port", port})
+		out = append(out, health.ConninfoPair{Key: "port", Value: port})
 	}
-	return formatConninfo(out), nil
-}
-
-// parseConninfo splits a libpq keyword/value connection string: keyword = value pairs separated
-// by white space; a value is either single-quoted, where \' and \\ are escapes, or a run of
-// non-space characters, where a backslash escapes the next character. Errors never quote values.
-func parseConninfo(s string) ([]conninfoPair, error) {
-	var pairs []conninfoPair
-	i := 0
-	skipSpace := func() {
-		for i < len(s) && isConninfoSpace(s[i]) {
-			i++
-		}
-	}
-	for {
-		skipSpace()
-		if i == len(s) {
-			return pairs, nil
-		}
-		start := i
-		for i < len(s) && s[i] != '=' && !isConninfoSpace(s[i]) {
-			i++
-		}
-		key := s[start:i]
-		skipSpace()
-		if key == "" || i == len(s) || s[i] != '=' {
-			return nil, fmt.Errorf("missing \"=\" after %q", key)
-		}
-		i++
-		skipSpace()
-		var v strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			closed := false
-			for i < len(s) {
-				ch := s[i]
-				if ch == '\\' && i+1 < len(s) {
-					v.WriteByte(s[i+1])
-					i += 2
-					continue
-				}
-				i++
-				if ch == '\'' {
-					closed = true
-					break
-				}
-				v.WriteByte(ch)
-			}
-			if !closed {
-				return nil, fmt.Errorf("unterminated quoted value of %q", key)
-			}
-		} else {
-			for i < len(s) && !isConninfoSpace(s[i]) {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				v.WriteByte(s[i])
-				i++
-			}
-		}
-		pairs = append(pairs, conninfoPair{key, v.String()})
-	}
-}
-
-func isConninfoSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
-}
-
-// formatConninfo writes pairs as keyword='value' with \ and ' escaped by a backslash.
-func formatConninfo(pairs []conninfoPair) string {
-	var b strings.Builder
-	for i, p := range pairs {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(p.key)
-		b.WriteString("='")
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(p.value))
-		b.WriteByte('\'')
-	}
-	return b.String()
+	return health.FormatConninfo(out), nil
 }

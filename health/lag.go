@@ -136,17 +136,12 @@ func covers(k PosKind, have, want string) (covered, ok bool) {
 	default:
 		return false, false
 	}
-	h, err1 := parseMariaGTIDs(have)
-	w, err2 := parseMariaGTIDs(want)
+	h, err1 := ParseMariaPos(have)
+	w, err2 := ParseMariaPos(want)
 	if err1 != nil || err2 != nil {
 		return false, false
 	}
-	for d, seq := range w {
-		if h[d] < seq {
-			return false, true
-		}
-	}
-	return true, true
+	return h.Covers(w), true
 }
 
 // lsnDistance returns primary − replica in bytes when both are pg_lsn text.
@@ -171,30 +166,6 @@ func parseLSN(s string) (int64, error) {
 		return 0, fmt.Errorf("health: bad LSN %q", s)
 	}
 	return int64(h<<32 | l), nil
-}
-
-// parseMariaGTIDs parses a MariaDB GTID position list into the highest sequence number per
-// replication domain. The server id does not order positions within a domain.
-func parseMariaGTIDs(s string) (map[uint32]uint64, error) {
-	pos := map[uint32]uint64{}
-	for g := range strings.SplitSeq(s, ",") {
-		g = strings.TrimSpace(g)
-		if g == "" {
-			continue
-		}
-		f := strings.Split(g, "-")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("health: bad GTID %q", g)
-		}
-		d, err1 := strconv.ParseUint(f[0], 10, 32)
-		_, err2 := strconv.ParseUint(f[1], 10, 32)
-		n, err3 := strconv.ParseUint(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("health: bad GTID %q", g)
-		}
-		pos[uint32(d)] = max(pos[uint32(d)], n)
-	}
-	return pos, nil
 }
 
 // sameEndpoint reports whether two host:port strings name the same server: equal ports and

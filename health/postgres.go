@@ -136,47 +136,15 @@ func walReceiverAppName(conninfo, clusterName string) string {
 	return "walreceiver"
 }
 
-// parseConninfo splits a libpq key=value connection string (values may be single-quoted, with
-// backslash escapes). Malformed input yields what was parsed up to the fault.
+// parseConninfo returns the keywords of a libpq connection string with their values (those
+// parsed before a fault, if it is malformed).
 func parseConninfo(s string) map[string]string {
-	kv := map[string]string{}
-	for {
-		s = strings.TrimLeft(s, " \t\n\r")
-		k, rest, ok := strings.Cut(s, "=")
-		if !ok || k == "" {
-			return kv
-		}
-		k = strings.TrimSpace(k)
-		s = strings.TrimLeft(rest, " \t\n\r")
-		var v strings.Builder
-		if strings.HasPrefix(s, "'") {
-			i, closed := 1, false
-			for ; i < len(s); i++ {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-					v.WriteByte(s[i])
-					continue
-				}
-				if s[i] == '\'' {
-					closed = true
-					break
-				}
-				v.WriteByte(s[i])
-			}
-			if !closed {
-				return kv
-			}
-			s = s[i+1:]
-		} else {
-			i := strings.IndexAny(s, " \t\n\r")
-			if i < 0 {
-				i = len(s)
-			}
-			v.WriteString(s[:i])
-			s = s[i:]
-		}
-		kv[k] = v.String()
+	pairs, _ := ParseConninfo(s)
+	kv := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		kv[p.Key] = p.Value
 	}
+	return kv
 }
 
 // Close implements Prober.

@@ -121,7 +121,7 @@ func (s *session) writePosition(u *unit, be *backend) (pos string, my bool, err 
 	if !my && u.t != nil {
 		if ok := u.t.OK(); ok != nil {
 			if g, found := mywire.TrackedGTIDs(ok.SessionState); found {
-				if _, err := health.MergeMariaGTIDs(g, ""); err != nil {
+				if _, err := health.ParseMariaPos(g); err != nil {
 					return "", false, fmt.Errorf("%w: last_gtid %q", errNotPosition, g)
 				}
 				return g, false, nil
@@ -142,7 +142,7 @@ func (s *session) writePosition(u *unit, be *backend) (pos string, my bool, err 
 	case my && !isGTIDSetText(v):
 		return "", my, fmt.Errorf("%w: %q", errNotPosition, v)
 	case !my:
-		if _, err := health.MergeMariaGTIDs(v, ""); err != nil {
+		if _, err := health.ParseMariaPos(v); err != nil {
 			return "", my, fmt.Errorf("%w: %q", errNotPosition, v)
 		}
 	}
