@@ -58,7 +58,7 @@ type Store struct {
 	cli      *clientv3.Client
 	prefix   string
 	instance string
-	sess     *liveSession
+	sess     atomic.Pointer[concurrency.Session] // the current session; a lost one is replaced
 	ttl      time.Duration
 	lastOK   atomic.Int64 // unix nanos of the last successful round trip to etcd; 0 while re-registering
 	life     context.Context
@@ -68,30 +68,6 @@ type Store struct {
 	obsMu    sync.Mutex
 	observed map[string]bool // observer keys this instance keeps (put back with a new session)
 }
-
-// liveSession is the instance's current session; the Store replaces a lost one.
-type liveSession struct {
-	mu  sync.Mutex
-	cur *concurrency.Session
-}
-
-func (l *liveSession) get() *concurrency.Session {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cur
-}
-
-func (l *liveSession) set(s *concurrency.Session) {
-	l.mu.Lock()
-	l.cur = s
-	l.mu.Unlock()
-}
-
-// Lease is the current session's lease.
-func (l *liveSession) Lease() clientv3.LeaseID { return l.get().Lease() }
-
-// Done is closed when the current session ends.
-func (l *liveSession) Done() <-chan struct{} { return l.get().Done() }
 
 // openSession grants a lease (bounded by ctx) and keeps it alive in a new session, which lives
 // until it is closed or its lease is lost, not until ctx ends.
@@ -121,8 +97,9 @@ func NewStore(ctx context.Context, cli *clientv3.Client, prefix, instance string
 	if err != nil {
 		return nil, fmt.Errorf("topology: etcd session: %w", err)
 	}
-	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance, sess: &liveSession{cur: sess},
+	s := &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), instance: instance,
 		ttl: time.Duration(ttl) * time.Second, exited: make(chan struct{}), observed: map[string]bool{}}
+	s.sess.Store(sess)
 	s.life, s.end = context.WithCancel(context.Background())
 	s.lastOK.Store(time.Now().UnixNano())
 	if _, err := cli.Put(ctx, s.key("instances", instance), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(sess.Lease())); err != nil {
@@ -142,7 +119,7 @@ func (s *Store) watchLease() {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		sess := s.sess.get()
+		sess := s.sess.Load()
 		select {
 		case <-s.life.Done():
 			return
@@ -185,7 +162,7 @@ func (s *Store) renew(old *concurrency.Session, every time.Duration) bool {
 func (s *Store) reregister(old *concurrency.Session) error {
 	ctx, cancel := context.WithTimeout(s.life, s.ttl)
 	defer cancel()
-	cur := s.sess.get()
+	cur := s.sess.Load()
 	if cur == old || isDone(cur) {
 		sess, err := openSession(ctx, s.cli, int(s.ttl/time.Second))
 		if err != nil {
@@ -194,7 +171,7 @@ func (s *Store) reregister(old *concurrency.Session) error {
 		if cur != old {
 			cur.Orphan()
 		}
-		s.sess.set(sess) // from now on Observe and Campaign use the new lease
+		s.sess.Store(sess) // from now on Observe and Campaign use the new lease
 		cur = sess
 	}
 	if _, err := s.cli.Put(ctx, s.key("instances", s.instance), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(cur.Lease())); err != nil {
@@ -237,7 +214,7 @@ func (s *Store) observedKeys() []string {
 // depend on it.
 func (s *Store) MayWrite() bool {
 	select {
-	case <-s.sess.Done():
+	case <-s.sess.Load().Done():
 		return false
 	default:
 	}
@@ -254,13 +231,13 @@ func (s *Store) Instance() string { return s.instance }
 // Done is closed when the current session's lease can no longer be kept alive. From then on
 // the instance must not send writes (DESIGN §3, write lease): another instance may be failing
 // over. The Store opens a new session when etcd answers again; call Done again to watch it.
-func (s *Store) Done() <-chan struct{} { return s.sess.Done() }
+func (s *Store) Done() <-chan struct{} { return s.sess.Load().Done() }
 
 // Close revokes the lease (the instance's keys vanish at once) and ends the session.
 func (s *Store) Close() error {
 	s.end()
 	<-s.exited
-	return s.sess.get().Close()
+	return s.sess.Load().Close()
 }
 
 // Observe records whether this instance's probes of node succeed: the observer key exists
@@ -276,7 +253,7 @@ func (s *Store) Observe(ctx context.Context, cluster, node string, ok bool) erro
 	s.obsMu.Unlock()
 	var err error
 	if ok {
-		_, err = s.cli.Put(ctx, k, "up", clientv3.WithLease(s.sess.Lease()))
+		_, err = s.cli.Put(ctx, k, "up", clientv3.WithLease(s.sess.Load().Lease()))
 	} else {
 		_, err = s.cli.Delete(ctx, k)
 	}
@@ -372,7 +349,7 @@ type Coordinator struct {
 // Campaign blocks until this instance is the cluster's coordinator (or ctx ends). It fails with
 // ErrStoreClosed while the instance has no live session.
 func (s *Store) Campaign(ctx context.Context, cluster string) (*Coordinator, error) {
-	sess := s.sess.get()
+	sess := s.sess.Load()
 	if isDone(sess) {
 		return nil, ErrStoreClosed
 	}
@@ -385,7 +362,7 @@ func (s *Store) Campaign(ctx context.Context, cluster string) (*Coordinator, err
 
 // Leader names the current coordinator of a cluster ("" if none).
 func (s *Store) Leader(ctx context.Context, cluster string) (string, error) {
-	e := concurrency.NewElection(s.sess.get(), s.key(cluster, "coordinator"))
+	e := concurrency.NewElection(s.sess.Load(), s.key(cluster, "coordinator"))
 	r, err := e.Leader(ctx)
 	if errors.Is(err, concurrency.ErrElectionNoLeader) {
 		return "", nil
@@ -403,17 +380,7 @@ func (c *Coordinator) WriteState(ctx context.Context, st ClusterState) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", c.rev)).
-		Then(clientv3.OpPut(c.s.key(c.cluster, "state"), string(b))).
-		Commit()
-	if err != nil {
-		return err
-	}
-	if !r.Succeeded {
-		return ErrNotCoordinator
-	}
-	return nil
+	return c.put(ctx, c.s.key(c.cluster, "state"), string(b))
 }
 
 // Resign gives the coordinator role up.

@@ -17,7 +17,7 @@ import (
 // Ack records that this instance has stopped writing to the old primary for epoch.
 func (s *Store) Ack(ctx context.Context, cluster string, epoch uint64) error {
 	_, err := s.cli.Put(ctx, s.key(cluster, "acks", strconv.FormatUint(epoch, 10), s.instance), "stopped",
-		clientv3.WithLease(s.sess.Lease()))
+		clientv3.WithLease(s.sess.Load().Lease()))
 	return err
 }
 
@@ -145,7 +145,7 @@ func (s *Store) Submit(ctx context.Context, cluster string, req Request) (Result
 	rkey := s.key(cluster, "results", req.ID)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	put, err := s.cli.Put(ctx, s.key(cluster, "requests", req.ID), string(b), clientv3.WithLease(s.sess.Lease()))
+	put, err := s.cli.Put(ctx, s.key(cluster, "requests", req.ID), string(b), clientv3.WithLease(s.sess.Load().Lease()))
 	if err != nil {
 		return Result{}, err
 	}
