@@ -341,6 +341,27 @@ func newEnv(t *testing.T, fx *fixture, o envOptions) *env {
 	return e
 }
 
+// startLoad starts writers and readers through both instances and waits until each instance
+// has acknowledged a write.
+func (e *env) startLoad(writers, readers int) *load {
+	e.t.Helper()
+	l := startLoad(e.t, e.fx.dial, e.addrs(), writers, readers)
+	for i := range e.b {
+		l.ackedAfter(e.t, time.Now(), i, 20*time.Second)
+	}
+	return l
+}
+
+// mustStatus is b's cluster status; the test fails when the admin API does not answer.
+func (e *env) mustStatus(b *baton) admin.ClusterStatus {
+	e.t.Helper()
+	st, err := b.status()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
 func (e *env) addrs() []string {
 	out := make([]string, len(e.b))
 	for i, b := range e.b {

@@ -89,14 +89,8 @@ func killPrimaryOnce(t *testing.T, fx *fixture, etcd *etcdtest.Cluster) time.Dur
 	e := newEnv(t, fx, envOptions{etcd: etcd}) // baton's default probe_interval, failure_threshold, grace
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := startLoad(t, fx.dial, e.addrs(), 4, 2)
-	for i := range e.b {
-		l.ackedAfter(t, time.Now(), i, 20*time.Second)
-	}
-	st0, err := e.b[0].status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.startLoad(4, 2)
+	st0 := e.mustStatus(e.b[0])
 	old := fx.name(0)
 
 	// The clock starts when the primary and all its processes are gone: until then a dying

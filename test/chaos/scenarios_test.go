@@ -47,14 +47,8 @@ func testHungPrimary(t *testing.T, fx *fixture) {
 	e := newEnv(t, fx, fastProbes)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := startLoad(t, fx.dial, e.addrs(), 4, 2)
-	for i := range e.b {
-		l.ackedAfter(t, time.Now(), i, 20*time.Second)
-	}
-	st0, err := e.b[0].status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.startLoad(4, 2)
+	st0 := e.mustStatus(e.b[0])
 	old := fx.name(0)
 	stopped := time.Now()
 	resume := hang(t, fx, 0)
@@ -90,17 +84,11 @@ func testCoordinatorKilled(t *testing.T, fx *fixture) {
 	e := newEnv(t, fx, fastProbes)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := startLoad(t, fx.dial, e.addrs(), 4, 2)
-	for i := range e.b {
-		l.ackedAfter(t, time.Now(), i, 20*time.Second)
-	}
+	l := e.startLoad(4, 2)
 	ci := e.coordinator()
 	si := 1 - ci
 	surv := e.b[si]
-	st0, err := surv.status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	st0 := e.mustStatus(surv)
 	old := fx.name(0)
 	var resumes []func()
 	for i := 1; i < len(fx.nodes); i++ {
@@ -145,14 +133,8 @@ func testEtcdQuorum(t *testing.T, fx *fixture) {
 	e := newEnv(t, fx, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := startLoad(t, fx.dial, e.addrs(), 4, 2)
-	for i := range e.b {
-		l.ackedAfter(t, time.Now(), i, 20*time.Second)
-	}
-	st0, err := e.b[0].status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.startLoad(4, 2)
+	st0 := e.mustStatus(e.b[0])
 
 	// One member down (whichever it is, possibly the raft leader): no effect.
 	down := time.Now()
@@ -232,14 +214,8 @@ func testSwitchover(t *testing.T, fx *fixture) {
 	e := newEnv(t, fx, fastProbes)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l := startLoad(t, fx.dial, e.addrs(), 4, 2)
-	for i := range e.b {
-		l.ackedAfter(t, time.Now(), i, 20*time.Second)
-	}
-	st0, err := e.b[0].status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.startLoad(4, 2)
+	st0 := e.mustStatus(e.b[0])
 	began := time.Now()
 	out, err := e.b[1].control(ctx, "switchover", fx.engine)
 	done := time.Now()

@@ -19,7 +19,6 @@ type load struct {
 	lastEnd  atomic.Int64 // ... and when it was acknowledged
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	attempts atomic.Int64
 	ackTimes []time.Time // when each write was acknowledged
 }
 
@@ -55,7 +54,6 @@ func startLoad(t *testing.T, n int, mk func(id int) (writer, error)) *load {
 			defer l.wg.Done()
 			defer w.close()
 			for seq := 1; ctx.Err() == nil; seq++ {
-				l.attempts.Add(1)
 				sent := time.Now()
 				err := w.write(ctx, seq)
 				if ctx.Err() != nil {

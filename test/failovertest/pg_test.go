@@ -3,7 +3,6 @@ package failovertest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -60,6 +59,44 @@ func pgQueryInt(ctx context.Context, url, q string) (int64, error) {
 	return n, err
 }
 
+// startPGLoad creates the acked table through baton at url and starts four writers.
+func startPGLoad(t *testing.T, ctx context.Context, url string) *load {
+	t.Helper()
+	setup, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setup.Close(ctx)
+	if _, err := setup.Exec(ctx, "CREATE TABLE acked (w int, seq int, PRIMARY KEY (w, seq))"); err != nil {
+		t.Fatal(err)
+	}
+	return startLoad(t, 4, func(id int) (writer, error) {
+		w := &pgWriter{url: url, id: id}
+		return w, w.reconnect(ctx)
+	})
+}
+
+// assertAllAcked checks that every acknowledged write of l is in the acked table at url.
+func assertAllAcked(t *testing.T, ctx context.Context, l *load, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	missing := 0
+	for w, seqs := range l.snapshotAcked() {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM acked WHERE w = $1 AND seq = ANY($2)", w, seqs).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		missing += len(seqs) - n
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged writes are missing on the new primary", missing, l.ackedCount())
+	}
+}
+
 // waitState polls the instance's shared state until ok(st).
 func waitState(t *testing.T, b *batontest.Baton, d time.Duration, what string, ok func(topology.ClusterState) bool) topology.ClusterState {
 	t.Helper()
@@ -106,19 +143,7 @@ func TestPGKillPrimary(t *testing.T) {
 	st := waitState(t, b, 10*time.Second, "initial state", func(st topology.ClusterState) bool {
 		return st.Epoch >= 1 && st.Phase == topology.PhaseStable && st.Primary == "pg1"
 	})
-	setup, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := setup.Exec(ctx, "CREATE TABLE acked (w int, seq int, PRIMARY KEY (w, seq))"); err != nil {
-		t.Fatal(err)
-	}
-	setup.Close(ctx)
-
-	l := startLoad(t, 4, func(id int) (writer, error) {
-		w := &pgWriter{url: url, id: id}
-		return w, w.reconnect(ctx)
-	})
+	l := startPGLoad(t, ctx, url)
 	defer l.stop()
 	l.ackedAfter(t, time.Now(), 10*time.Second)
 	before := l.ackedCount()
@@ -173,22 +198,6 @@ func TestPGKillPrimary(t *testing.T) {
 	}
 
 	// Every acknowledged write is on the new primary (synchronous replication).
-	conn, err := pgx.Connect(ctx, newP.SuperURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	missing := 0
-	for w, seqs := range l.snapshotAcked() {
-		var n int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM acked WHERE w = $1 AND seq = ANY($2)", w, seqs).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		missing += len(seqs) - n
-	}
-	if missing > 0 {
-		t.Errorf("%d acknowledged writes are missing on the new primary", missing)
-	}
+	assertAllAcked(t, ctx, l, newP.SuperURL())
 	t.Logf("%d acknowledged writes, none lost; %d client errors", l.ackedCount(), len(errs))
-	_ = fmt.Sprint
 }
