@@ -565,21 +565,16 @@ func (m *Manager) repointAll(ctx context.Context, cl *topology.Cluster, primary 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for _, n := range cl.Nodes {
-		if n.Name == primary.Name || n.Name == skip {
+	// Nodes that do not answer are re-pointed when an operator brings them back; a fenced old
+	// primary (not in recovery) is not re-pointed here.
+	for _, c := range m.inspectAll(ctx, cl, skip) {
+		if c.node.Name == primary.Name || !c.info.InRecovery {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			info, err := m.eng.Inspect(ctx, n)
-			if err != nil {
-				return // down: it is re-pointed when an operator brings it back
-			}
-			if !info.InRecovery {
-				return // a fenced old primary is not re-pointed here
-			}
-			if err := m.eng.Repoint(ctx, n, primary); err != nil {
+			if err := m.eng.Repoint(ctx, c.node, primary); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

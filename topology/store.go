@@ -262,21 +262,17 @@ func (s *Store) Observe(ctx context.Context, cluster, node string, ok bool) erro
 
 // Observers lists the instances whose probes of node currently succeed.
 func (s *Store) Observers(ctx context.Context, cluster, node string) ([]string, error) {
-	p := s.key(cluster, "observers", node) + "/"
-	r, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(r.Kvs))
-	for _, kv := range r.Kvs {
-		out = append(out, strings.TrimPrefix(string(kv.Key), p))
-	}
-	return out, nil
+	return s.names(ctx, s.key(cluster, "observers", node))
 }
 
 // Instances lists the live baton instances.
 func (s *Store) Instances(ctx context.Context) ([]string, error) {
-	p := s.key("instances") + "/"
+	return s.names(ctx, s.key("instances"))
+}
+
+// names lists the last path element of every key under dir.
+func (s *Store) names(ctx context.Context, dir string) ([]string, error) {
+	p := dir + "/"
 	r, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, err

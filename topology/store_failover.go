@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -23,16 +22,7 @@ func (s *Store) Ack(ctx context.Context, cluster string, epoch uint64) error {
 
 // Acks lists the instances that acknowledged epoch.
 func (s *Store) Acks(ctx context.Context, cluster string, epoch uint64) ([]string, error) {
-	p := s.key(cluster, "acks", strconv.FormatUint(epoch, 10)) + "/"
-	r, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(r.Kvs))
-	for _, kv := range r.Kvs {
-		out = append(out, strings.TrimPrefix(string(kv.Key), p))
-	}
-	return out, nil
+	return s.names(ctx, s.key(cluster, "acks", strconv.FormatUint(epoch, 10)))
 }
 
 // Step is one timed step of a failover or switchover.
