@@ -205,8 +205,8 @@ func (s *session) handle(f []byte) bool {
 		}
 		return true
 	}
-	if lost := s.lostOpen.Swap(nil); lost != nil && s.openUnit != nil && s.openUnit.be == lost {
-		s.openUnit = nil
+	if s.openUnit != nil && s.lostOpen.Load() != nil && s.lostOpen.Swap(nil) == s.openUnit.be {
+		s.openUnit = nil // its backend died: the rest of the group has nowhere to go
 	}
 	if s.openUnit != nil {
 		switch typ {
