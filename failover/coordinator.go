@@ -109,7 +109,15 @@ func (m *Manager) lead(ctx context.Context, co *topology.Coordinator) {
 			continue
 		}
 		downSince = m.tick(lctx, co, downSince)
-		t := time.NewTimer(m.cfg().ProbeInterval.D())
+		// Look again at the next snapshot, or after a probe interval — or the moment the grace
+		// of a primary seen dead runs out, not up to a probe interval later.
+		wait := m.cfg().ProbeInterval.D()
+		if !downSince.IsZero() {
+			if r := time.Until(downSince.Add(m.cfg().Failover.Grace.D())); r > 0 && r < wait {
+				wait = r
+			}
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-lctx.Done():
 		case r, ok := <-reqs:
