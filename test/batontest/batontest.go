@@ -80,14 +80,27 @@ type Baton struct {
 	Cfg  *topology.Config
 }
 
-// StartBaton starts baton for cfg.
+// StartBaton starts baton for cfg. A free port picked for a listener (or the embedded etcd) can
+// be taken by another process before baton binds it; then the listeners get new free ports and
+// the start is retried.
 func StartBaton(cfg *topology.Config) (*Baton, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
-	inst, err := proxy.Start(context.Background(), cfg, log)
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		inst, err := proxy.Start(context.Background(), cfg, log)
+		if err == nil {
+			return &Baton{Inst: inst, Cfg: cfg}, nil
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+		for _, cl := range cfg.Clusters {
+			port, perr := cluster.FreePort()
+			if perr != nil {
+				return nil, perr
+			}
+			cl.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+		}
 	}
-	return &Baton{Inst: inst, Cfg: cfg}, nil
 }
 
 func level(s string) slog.Level {

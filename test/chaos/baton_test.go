@@ -118,8 +118,38 @@ type baton struct {
 	done chan struct{}
 }
 
-// startBaton starts an instance named name serving s, and stops it when the test ends.
+// startBaton starts an instance named name serving s, and stops it when the test ends. A free
+// port can be taken by another process before baton binds it; baton then exits at once, and
+// the instance is started again on new ports.
 func startBaton(t *testing.T, s spec, name string) *baton {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		b := startBatonOnce(t, s, name)
+		if attempt == 5 || !b.lostPortRace() {
+			return b
+		}
+		t.Logf("baton %s lost a race for its port; starting it again", name)
+	}
+}
+
+// lostPortRace waits until b serves its admin API or exits, and reports whether it exited
+// because an address was taken.
+func (b *baton) lostPortRace() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b.exited() {
+			return strings.Contains(tail(b.logPath, 4000), "address already in use")
+		}
+		if resp, err := httpClient.Get(b.adminURL + "/healthz"); err == nil {
+			resp.Body.Close()
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func startBatonOnce(t *testing.T, s spec, name string) *baton {
 	t.Helper()
 	port, err1 := cluster.FreePort()
 	aport, err2 := cluster.FreePort()
