@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/baton-proxy/baton/test/cluster"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -130,17 +131,17 @@ func start(ctx context.Context, n int, o Options, attempt int) (_ *Cluster, err 
 	return c, nil
 }
 
-// freePorts returns k distinct free loopback ports (all listeners are held open until every
-// port is chosen, so none repeats).
+// freePorts returns k distinct free loopback ports, chosen outside the ephemeral range (see
+// [cluster.FreePort]): a member restarted on its ports must not find one taken by the local end
+// of an unrelated outgoing connection.
 func freePorts(k int) ([]int, error) {
 	ports := make([]int, 0, k)
 	for range k {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := cluster.FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("etcdtest: %w", err)
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
@@ -259,10 +260,12 @@ func (c *Cluster) removeDir() {
 	}
 }
 
-// DumpLogs passes the tail of every member's log to logf.
+// DumpLogs passes a short digest of every member's log to logf: its path, and the last lines
+// that are warnings or errors, the harness's own markers or not JSON at all. The full logs stay
+// in the files; a failing test's own message must not drown under hundreds of info lines.
 func (c *Cluster) DumpLogs(logf func(format string, args ...any)) {
 	for _, m := range c.members {
-		logf("--- tail of etcd member %s (%s) ---\n%s", m.name, m.logPath, m.Tail(40))
+		logf("--- etcd member %s, log %s; its last warnings and errors:\n%s", m.name, m.logPath, m.Digest(12))
 	}
 }
 

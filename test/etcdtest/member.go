@@ -285,5 +285,24 @@ func (m *Member) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// Digest returns the member log's last n lines that matter when a test fails: warnings, errors,
+// the harness's start markers and anything that is not a JSON log line (a crash's stack trace).
+func (m *Member) Digest(n int) string {
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"level":"info"`) && !strings.Contains(l, `"level":"debug"`) {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
+}
+
 // logPathFor is where member name logs inside dir.
 func logPathFor(dir, name string) string { return filepath.Join(dir, name+".log") }
