@@ -327,6 +327,7 @@ func (s *session) replay(be *backend) error {
 func (s *session) fail(be *backend, held bool) outcome {
 	inTx := s.inTx
 	s.drop(be)
+	be.node.DropIdle() // its siblings are likely dying too: dial afresh (pool.Node.DropIdle)
 	if held {
 		return retryOther
 	}

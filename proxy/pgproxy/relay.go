@@ -256,6 +256,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 func (s *session) lose(be *backend, held bool) bool {
 	lost := be.node.name
 	s.drop(be)
+	be.node.DropIdle() // its siblings are likely dying too: dial afresh (pool.Node.DropIdle)
 	if held && !s.closing.Load() {
 		s.srv.metrics.retries.Add(1)
 		return true

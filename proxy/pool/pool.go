@@ -196,11 +196,13 @@ func (n *Node[C]) CloseAll() {
 	}
 }
 
-// Cut closes every connection of the node: idle ones at once, and the sockets of those handed
-// out, so that their owners see a broken connection (and release it) — a statement the node
-// answers late never reaches its client as a success. The pool stays usable. Cut returns how
-// many connections it closed. Used when the node stops being the primary (DESIGN §3 step 2).
-func (n *Node[C]) Cut() int {
+// DropIdle closes every idle connection of the node and returns how many it closed; connections
+// handed out are left alone. Used when one of the node's connections was lost mid-statement: the
+// server may be going down, and its other connections die one by one over the next tens of
+// milliseconds (a PostgreSQL backend notices its postmaster's death only at its next wait), each
+// of them costing whichever session takes it next another error. A fresh dial either works or
+// fails before anything was sent, which the failover buffer can hold.
+func (n *Node[C]) DropIdle() int {
 	closed := 0
 	for _, l := range n.takeIdle() {
 		for _, ic := range l {
@@ -208,6 +210,15 @@ func (n *Node[C]) Cut() int {
 			closed++
 		}
 	}
+	return closed
+}
+
+// Cut closes every connection of the node: idle ones at once, and the sockets of those handed
+// out, so that their owners see a broken connection (and release it) — a statement the node
+// answers late never reaches its client as a success. The pool stays usable. Cut returns how
+// many connections it closed. Used when the node stops being the primary (DESIGN §3 step 2).
+func (n *Node[C]) Cut() int {
+	closed := n.DropIdle()
 	n.mu.Lock()
 	socks := make([]net.Conn, 0, len(n.live))
 	for c := range n.live {

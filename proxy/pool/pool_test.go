@@ -101,3 +101,28 @@ func TestReapAndCloseAll(t *testing.T) {
 		t.Fatalf("acquire after CloseAll: %v", err)
 	}
 }
+
+// DropIdle closes the idle connections only; busy ones stay with their owners and the pool dials
+// afresh for the next Acquire.
+func TestDropIdleLeavesBusy(t *testing.T) {
+	n, dials := newTestNode(4, true)
+	k := Key{User: "u"}
+	busy, _ := n.Acquire(context.Background(), k)
+	i1, _ := n.Acquire(context.Background(), k)
+	i2, _ := n.Acquire(context.Background(), Key{User: "v"})
+	n.Release(i1, k, true)
+	n.Release(i2, Key{User: "v"}, true)
+	if got := n.DropIdle(); got != 2 {
+		t.Fatalf("DropIdle closed %d, want the 2 idle connections", got)
+	}
+	if !i1.closed.Load() || !i2.closed.Load() || busy.closed.Load() {
+		t.Fatalf("closed: idle %v %v, busy %v; want the idle ones only", i1.closed.Load(), i2.closed.Load(), busy.closed.Load())
+	}
+	if open, idle := n.Stats(); open != 1 || idle != 0 {
+		t.Fatalf("open %d idle %d after DropIdle; want 1 and 0", open, idle)
+	}
+	c, err := n.Acquire(context.Background(), k)
+	if err != nil || c == i1 || dials.Load() != 4 {
+		t.Fatalf("Acquire after DropIdle: %v, reused a dropped connection %v, dials %d", err, c == i1, dials.Load())
+	}
+}
