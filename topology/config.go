@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Engine names the wire protocol and SQL dialect of a cluster.
@@ -135,6 +138,11 @@ type Cluster struct {
 	// MaxLagBytes: a replica whose replayed WAL is further than this behind the primary's current
 	// WAL position serves no reads. PostgreSQL only. Default 16MiB; 0 = no byte bound.
 	MaxLagBytes ByteSize `yaml:"max_lag_bytes"`
+	// ReadYourWritesWait (consistency read_your_writes): when no replica is known to have applied
+	// the session's last write, a read waits at most this long on one replica for it (PostgreSQL:
+	// its replay LSN; MySQL/MariaDB: WAIT_FOR_EXECUTED_GTID_SET / MASTER_GTID_WAIT), then goes to
+	// the primary. Default 1s; 0 = no wait, such reads go to the primary at once.
+	ReadYourWritesWait Duration `yaml:"read_your_writes_wait"`
 	// FailureThreshold is how many consecutive probes of a node must fail before this instance
 	// withdraws its etcd observation of the node (DESIGN §3). Default 2.
 	FailureThreshold int `yaml:"failure_threshold"`
@@ -145,7 +153,7 @@ type Cluster struct {
 
 	// maxLagSet / maxLagBytesSet record that the file names the field, so that an explicit 0
 	// means "no bound" rather than "use the default".
-	maxLagSet, maxLagBytesSet bool
+	maxLagSet, maxLagBytesSet, rywWaitSet bool
 }
 
 // Failover configures how the coordinator replaces a dead primary and runs switchovers.
@@ -321,6 +329,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// UnmarshalYAML decodes a YAML scalar with UnmarshalText; an error names the field and line.
+func (d *Duration) UnmarshalYAML(n ast.Node) error { return unmarshalScalar(n, d) }
+
 // D returns the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
@@ -348,6 +359,29 @@ func (b *ByteSize) UnmarshalText(t []byte) error {
 	return nil
 }
 
+// UnmarshalYAML decodes a YAML scalar with UnmarshalText; an error names the field and line.
+func (b *ByteSize) UnmarshalYAML(n ast.Node) error { return unmarshalScalar(n, b) }
+
+// unmarshalScalar decodes YAML scalar n into v. The YAML decoder passes a plain UnmarshalText
+// error on without its position, so the error is located here: field path and line.
+func unmarshalScalar(n ast.Node, v encoding.TextUnmarshaler) error {
+	tk := n.GetToken()
+	var err error
+	if _, ok := n.(ast.ScalarNode); !ok || tk == nil {
+		err = fmt.Errorf("want a single value, not %s", n.Type())
+	} else {
+		err = v.UnmarshalText([]byte(tk.Value))
+	}
+	if err == nil {
+		return nil
+	}
+	fe := &fieldError{path: n.GetPath(), msg: err.Error()}
+	if tk != nil && tk.Position != nil {
+		fe.line = tk.Position.Line
+	}
+	return fe
+}
+
 // Defaults applied by Load.
 const (
 	DefaultMaxClients       = 10000
@@ -365,6 +399,7 @@ const (
 	DefaultMaxSessionState  = 1000
 	DefaultMaxLag           = 10 * time.Second
 	DefaultMaxLagBytes      = 16 << 20
+	DefaultRYWWait          = time.Second
 	DefaultFailureThreshold = 2
 	DefaultGrace            = time.Second
 	DefaultMinInterval      = 5 * time.Minute
@@ -392,6 +427,9 @@ func (c *Cluster) applyDefaults() {
 	}
 	if c.MaxLagBytes == 0 && !c.maxLagBytesSet && c.Engine != EngineMySQL {
 		c.MaxLagBytes = DefaultMaxLagBytes
+	}
+	if c.ReadYourWritesWait == 0 && !c.rywWaitSet {
+		c.ReadYourWritesWait = Duration(DefaultRYWWait)
 	}
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = DefaultFailureThreshold
@@ -484,6 +522,7 @@ func (c *Cluster) applyDefaults() {
 type fieldError struct {
 	path string
 	msg  string
+	line int // 0: look the path up in the file
 }
 
 func (e *fieldError) Error() string { return e.path + ": " + e.msg }

@@ -50,6 +50,14 @@ var yamlLineRe = regexp.MustCompile(`^\[(\d+):(\d+)\]\s*(.*)$`)
 func Parse(name string, data []byte) (*Config, error) {
 	cfg := &Config{File: name, Admin: Admin{Listen: DefaultAdminListen}}
 	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.DisallowUnknownField()); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) { // a value of ours (Duration, ByteSize) refused its text
+			line := fe.line
+			if line == 0 {
+				line = lineOf(data, fe.path)
+			}
+			return nil, &Error{File: name, Line: line, Field: strings.TrimPrefix(fe.path, "$."), Msg: fe.msg}
+		}
 		e := &Error{File: name, Msg: err.Error()}
 		// goccy errors read "[line:col] message\n  source excerpt"; keep the first line.
 		first := strings.SplitN(yaml.FormatError(err, false, false), "\n", 2)[0]
@@ -89,7 +97,8 @@ func lineOf(data []byte, path string) int {
 	return 0
 }
 
-// markExplicitZeros records which clusters name max_lag / max_lag_bytes, so that a written 0
+// markExplicitZeros records which clusters name max_lag / max_lag_bytes / read_your_writes_wait
+// (and failover.max_data_loss), so that a written 0
 // ("no bound") is told apart from an absent field (the default). data has already decoded.
 func markExplicitZeros(data []byte, cfg *Config) {
 	var raw struct {
@@ -102,6 +111,7 @@ func markExplicitZeros(data []byte, cfg *Config) {
 		if i < len(cfg.Clusters) && cfg.Clusters[i] != nil {
 			_, cfg.Clusters[i].maxLagSet = m["max_lag"]
 			_, cfg.Clusters[i].maxLagBytesSet = m["max_lag_bytes"]
+			_, cfg.Clusters[i].rywWaitSet = m["read_your_writes_wait"]
 			if f, ok := m["failover"].(map[string]any); ok {
 				_, cfg.Clusters[i].Failover.maxDataLossSet = f["max_data_loss"]
 			}
@@ -261,6 +271,9 @@ func (c *Cluster) validate(p string) error {
 	}
 	if c.Pool.MaxPerNode < 0 || c.Pool.MinIdle < 0 || c.Limits.MaxClients < 0 {
 		return ferr(p, "pool and limit counts must be ≥ 0")
+	}
+	if c.ReadYourWritesWait < 0 {
+		return ferr(p+".read_your_writes_wait", "must be ≥ 0")
 	}
 	if c.Engine == EngineMySQL && c.MaxLagBytes > 0 {
 		return ferr(p+".max_lag_bytes", "applies to PostgreSQL only: MySQL and MariaDB do not report replica lag in bytes (use max_lag)")

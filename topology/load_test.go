@@ -39,6 +39,32 @@ func TestLoadGood(t *testing.T) {
 	}
 }
 
+// A field left out takes its default; a field written as 0 means "no bound" / "no wait".
+func TestExplicitZeroVersusDefault(t *testing.T) {
+	cfg, err := Parse("x.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := cfg.Clusters[0]
+	if cl.MaxLag.D() != DefaultMaxLag || cl.MaxLagBytes != DefaultMaxLagBytes || cl.ReadYourWritesWait.D() != DefaultRYWWait {
+		t.Fatalf("defaults: max_lag %v, max_lag_bytes %v, read_your_writes_wait %v", cl.MaxLag, cl.MaxLagBytes, cl.ReadYourWritesWait)
+	}
+	zeros := strings.Replace(good, "    listen: 127.0.0.1:6432\n",
+		"    listen: 127.0.0.1:6432\n    max_lag: 0s\n    max_lag_bytes: 0\n    read_your_writes_wait: 0s\n", 1)
+	if cfg, err = Parse("x.yaml", []byte(zeros)); err != nil {
+		t.Fatal(err)
+	}
+	cl = cfg.Clusters[0]
+	if cl.MaxLag != 0 || cl.MaxLagBytes != 0 || cl.ReadYourWritesWait != 0 {
+		t.Fatalf("explicit zeros replaced: max_lag %v, max_lag_bytes %v, read_your_writes_wait %v", cl.MaxLag, cl.MaxLagBytes, cl.ReadYourWritesWait)
+	}
+	neg := strings.Replace(good, "    listen: 127.0.0.1:6432\n", "    listen: 127.0.0.1:6432\n    read_your_writes_wait: -1s\n", 1)
+	_, err = Parse("x.yaml", []byte(neg))
+	if e, ok := err.(*Error); !ok || e.Line != 6 || e.Field != "clusters[0].read_your_writes_wait" {
+		t.Fatalf("a negative read_your_writes_wait: %v, want line 6 and the field named", err)
+	}
+}
+
 func TestLoadErrorsNameLineAndField(t *testing.T) {
 	tests := []struct {
 		name, edit, wantField string
@@ -50,6 +76,9 @@ func TestLoadErrorsNameLineAndField(t *testing.T) {
 		{"bad auth", strings.Replace(good, "password: s3cret-value", "password: s3cret-value\n        auth: plain", 1), "clusters[0].users[0].auth", 14},
 		{"missing env", strings.Replace(good, "password: s3cret-value", "password_env: BATON_TEST_UNSET_VAR", 1), "clusters[0].users[0].password_env", 13},
 		{"duplicate node", strings.Replace(good, "name: b", "name: a", 1), "clusters[0].nodes[1].name", 8},
+		{"bad duration", strings.Replace(good, "    nodes:\n", "    probe_interval: 5 seconds\n    nodes:\n", 1), "clusters[0].probe_interval", 6},
+		{"bad size", strings.Replace(good, "    nodes:\n", "    max_lag_bytes: lots\n    nodes:\n", 1), "clusters[0].max_lag_bytes", 6},
+		{"list for a duration", strings.Replace(good, "    nodes:\n", "    max_lag: [1s]\n    nodes:\n", 1), "clusters[0].max_lag", 6},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,6 +54,10 @@ var (
 		"Statements that waited in the failover buffer.", []string{"cluster"}, nil)
 	descBufferFailed = prometheus.NewDesc("baton_buffer_failures_total",
 		"Statements that gave up waiting in the failover buffer (full, window or max duration).", []string{"cluster"}, nil)
+	descRYWWaits = prometheus.NewDesc("baton_read_your_writes_waits_total",
+		"read_your_writes: waits on a replica for the session's last write before a read.", []string{"cluster"}, nil)
+	descRYWFallbacks = prometheus.NewDesc("baton_read_your_writes_fallbacks_total",
+		"read_your_writes: reads sent to the primary because no replica had the session's last write in time.", []string{"cluster"}, nil)
 )
 
 // collector reads the instance's live values at scrape time; it keeps no state of its own.
@@ -66,7 +70,8 @@ var _ prometheus.Collector = (*collector)(nil)
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
 		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
-		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed} {
+		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed,
+		descRYWWaits, descRYWFallbacks} {
 		ch <- d
 	}
 }
@@ -113,6 +118,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBuffered, float64(cs.Buffered), cl)
 		counter(descBufferedTotal, cs.BufferedTotal, cl)
 		counter(descBufferFailed, cs.BufferFailed, cl)
+		counter(descRYWWaits, cs.RYWWaits, cl)
+		counter(descRYWFallbacks, cs.RYWFallbacks, cl)
 	}
 }
 

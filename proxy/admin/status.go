@@ -46,6 +46,11 @@ type ClusterStatus struct {
 	Misroutes        int64           `json:"misroutes"`
 	Retries          int64           `json:"retries"`
 	AuthFailures     int64           `json:"auth_failures"`
+	// RYWWaits / RYWFallbacks (consistency read_your_writes): waits on a replica for the
+	// session's last write before a read, and reads sent to the primary because no replica had
+	// it in time.
+	RYWWaits     int64 `json:"ryw_waits"`
+	RYWFallbacks int64 `json:"ryw_fallbacks"`
 }
 
 // StatementCounts counts the statements routed to each kind of node.
@@ -109,12 +114,14 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		cs.Sessions, cs.SessionsAccepted, cs.SessionsRejected = m.Sessions.Load(), m.Accepted.Load(), m.Rejected.Load()
 		cs.Statements = StatementCounts{Primary: m.ToPrimary.Load(), Replica: m.ToReplica.Load()}
 		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
+		cs.RYWWaits, cs.RYWFallbacks = m.RYWWaits(), m.RYWFallbacks()
 		pools = c.PG.PoolStats()
 	case c.My != nil:
 		m := c.My.Metrics()
 		cs.Sessions, cs.SessionsAccepted, cs.SessionsRejected = m.Sessions.Load(), m.Accepted.Load(), m.Rejected.Load()
 		cs.Statements = StatementCounts{Primary: m.ToPrimary.Load(), Replica: m.ToReplica.Load()}
 		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
+		cs.RYWWaits, cs.RYWFallbacks = m.GTIDWaits(), m.GTIDFallbacks()
 		pools = c.My.PoolStats()
 	}
 

@@ -28,17 +28,14 @@ import (
 // A later read outside a transaction goes to a readable replica whose last probed position
 // (health snapshot, NodeState.ReplayPos = @@gtid_current_pos) covers the session's position, or
 // that a wait already proved to hold it, with no wait. Otherwise baton picks one replica (the
-// sticky one, else one drawn by weight; none whose measured lag exceeds rywWait, none whose
-// wait for this session timed out within the last two probe intervals) and runs
-// MASTER_GTID_WAIT (MySQL: WAIT_FOR_EXECUTED_GTID_SET) there for at most rywWait: the read runs
-// there when the replica caught up, else on the primary. When the position cannot be learned,
+// sticky one, else one drawn by weight; none whose measured lag exceeds the cluster's
+// read_your_writes_wait, none whose wait for this session timed out within the last two probe
+// intervals) and runs MASTER_GTID_WAIT (MySQL: WAIT_FOR_EXECUTED_GTID_SET) there for at most
+// read_your_writes_wait: the read runs there when the replica caught up, else on the primary
+// (at once when read_your_writes_wait is 0). When the position cannot be learned,
 // the session reads from the primary from then on (s.wrote), as without GTIDs.
 //
 // The position is kept across COM_RESET_CONNECTION and COM_CHANGE_USER: they do not undo writes.
-
-// rywWait bounds how long a replica may take to catch up with a session's write before the
-// read goes to the primary instead.
-const rywWait = time.Second
 
 // posQueryTimeout bounds the round trips baton injects for read_your_writes beyond their own
 // wait (reading the position; network slack around a wait).
@@ -164,8 +161,9 @@ func isGTIDSetText(v string) bool {
 }
 
 // awaitReplica is called when pick sent a unit of class cls to the primary. When that was only
-// because no replica is known to hold the session's writes, it waits (at most rywWait) for one
-// replica to catch up and returns the session's connection to it; nil means use the primary.
+// because no replica is known to hold the session's writes, it waits (at most the cluster's
+// read_your_writes_wait) for one replica to catch up and returns the session's connection to
+// it; nil means use the primary.
 func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *backend {
 	if s.gtid == "" || s.wrote || s.inTx || s.srv.config().Consistency != topology.ReadYourWrites {
 		return nil
@@ -178,14 +176,19 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 	if !router.WantsReplica(cls, p) {
 		return nil
 	}
+	wait := s.srv.config().ReadYourWritesWait.D()
+	if wait <= 0 {
+		s.srv.metrics.gtidFallbacks.Add(1)
+		return nil
+	}
 	now := time.Now()
-	hold := max(rywWait, 2*s.srv.config().ProbeInterval.D())
+	hold := max(wait, 2*s.srv.config().ProbeInterval.D())
 	name := router.PickReplica(snap, p.Sticky, func(name string) bool {
 		np := s.srv.node(name)
 		n := &snap.Nodes[snap.Index(name)]
 		// Gone, failed for this unit, too far behind to catch up in time, or it missed a wait
 		// so recently that the health checker may not have measured it yet.
-		return np == nil || avoid[np] || n.Lag > rywWait || now.Sub(s.missed[name]) < hold
+		return np == nil || avoid[np] || n.Lag > wait || now.Sub(s.missed[name]) < hold
 	}, rand.IntN)
 	if name == "" {
 		s.srv.metrics.gtidFallbacks.Add(1)
@@ -204,7 +207,7 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 	}
 	s.srv.metrics.gtidWaits.Add(1)
 	s.active.Store(be)
-	reached, err := s.gtidWait(be)
+	reached, err := s.gtidWait(be, wait)
 	s.active.Store(nil)
 	if be.broken {
 		s.drop(be)
@@ -217,23 +220,23 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		s.missed[np.name] = time.Now()
 		s.srv.metrics.gtidFallbacks.Add(1)
 		s.srv.log.Debug("read_your_writes: the replica did not catch up in time; the read goes to the primary",
-			"cluster", s.srv.config().Name, "node", np.name, "gtid", s.gtid, "wait", rywWait, "error", err)
+			"cluster", s.srv.config().Name, "node", np.name, "gtid", s.gtid, "wait", wait, "error", err)
 		return nil
 	}
 	s.caughtUp = np.name
 	return be
 }
 
-// gtidWait waits on replica connection be until it has applied the session's writes or rywWait
+// gtidWait waits on replica connection be until it has applied the session's writes or wait
 // passed; reached reports the former.
-func (s *session) gtidWait(be *backend) (reached bool, err error) {
+func (s *session) gtidWait(be *backend, wait time.Duration) (reached bool, err error) {
 	fn := "MASTER_GTID_WAIT"
 	if s.gtidMy {
 		fn = "WAIT_FOR_EXECUTED_GTID_SET"
 	}
-	secs := strconv.FormatFloat(rywWait.Seconds(), 'f', -1, 64)
+	secs := strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
 	// s.gtid holds only characters isGTIDSetText or MergeMariaGTIDs let through: no quotes.
-	v, null, err := be.queryValue("SELECT "+fn+"('"+s.gtid+"', "+secs+")", rywWait+posQueryTimeout)
+	v, null, err := be.queryValue("SELECT "+fn+"('"+s.gtid+"', "+secs+")", wait+posQueryTimeout)
 	if err != nil {
 		return false, err
 	}

@@ -146,6 +146,12 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	for {
 		var np *nodePool
 		np, route, err = s.pick(cls, avoid)
+		if err == nil && route == router.Primary {
+			if rb := s.awaitReplica(cls, avoid); rb != nil {
+				be, route = rb, router.Replica // a replica caught up with the session's write
+				break
+			}
+		}
 		if err == nil {
 			be, err = s.acquire(np)
 		}
@@ -291,14 +297,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 		}
 		return s.txConn.node, router.Primary, nil
 	}
-	p := router.Placement{
-		Pinned:      s.pins != 0,
-		Consistency: s.srv.config().Consistency,
-		StateFull:   len(s.history)-s.histBase >= s.srv.config().Limits.MaxSessionState,
-	}
-	if s.replica != nil && !s.replica.broken {
-		p.Sticky = s.replica.node.name
-	}
+	p := s.placement()
 	snap := s.srv.live.Load()
 	behind := s.behind(snap)
 	if avoid != nil || behind != nil {
@@ -435,7 +434,8 @@ func deallocName(q string) string {
 var deallocRe = regexp.MustCompile(`(?is)^\s*DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$`)
 
 // behind lists, in read_your_writes mode, the replicas that have not yet replayed the session's
-// last write (as of the last probe); reads avoid them, and go to the primary if all are behind.
+// last write (as of the last probe, or of a wait on it); reads avoid them. When all are behind,
+// awaitReplica waits on one (ryw.go).
 func (s *session) behind(snap *topology.Snapshot) map[string]bool {
 	if s.lsn == 0 || snap == nil || s.srv.config().Consistency != topology.ReadYourWrites {
 		return nil
@@ -443,7 +443,7 @@ func (s *session) behind(snap *topology.Snapshot) map[string]bool {
 	var out map[string]bool
 	for _, i := range snap.Readable {
 		n := snap.Nodes[i]
-		if parseLSN(n.ReplayPos) < s.lsn {
+		if parseLSN(n.ReplayPos) < s.lsn && (n.Name != s.caught || s.caughtLSN < s.lsn) {
 			if out == nil {
 				out = map[string]bool{}
 			}

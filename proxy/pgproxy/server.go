@@ -42,6 +42,8 @@ type Metrics struct {
 	retries   atomic.Int64
 	errors    atomic.Int64
 	authFail  atomic.Int64
+
+	rywWaits, rywFallbacks atomic.Int64 // read_your_writes (ryw.go)
 }
 
 // Misroutes counts writes a replica refused that were resent to the primary.
@@ -49,6 +51,14 @@ func (m *Metrics) Misroutes() int64 { return m.misroutes.Load() }
 
 // Retries counts replica reads resent elsewhere because the replica failed.
 func (m *Metrics) Retries() int64 { return m.retries.Load() }
+
+// RYWWaits counts read_your_writes waits on a replica's replay position before a read, because
+// no replica was known to have replayed the session's last write.
+func (m *Metrics) RYWWaits() int64 { return m.rywWaits.Load() }
+
+// RYWFallbacks counts read_your_writes reads sent to the primary because no replica had
+// replayed the session's last write in time (or none could be waited on).
+func (m *Metrics) RYWFallbacks() int64 { return m.rywFallbacks.Load() }
 
 // AuthFailures counts failed client logins.
 func (m *Metrics) AuthFailures() int64 { return m.authFail.Load() }

@@ -67,9 +67,14 @@ type session struct {
 	stmtGen  uint64
 	pins     router.Pin
 	lsn      uint64 // read_your_writes: WAL insert position after the session's last write
-	txStatus byte
-	txConn   *backend
-	listen   *backend
+	// read_your_writes: the replica a wait proved to have replayed caughtLSN ("" none), and
+	// when a wait on a replica last timed out.
+	caught    string
+	caughtLSN uint64
+	missed    map[string]time.Time
+	txStatus  byte
+	txConn    *backend
+	listen    *backend
 
 	group     []byte // extended-protocol frames buffered up to Sync
 	openUnit  *unit  // a unit sent before its Sync; the rest of its frames follow it
