@@ -94,6 +94,12 @@ func (m *Manager) lead(ctx context.Context, co *topology.Coordinator) {
 		}
 	}()
 	name := co.Cluster()
+	// A refusal is judged afresh: an alert left by an earlier coordinator (whose instance still
+	// runs, so its lease keeps the key) is withdrawn, and raised again if it still holds.
+	m.mu.Lock()
+	m.refused = "stale"
+	m.mu.Unlock()
+	m.clearRefusal(lctx, co)
 	pending, rev, err := m.store.Requests(lctx, name)
 	if err != nil {
 		return
@@ -168,6 +174,7 @@ func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince 
 	p := &snap.Nodes[pi]
 	m.upkeep(ctx, cl, snap, st)
 	if p.Up {
+		m.clearRefusal(ctx, co)
 		if p.Role == topology.RolePrimary && p.ReplayPos != "" {
 			m.mu.Lock()
 			m.lastPos[p.Name] = p.ReplayPos
@@ -189,12 +196,12 @@ func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince 
 		return downSince
 	}
 	if !cl.Failover.AutoEnabled() {
-		m.refuse(cl.Name, "automatic failover is off (failover.auto: false); run `baton failover --cluster "+cl.Name+"`")
+		m.refuse(ctx, co, fmt.Sprintf("primary %s is down; automatic failover is off (failover.auto: false): run `baton failover --cluster %s`", st.Primary, cl.Name))
 		return downSince
 	}
 	if last, ok := m.lastChange(ctx, cl.Name); ok && now.Sub(last) < cl.Failover.MinInterval.D() {
-		m.refuse(cl.Name, fmt.Sprintf("the previous primary change was %v ago, within failover.min_interval %v; run `baton failover --cluster %s --force`",
-			now.Sub(last).Round(time.Second), cl.Failover.MinInterval.D(), cl.Name))
+		m.refuse(ctx, co, fmt.Sprintf("primary %s is down; no automatic failover until %s (failover.min_interval %v after the previous primary change): run `baton failover --cluster %s`",
+			st.Primary, last.Add(cl.Failover.MinInterval.D()).UTC().Format(time.RFC3339), cl.Failover.MinInterval.D(), cl.Name))
 		return downSince
 	}
 	if _, err := m.failover(ctx, co, st, fmt.Sprintf("primary %s unreachable from every instance for %v", st.Primary, now.Sub(downSince).Round(time.Millisecond)), "", false); err != nil {
@@ -203,13 +210,32 @@ func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince 
 	return time.Time{}
 }
 
-// refuse logs a refused automatic failover once per distinct reason.
-func (m *Manager) refuse(cluster, why string) {
+// refuse reports a refused automatic failover once per distinct reason: an error in the log and
+// the cluster's alert in etcd, which every instance's status and metrics show.
+func (m *Manager) refuse(ctx context.Context, co *topology.Coordinator, why string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.refused != why {
-		m.refused = why
-		m.log.Error("automatic failover refused", "cluster", cluster, "reason", why)
+	same := m.refused == why
+	m.refused = why
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	m.log.Error("automatic failover refused", "cluster", co.Cluster(), "reason", why)
+	if err := co.SetAlert(ctx, why); err != nil {
+		m.log.Warn("cannot publish the alert", "cluster", co.Cluster(), "error", err)
+	}
+}
+
+// clearRefusal withdraws the alert of an earlier refusal (the primary is back, or replaced).
+func (m *Manager) clearRefusal(ctx context.Context, co *topology.Coordinator) {
+	m.mu.Lock()
+	had := m.refused != ""
+	m.refused = ""
+	m.mu.Unlock()
+	if had {
+		if err := co.SetAlert(ctx, ""); err != nil {
+			m.log.Warn("cannot clear the alert", "cluster", co.Cluster(), "error", err)
+		}
 	}
 }
 
@@ -560,8 +586,9 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 	}
 	r.step("repoint", func() error { return m.repointAll(ctx, cl, cand.node, old) })
 	r.finish(ctx, co, cand.node.Name, nil)
+	m.clearRefusal(ctx, co)
 	m.mu.Lock()
-	m.refused, m.backoff, m.retryAt = "", 0, time.Time{}
+	m.backoff, m.retryAt = 0, time.Time{}
 	m.mu.Unlock()
 	return next, nil
 }

@@ -221,3 +221,49 @@ func (c *Coordinator) Answer(ctx context.Context, id string, res Result) error {
 
 // TTL is the instance's session lease TTL.
 func (s *Store) TTL() time.Duration { return s.ttl }
+
+// Alert is the coordinator's standing complaint about a cluster it cannot act on by itself: an
+// automatic failover it refused (failover.auto off, within failover.min_interval), with the
+// command that resolves it.
+type Alert struct {
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
+	By      string    `json:"by"` // the coordinating instance
+}
+
+// SetAlert publishes the cluster's alert ("" clears it). The key carries the coordinator's
+// session lease, so an alert disappears with the coordinator that raised it; the write is
+// fenced like WriteState.
+func (c *Coordinator) SetAlert(ctx context.Context, msg string) error {
+	k := c.s.key(c.cluster, "alert")
+	if msg == "" {
+		r, err := c.s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", c.rev)).
+			Then(clientv3.OpDelete(k)).
+			Commit()
+		if err != nil {
+			return err
+		}
+		if !r.Succeeded {
+			return ErrNotCoordinator
+		}
+		return nil
+	}
+	b, err := json.Marshal(Alert{Message: msg, Since: time.Now().UTC(), By: c.s.instance})
+	if err != nil {
+		return err
+	}
+	return c.put(ctx, k, string(b), clientv3.WithLease(c.sess.Lease()))
+}
+
+// Alert returns the cluster's alert; ok is false when there is none.
+func (s *Store) Alert(ctx context.Context, cluster string) (a Alert, ok bool, err error) {
+	r, err := s.cli.Get(ctx, s.key(cluster, "alert"))
+	if err != nil || len(r.Kvs) == 0 {
+		return Alert{}, false, err
+	}
+	if err := json.Unmarshal(r.Kvs[0].Value, &a); err != nil {
+		return Alert{}, false, fmt.Errorf("topology: alert of %s: %w", cluster, err)
+	}
+	return a, true, nil
+}

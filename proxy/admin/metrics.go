@@ -54,6 +54,8 @@ var (
 		"Statements that waited in the failover buffer.", []string{"cluster"}, nil)
 	descBufferFailed = prometheus.NewDesc("baton_buffer_failures_total",
 		"Statements that gave up waiting in the failover buffer (full, window or max duration).", []string{"cluster"}, nil)
+	descAlert = prometheus.NewDesc("baton_cluster_alert",
+		"1 while the coordinator reports a problem it will not act on by itself (an automatic failover refused: failover.auto off, or within failover.min_interval).", []string{"cluster"}, nil)
 	descRYWWaits = prometheus.NewDesc("baton_read_your_writes_waits_total",
 		"read_your_writes: waits on a replica for the session's last write before a read.", []string{"cluster"}, nil)
 	descRYWFallbacks = prometheus.NewDesc("baton_read_your_writes_fallbacks_total",
@@ -71,7 +73,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
 		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
 		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed,
-		descRYWWaits, descRYWFallbacks} {
+		descRYWWaits, descRYWFallbacks, descAlert} {
 		ch <- d
 	}
 }
@@ -118,6 +120,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBuffered, float64(cs.Buffered), cl)
 		counter(descBufferedTotal, cs.BufferedTotal, cl)
 		counter(descBufferFailed, cs.BufferFailed, cl)
+		gauge(descAlert, b2f(cs.Alert != ""), cl)
 		counter(descRYWWaits, cs.RYWWaits, cl)
 		counter(descRYWFallbacks, cs.RYWFallbacks, cl)
 	}

@@ -31,6 +31,10 @@ type ClusterStatus struct {
 	StateReason string           `json:"state_reason,omitempty"`
 	Coordinator string           `json:"coordinator,omitempty"`
 	History     []topology.Event `json:"history,omitempty"`
+	// Alert is the coordinator's standing complaint (an automatic failover it refused, and the
+	// command that resolves it); "" when there is none.
+	Alert      string    `json:"alert,omitempty"`
+	AlertSince time.Time `json:"alert_since,omitzero"`
 	// Buffered counts statements waiting for a primary now; BufferedTotal / BufferFailed are
 	// totals of statements that waited, and of those that gave up.
 	Buffered      int64 `json:"buffered"`
@@ -199,5 +203,8 @@ func addShared(ctx context.Context, inst *proxy.Instance, cs *ClusterStatus) {
 	}
 	if l, err := st.Leader(ctx, cs.Name); err == nil {
 		cs.Coordinator = l
+	}
+	if a, ok, err := st.Alert(ctx, cs.Name); err == nil && ok {
+		cs.Alert, cs.AlertSince = a.Message, a.Since
 	}
 }

@@ -56,6 +56,9 @@ func WriteTable(w io.Writer, doc *ClustersResponse) error {
 				fmt.Fprintf(w, " (%s)", shorten(c.StateReason, 100))
 			}
 		}
+		if c.Alert != "" {
+			fmt.Fprintf(w, "\n  ALERT since %s: %s", c.AlertSince.Local().Format("15:04:05"), c.Alert)
+		}
 		// The last few primary changes, newest last.
 		var changes []topology.Event
 		for _, e := range c.History {
