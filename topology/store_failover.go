@@ -81,9 +81,15 @@ func (c *Coordinator) AppendHistory(ctx context.Context, ev Event) error {
 
 // put writes key only while this instance holds the election.
 func (c *Coordinator) put(ctx context.Context, key, val string, opts ...clientv3.OpOption) error {
+	return c.fenced(ctx, clientv3.OpPut(key, val, opts...))
+}
+
+// fenced runs op only while this instance holds the election (the election key it won still
+// exists with the same creation revision).
+func (c *Coordinator) fenced(ctx context.Context, op clientv3.Op) error {
 	r, err := c.s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", c.rev)).
-		Then(clientv3.OpPut(key, val, opts...)).
+		Then(op).
 		Commit()
 	if err != nil {
 		return err
@@ -237,17 +243,7 @@ type Alert struct {
 func (c *Coordinator) SetAlert(ctx context.Context, msg string) error {
 	k := c.s.key(c.cluster, "alert")
 	if msg == "" {
-		r, err := c.s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", c.rev)).
-			Then(clientv3.OpDelete(k)).
-			Commit()
-		if err != nil {
-			return err
-		}
-		if !r.Succeeded {
-			return ErrNotCoordinator
-		}
-		return nil
+		return c.fenced(ctx, clientv3.OpDelete(k))
 	}
 	b, err := json.Marshal(Alert{Message: msg, Since: time.Now().UTC(), By: c.s.instance})
 	if err != nil {

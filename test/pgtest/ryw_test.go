@@ -19,16 +19,7 @@ func TestReadYourWrites(t *testing.T) {
 	c := cluster.StartPGForTest(t, cluster.PGOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	su, err := pgx.Connect(ctx, c.Primary.SuperURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close(ctx)
-	for _, q := range []string{"CREATE TABLE ryw (id int PRIMARY KEY)", "GRANT ALL ON ryw TO app"} {
-		if _, err := su.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	superTable(t, ctx, c, "ryw")
 	for _, r := range c.Replicas {
 		rc, err := pgx.Connect(ctx, r.SuperURL())
 		if err != nil {
@@ -103,22 +94,13 @@ func TestReadYourWrites(t *testing.T) {
 // TestReadYourWritesWaitsOnReplica: on a healthy cluster, the read right after a write is served
 // by a replica that baton has seen replay the write (the probes alone, every 500 ms, would send
 // nearly all of them to the primary), and it always sees the write; with the wait switched off
-// (read_your_writes_wait: 0) the same reads go to the primary. The writes run in a transaction
-// on one connection and in autocommit on another, so both ways of ending a write are covered.
+// (read_your_writes_wait: 0) the same reads go to the primary. The writes alternate between
+// autocommit and explicit transactions, so both ways of ending a write are covered.
 func TestReadYourWritesWaitsOnReplica(t *testing.T) {
 	c := cluster.StartPGForTest(t, cluster.PGOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	su, err := pgx.Connect(ctx, c.Primary.SuperURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close(ctx)
-	for _, q := range []string{"CREATE TABLE ryw_wait (id int PRIMARY KEY)", "GRANT ALL ON ryw_wait TO app"} {
-		if _, err := su.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	su := superTable(t, ctx, c, "ryw_wait")
 	const rounds = 60
 	run := func(wait time.Duration) (onReplica int, waits, fallbacks int64) {
 		b := batontest.StartPGBatonForTest(t, c, func(cl *topology.Cluster) {
@@ -187,4 +169,21 @@ func TestReadYourWritesWaitsOnReplica(t *testing.T) {
 	if onReplica > rounds/4 {
 		t.Fatalf("%d of %d reads right after a write ran on a replica without a wait; the probes alone cannot know that often", onReplica, rounds)
 	}
+}
+
+// superTable creates table name (id int PRIMARY KEY) on c's primary as the superuser, grants it
+// to app, and returns the superuser connection (closed when the test ends).
+func superTable(t *testing.T, ctx context.Context, c *cluster.PGCluster, name string) *pgx.Conn {
+	t.Helper()
+	su, err := pgx.Connect(ctx, c.Primary.SuperURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { su.Close(context.Background()) })
+	for _, q := range []string{"CREATE TABLE " + name + " (id int PRIMARY KEY)", "GRANT ALL ON " + name + " TO app"} {
+		if _, err := su.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return su
 }
