@@ -16,12 +16,13 @@ import (
 // The port is taken from below the kernel's ephemeral range (Linux:
 // net.ipv4.ip_local_port_range, elsewhere the IANA 49152–65535), never from
 // it: a server that a test stops and starts again on the same port (a killed
-// primary, an etcd member, a baton instance) would otherwise find it taken by
-// the local end of some unrelated outgoing connection, which the kernel is
-// free to give any ephemeral port the moment the server has closed it. Under
-// the parallel test packages of `make test`, with thousands of short
-// connections a second, that happened. Ports below the range are only ever
-// taken by explicit binds.
+// primary, an etcd member, a baton instance, a test's TCP relay) would
+// otherwise find it taken: by the local end of some unrelated outgoing
+// connection, which the kernel may give any free ephemeral port, or by a
+// client that keeps dialling the stopped server, since a dial on loopback to
+// a free ephemeral port can connect to itself (TCP simultaneous open, local
+// port = remote port). Both happened under `make test`. Ports below the range
+// are only ever taken by explicit binds.
 //
 // A port handed out is not handed out again by this process for a minute,
 // so two calls in a row never return the same port even before the first

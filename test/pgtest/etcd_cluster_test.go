@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -642,9 +643,22 @@ type link struct {
 	wg           sync.WaitGroup
 }
 
+// newLink listens on a port below the ephemeral range (cluster.FreePort): while the link is cut,
+// the instance keeps dialling it, and a dial to a free ephemeral port on loopback can connect to
+// itself (TCP simultaneous open), holding the port so that heal cannot listen there again.
 func newLink(t *testing.T, target string) *link {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	var err error
+	for range 5 {
+		var port int
+		if port, err = cluster.FreePort(); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
