@@ -297,13 +297,70 @@ func pgSetSystem(ctx context.Context, c *pgx.Conn, stmt, want string) error {
 	})
 }
 
-// Fence implements Engine: default_transaction_read_only on (ALTER SYSTEM, so it survives a
-// restart), then every client backend but its own is terminated, and Fence waits until they are
-// gone. A fenced node still accepts writes from a session that asks for them explicitly (SET
-// default_transaction_read_only = off, BEGIN READ WRITE): the fence stops the application's
-// ordinary writes, while the proxy, which no longer routes to the node, stops the rest.
+// fenceStandby names the standby a fenced primary waits for: one that never connects, so that no
+// commit there is ever confirmed as replicated. The synchronous_standby_names value is that name,
+// quoted, with the operator's own value (from postgresql.auto.conf) kept after a colon, so that
+// Unfence can put it back: "baton_fenced:ANY 1 (a, b)". Without an own value it is
+// "baton_fenced" (Unfence then resets the setting to postgresql.conf's value).
+const fenceStandby = "baton_fenced"
+
+// fencedStandbyNames is the synchronous_standby_names of a fenced primary whose
+// postgresql.auto.conf held own (nil: none).
+func fencedStandbyNames(own *string) string {
+	name := fenceStandby
+	if own != nil {
+		name += ":" + *own
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// parseFencedStandbyNames reports whether ssn is a fence's synchronous_standby_names and, if so,
+// the operator's value it keeps (nil: none).
+func parseFencedStandbyNames(ssn string) (own *string, fenced bool) {
+	if !strings.HasPrefix(ssn, `"`+fenceStandby) || !strings.HasSuffix(ssn, `"`) || len(ssn) < len(fenceStandby)+2 {
+		return nil, false
+	}
+	rest := strings.ReplaceAll(ssn[1+len(fenceStandby):len(ssn)-1], `""`, `"`)
+	if rest == "" {
+		return nil, true
+	}
+	if rest[0] != ':' {
+		return nil, false
+	}
+	v := rest[1:]
+	return &v, true
+}
+
+// Fence implements Engine, in two layers that survive a restart (ALTER SYSTEM):
+//   - default_transaction_read_only = on: the application's ordinary writes fail (25006);
+//   - synchronous_standby_names = 'baton_fenced', a standby that never connects: a session that
+//     asks for a write explicitly (SET default_transaction_read_only = off, BEGIN READ WRITE)
+//     waits at COMMIT forever, so it is never told its write succeeded. (It could still opt out
+//     with SET synchronous_commit = local, or see its commit as done, with a warning, by
+//     cancelling the wait: a fence by configuration is not a STONITH. The proxy, which no longer
+//     routes to the node, is the other half.) An operator's own value in postgresql.auto.conf is
+//     kept inside the fence's value and put back by Unfence and Promote (fenceStandby).
+//
+// Then every client backend but its own is terminated, and Fence waits until they are gone.
 func (e *pgEngine) Fence(ctx context.Context, n *topology.Node) error {
 	return e.do(ctx, n, "fence", func(ctx context.Context, c *pgx.Conn) error {
+		var cur string
+		if err := c.QueryRow(ctx, "SELECT current_setting('synchronous_standby_names')").Scan(&cur); err != nil {
+			return err
+		}
+		if _, fenced := parseFencedStandbyNames(cur); !fenced {
+			// The value ALTER SYSTEM set earlier, if any (not postgresql.conf's, which RESET
+			// brings back by itself).
+			var own *string
+			err := c.QueryRow(ctx, `SELECT setting FROM pg_file_settings WHERE name = 'synchronous_standby_names'
+				AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1`).Scan(&own)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("read synchronous_standby_names: %w", err)
+			}
+			if _, err := c.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = "+quoteLiteral(fencedStandbyNames(own))); err != nil {
+				return err
+			}
+		}
 		if err := pgSetSystem(ctx, c, "ALTER SYSTEM SET default_transaction_read_only = on", "on"); err != nil {
 			return err
 		}
@@ -331,12 +388,33 @@ func (e *pgEngine) Fence(ctx context.Context, n *topology.Node) error {
 	})
 }
 
-// Unfence implements Engine.
+// Unfence implements Engine: both layers of Fence are undone.
 func (e *pgEngine) Unfence(ctx context.Context, n *topology.Node) error {
-	return e.do(ctx, n, "unfence", func(ctx context.Context, c *pgx.Conn) error {
-		return pgSetSystem(ctx, c, "ALTER SYSTEM RESET default_transaction_read_only", "off")
-	})
+	return e.do(ctx, n, "unfence", pgClearFence)
 }
+
+// pgClearFence undoes Fence: synchronous_standby_names gets back the operator's value (or
+// postgresql.conf's), and default_transaction_read_only is reset. Without a fence it does
+// nothing but the (harmless) reset.
+func pgClearFence(ctx context.Context, c *pgx.Conn) error {
+	var cur string
+	if err := c.QueryRow(ctx, "SELECT current_setting('synchronous_standby_names')").Scan(&cur); err != nil {
+		return err
+	}
+	if own, fenced := parseFencedStandbyNames(cur); fenced {
+		q := "ALTER SYSTEM RESET synchronous_standby_names"
+		if own != nil {
+			q = "ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(*own)
+		}
+		if _, err := c.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return pgSetSystem(ctx, c, "ALTER SYSTEM RESET default_transaction_read_only", "off")
+}
+
+// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings on).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // WaitApplied implements Engine. On a node that is not in recovery it only checks that its
 // current WAL position has reached pos. A replica whose WAL replay is paused fails at once.
@@ -422,7 +500,7 @@ func (e *pgEngine) Promote(ctx context.Context, n *topology.Node) error {
 				return fmt.Errorf("pg_promote: not promoted within %d s", wait)
 			}
 		}
-		if err := pgSetSystem(ctx, c, "ALTER SYSTEM RESET default_transaction_read_only", "off"); err != nil {
+		if err := pgClearFence(ctx, c); err != nil {
 			return fmt.Errorf("clear fence: %w", err)
 		}
 		var ro, lsn string

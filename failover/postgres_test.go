@@ -129,6 +129,27 @@ func TestPGInspectFenceUnfence(t *testing.T) {
 		t.Errorf("WaitApplied of an unreachable position: %v, want DeadlineExceeded", err)
 	}
 
+	// The operator's own synchronous_standby_names, set with ALTER SYSTEM: Fence replaces it,
+	// Unfence must bring it back.
+	const own = "ANY 1 (replica1, replica2)"
+	su := pgConnect(t, c.Primary.SuperURL())
+	for _, q := range []string{"ALTER SYSTEM SET synchronous_standby_names = '" + own + "'", "SELECT pg_reload_conf()"} {
+		if _, err := su.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ssn := func() string {
+		t.Helper()
+		s := pgConnect(t, c.Primary.SuperURL())
+		defer s.Close(t.Context())
+		var v string
+		if err := s.QueryRow(t.Context(), "SHOW synchronous_standby_names").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitFor(t, 5*time.Second, "the operator's synchronous_standby_names in effect", func() (bool, error) { return ssn() == own, nil })
+
 	// Fence: the open client connection is ended, new sessions are read-only.
 	for i := range 2 { // idempotent
 		if err := e.Fence(stepCtx(t), p); err != nil {
@@ -146,6 +167,24 @@ func TestPGInspectFenceUnfence(t *testing.T) {
 	if pi := mustInspect(t, e, p); pi.Writable || pi.InRecovery {
 		t.Errorf("fenced primary: %+v, want not writable and not in recovery", pi)
 	}
+	// The second layer: a session that turns read-only off is never told its commit succeeded.
+	if v, want := ssn(), `"baton_fenced:`+own+`"`; v != want {
+		t.Errorf("synchronous_standby_names on the fenced primary = %q, want %q", v, want)
+	}
+	rogue := pgConnect(t, c.Primary.AppURL())
+	// synchronous_commit = on is PostgreSQL's default; the test clusters run with off for speed.
+	for _, q := range []string{"SET default_transaction_read_only = off", "SET synchronous_commit = on"} {
+		if _, err := rogue.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	_, err = rogue.Exec(wctx, "INSERT INTO t VALUES (99)")
+	wcancel()
+	if err == nil {
+		t.Errorf("an explicit write on the fenced primary was acknowledged")
+	}
+	t.Logf("explicit write on the fenced primary: %v", err)
 
 	// Unfence: writable again, for new and for existing sessions.
 	if err := e.Unfence(stepCtx(t), p); err != nil {
@@ -161,6 +200,9 @@ func TestPGInspectFenceUnfence(t *testing.T) {
 	}
 	if pi := mustInspect(t, e, p); !pi.Writable {
 		t.Errorf("unfenced primary: %+v, want writable", pi)
+	}
+	if v := ssn(); v != own {
+		t.Errorf("synchronous_standby_names after Unfence = %q, want the operator's %q back", v, own)
 	}
 	if err := e.Rejoin(stepCtx(t), p, nodes[c.Replicas[0]]); !errors.Is(err, failover.ErrUnsupported) {
 		t.Errorf("Rejoin: %v, want ErrUnsupported", err)
