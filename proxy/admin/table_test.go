@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-proxy/baton/proxy/admin"
 )
@@ -75,5 +76,31 @@ func TestWriteTable(t *testing.T) {
 				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tt.want)
 			}
 		})
+	}
+}
+
+// A coordinator's alert is its own line under the cluster, with the time it was raised.
+func TestWriteTableAlert(t *testing.T) {
+	doc := admin.ClustersResponse{Clusters: []admin.ClusterStatus{{
+		Name: "my", Engine: "mysql", Listen: "127.0.0.1:3306", Consistency: "eventual", Primary: "my2",
+		Epoch: 2, Phase: "stable",
+		Alert:      "primary my2 is down; no automatic failover until … run `baton failover --cluster my`",
+		AlertSince: time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local),
+	}}}
+	var b strings.Builder
+	if err := admin.WriteTable(&b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := "\n  ALERT since 03:04:05: primary my2 is down; no automatic failover until … run `baton failover --cluster my`"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks the alert line %q:\n%s", want, b.String())
+	}
+	doc.Clusters[0].Alert = ""
+	b.Reset()
+	if err := admin.WriteTable(&b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "ALERT") {
+		t.Errorf("an ALERT line without an alert:\n%s", b.String())
 	}
 }
