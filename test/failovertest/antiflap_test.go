@@ -67,6 +67,12 @@ func TestMyMinIntervalRefusesFlapping(t *testing.T) {
 	st = waitState(t, b, 20*time.Second, "the first, automatic failover", func(s topology.ClusterState) bool {
 		return s.Epoch == 2 && s.Phase == topology.PhaseStable && s.Primary != "my1"
 	})
+	// The failover is in the history once it has re-pointed the other replica too: only then
+	// is that replica a candidate for the next one.
+	eventually(t, 20*time.Second, "the first failover in the history", func() (bool, error) {
+		h, err := b.Inst.Store().History(ctx, "my")
+		return err == nil && len(h) > 0 && h[len(h)-1].Epoch == 2 && h[len(h)-1].Kind == "failover", err
+	})
 	second := map[string]*cluster.MyNode{"my2": c.Replicas[0], "my3": c.Replicas[1]}[st.Primary]
 	if err := second.Kill(); err != nil {
 		t.Fatal(err)
