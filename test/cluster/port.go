@@ -64,8 +64,11 @@ const minPort = 10000
 
 // portRange returns the ports FreePort chooses from: minPort up to just
 // below the ephemeral range, or just above it when that leaves more room.
-func portRange() (lo, hi int) {
-	elo, ehi := ephemeralRange()
+func portRange() (lo, hi int) { return rangeOutside(ephemeralRange()) }
+
+// rangeOutside returns the ports from minPort to 65535 that lie outside the ephemeral range
+// [elo, ehi], on whichever side has more of them.
+func rangeOutside(elo, ehi int) (lo, hi int) {
 	below := elo - 1 - minPort
 	above := 65535 - (ehi + 1)
 	if above > below {

@@ -31,12 +31,10 @@ func TestFreePortOutsideEphemeralRange(t *testing.T) {
 	l.Close()
 }
 
-// A port held by a listener is never handed out.
+// A port held by a listener is never handed out. (On a machine with no room outside the
+// ephemeral range FreePort asks the kernel, which never hands out a bound port either.)
 func TestFreePortSkipsBoundPorts(t *testing.T) {
-	lo, hi := portRange()
-	if hi-lo < 1000 {
-		t.Skip("no room below the ephemeral range on this machine; FreePort uses the kernel's choice")
-	}
+	lo, _ := portRange()
 	var held []net.Listener
 	defer func() {
 		for _, l := range held {
@@ -57,6 +55,19 @@ func TestFreePortSkipsBoundPorts(t *testing.T) {
 		}
 		if bound[p] {
 			t.Fatalf("port %d is bound by this test and was handed out", p)
+		}
+	}
+}
+
+// The range FreePort draws from lies outside the ephemeral range, on its larger side.
+func TestRangeOutside(t *testing.T) {
+	for _, tt := range []struct{ elo, ehi, lo, hi int }{
+		{32768, 60999, minPort, 32767}, // Linux default: below
+		{49152, 65535, minPort, 49151}, // IANA (macOS, BSD)
+		{10001, 20000, 20001, 65535},   // a low range: above
+	} {
+		if lo, hi := rangeOutside(tt.elo, tt.ehi); lo != tt.lo || hi != tt.hi {
+			t.Errorf("ephemeral %d-%d: %d-%d, want %d-%d", tt.elo, tt.ehi, lo, hi, tt.lo, tt.hi)
 		}
 	}
 }
