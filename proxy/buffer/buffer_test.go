@@ -3,6 +3,8 @@ package buffer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -130,5 +132,18 @@ func TestCloseAndContext(t *testing.T) {
 	b.Close()
 	if _, err := b.Wait(context.Background(), hasPrimary); !errors.Is(err, ErrShutdown) {
 		t.Fatalf("got %v, want ErrShutdown", err)
+	}
+}
+
+// A network failure is a NodeDown (the statement may wait); anything else stays as it is.
+func TestNetDown(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	var nd *NodeDown
+	if err := NetDown(fmt.Errorf("acquire: %w", refused)); !errors.As(err, &nd) || !Holdable(err) {
+		t.Errorf("NetDown(refused) = %v, want a holdable NodeDown", err)
+	}
+	auth := errors.New("password authentication failed")
+	if err := NetDown(auth); err != auth {
+		t.Errorf("NetDown(auth failure) = %v, want it unchanged", err)
 	}
 }

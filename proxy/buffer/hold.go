@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"errors"
+	"net"
 
 	"github.com/baton-proxy/baton/topology"
 )
@@ -20,6 +21,17 @@ type NodeDown struct{ Err error }
 
 func (e *NodeDown) Error() string { return e.Err.Error() }
 func (e *NodeDown) Unwrap() error { return e.Err }
+
+// NetDown returns err as a NodeDown when it is a network failure (refused, reset, timed out),
+// else err unchanged. The engines classify their servers' own "going away" errors first.
+func NetDown(err error) error {
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ne) || errors.As(err, &oe) {
+		return &NodeDown{Err: err}
+	}
+	return err
+}
 
 // Holdable reports whether a statement that failed with err before reaching any backend may
 // wait in the buffer for a (new) primary. The caller also checks that no transaction is open:

@@ -2,7 +2,6 @@ package myproxy
 
 import (
 	"errors"
-	"net"
 
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/go-sql-driver/mysql"
@@ -28,12 +27,7 @@ func nodeDown(err error) error {
 		}
 		return err
 	}
-	var ne net.Error
-	var oe *net.OpError
-	if errors.As(err, &ne) || errors.As(err, &oe) {
-		return &buffer.NodeDown{Err: err}
-	}
-	return err
+	return buffer.NetDown(err)
 }
 
 // TxOn counts the sessions with a statement or transaction running on a node (a switchover

@@ -2,7 +2,6 @@ package pgproxy
 
 import (
 	"errors"
-	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -28,13 +27,11 @@ func nodeDown(err error) error {
 		}
 		return err
 	}
-	var ne net.Error
-	var oe *net.OpError
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ne) || errors.As(err, &oe) || errors.As(err, &ce) {
+	if errors.As(err, &ce) {
 		return &buffer.NodeDown{Err: err}
 	}
-	return err
+	return buffer.NetDown(err)
 }
 
 // TxOn counts the sessions with a statement or transaction running on a node (a switchover
