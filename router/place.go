@@ -1,6 +1,10 @@
 package router
 
-import "github.com/baton-proxy/baton/topology"
+import (
+	"time"
+
+	"github.com/baton-proxy/baton/topology"
+)
 
 // Placement is what node choice needs to know of a session outside a transaction.
 type Placement struct {
@@ -75,4 +79,34 @@ func PickReplica(snap *topology.Snapshot, sticky string, avoid func(string) bool
 		}
 	}
 	return ""
+}
+
+// WaitMisses records, per replica name, when a session's read_your_writes wait there last timed
+// out. The zero value is ready to use.
+type WaitMisses map[string]time.Time
+
+// Add records a timed-out wait on replica name at t.
+func (m *WaitMisses) Add(name string, t time.Time) {
+	if *m == nil {
+		*m = WaitMisses{}
+	}
+	(*m)[name] = t
+}
+
+// PickToWait returns the replica a read_your_writes read waits on when no replica is known to
+// hold the session's last write, "" if none will do. Like PickReplica (sticky first, else drawn
+// by weight), but it never picks a replica whose measured lag exceeds wait (it cannot catch up
+// in time), nor one whose wait for this session timed out less than max(wait, 2 probe
+// intervals) before now (the health checker may not have measured it since). avoid reports
+// replicas that are gone or failed for this unit (may be nil).
+func PickToWait(snap *topology.Snapshot, sticky string, wait, probeInterval time.Duration, missed WaitMisses,
+	now time.Time, avoid func(string) bool, rnd func(n int) int) string {
+	hold := max(wait, 2*probeInterval)
+	return PickReplica(snap, sticky, func(name string) bool {
+		if avoid != nil && avoid(name) {
+			return true
+		}
+		i := snap.Index(name)
+		return i < 0 || snap.Nodes[i].Lag > wait || now.Sub(missed[name]) < hold
+	}, rnd)
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"testing"
+	"time"
 
 	"github.com/baton-proxy/baton/topology"
 )
@@ -66,5 +67,32 @@ func TestPickReplicaWeights(t *testing.T) {
 	}
 	if counts["r1"] != 1 || counts["r2"] != 3 {
 		t.Fatalf("draws 0..3 gave %v; want r1×1 r2×3", counts)
+	}
+}
+
+// PickToWait passes over replicas too far behind to catch up within the wait, and those whose
+// wait timed out too recently to have been measured again; the sticky one comes first.
+func TestPickToWait(t *testing.T) {
+	now := time.Unix(1000, 0)
+	snap := &topology.Snapshot{Primary: 0, Nodes: []topology.NodeState{
+		{Name: "p", Up: true, Role: topology.RolePrimary},
+		{Name: "slow", Up: true, Role: topology.RoleReplica, Weight: 1, Lag: 3 * time.Second},
+		{Name: "missed", Up: true, Role: topology.RoleReplica, Weight: 1},
+		{Name: "ok", Up: true, Role: topology.RoleReplica, Weight: 1},
+	}, Readable: []int{1, 2, 3}}
+	var missed WaitMisses
+	missed.Add("missed", now.Add(-500*time.Millisecond))
+	first := func(n int) int { return 0 }
+	if got := PickToWait(snap, "", time.Second, 500*time.Millisecond, missed, now, nil, first); got != "ok" {
+		t.Errorf("picked %q, want ok (slow lags 3 s > 1 s; missed timed out 0.5 s ago < 1 s)", got)
+	}
+	if got := PickToWait(snap, "missed", time.Second, 500*time.Millisecond, missed, now.Add(time.Second), nil, first); got != "missed" {
+		t.Errorf("picked %q, want the sticky missed once its hold (max(1 s, 2×0.5 s)) has passed", got)
+	}
+	if got := PickToWait(snap, "", time.Second, 500*time.Millisecond, missed, now, func(n string) bool { return n == "ok" }, first); got != "" {
+		t.Errorf("picked %q with ok avoided, want none", got)
+	}
+	if got := PickToWait(snap, "", 5*time.Second, 500*time.Millisecond, nil, now, nil, first); got != "slow" {
+		t.Errorf("picked %q with a 5 s wait, want slow (drawn first)", got)
 	}
 }

@@ -28,21 +28,17 @@ import (
 // A later read outside a transaction goes to a readable replica whose last probed position
 // (health snapshot, NodeState.ReplayPos = @@gtid_current_pos) covers the session's position, or
 // that a wait already proved to hold it, with no wait. Otherwise baton picks one replica (the
-// sticky one, else one drawn by weight; none whose measured lag exceeds the cluster's
-// read_your_writes_wait, none whose wait for this session timed out within the last two probe
-// intervals) and runs MASTER_GTID_WAIT (MySQL: WAIT_FOR_EXECUTED_GTID_SET) there for at most
-// read_your_writes_wait: the read runs there when the replica caught up, else on the primary
-// (at once when read_your_writes_wait is 0). When the position cannot be learned,
-// the session reads from the primary from then on (s.wrote), as without GTIDs.
+// sticky one, else one drawn by weight; router.PickToWait) and runs MASTER_GTID_WAIT (MySQL:
+// WAIT_FOR_EXECUTED_GTID_SET) there for at most read_your_writes_wait: the read runs there when
+// the replica caught up, else on the primary (at once when read_your_writes_wait is 0). When the
+// position cannot be learned, the session reads from the primary from then on (s.wrote), as
+// without GTIDs.
 //
 // The position is kept across COM_RESET_CONNECTION and COM_CHANGE_USER: they do not undo writes.
 
 // posQueryTimeout bounds the round trips baton injects for read_your_writes beyond their own
 // wait (reading the position; network slack around a wait).
 const posQueryTimeout = 5 * time.Second
-
-// waitMisses records, per replica name, when a session's wait there last timed out.
-type waitMisses map[string]time.Time
 
 // errNotPosition: the server answered with something that is not a GTID position.
 var errNotPosition = errors.New("myproxy: not a GTID position")
@@ -181,14 +177,9 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		s.srv.metrics.gtidFallbacks.Add(1)
 		return nil
 	}
-	now := time.Now()
-	hold := max(wait, 2*s.srv.config().ProbeInterval.D())
-	name := router.PickReplica(snap, p.Sticky, func(name string) bool {
+	name := router.PickToWait(snap, p.Sticky, wait, s.srv.config().ProbeInterval.D(), s.missed, time.Now(), func(name string) bool {
 		np := s.srv.node(name)
-		n := &snap.Nodes[snap.Index(name)]
-		// Gone, failed for this unit, too far behind to catch up in time, or it missed a wait
-		// so recently that the health checker may not have measured it yet.
-		return np == nil || avoid[np] || n.Lag > wait || now.Sub(s.missed[name]) < hold
+		return np == nil || avoid[np]
 	}, rand.IntN)
 	if name == "" {
 		s.srv.metrics.gtidFallbacks.Add(1)
@@ -214,10 +205,7 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		avoid[np] = true
 	}
 	if err != nil || !reached {
-		if s.missed == nil {
-			s.missed = waitMisses{}
-		}
-		s.missed[np.name] = time.Now()
+		s.missed.Add(np.name, time.Now())
 		s.srv.metrics.gtidFallbacks.Add(1)
 		s.srv.log.Debug("read_your_writes: the replica did not catch up in time; the read goes to the primary",
 			"cluster", s.srv.config().Name, "node", np.name, "gtid", s.gtid, "wait", wait, "error", err)

@@ -41,8 +41,8 @@ type session struct {
 	wrote      bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
 	gtid       string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
 	gtidMy     bool
-	caughtUp   string     // read_your_writes: the replica a wait proved to hold gtid ("" none)
-	missed     waitMisses // read_your_writes: when a wait on a replica last timed out
+	caughtUp   string            // read_your_writes: the replica a wait proved to hold gtid ("" none)
+	missed     router.WaitMisses // read_your_writes: when a wait on a replica last timed out
 	inTx       bool
 	txConn     *backend
 	autocommit bool

@@ -18,10 +18,9 @@ import (
 // the highest one as the session's position (session.lsn). A later read outside a transaction
 // avoids every replica whose last probed replay LSN is below it (behind), unless a wait already
 // proved that replica holds it. When that leaves no replica, baton picks one (the sticky one,
-// else one drawn by weight; none whose measured lag exceeds the cluster's read_your_writes_wait,
-// none whose wait for this session timed out within the last two probe intervals) and polls its
-// pg_last_wal_replay_lsn() on the session's connection to it, at once and then with a backoff
-// from 1 ms to 50 ms, for at most read_your_writes_wait. The read runs there when the replica
+// else one drawn by weight; router.PickToWait) and polls its pg_last_wal_replay_lsn() on the
+// session's connection to it, at once and then with a backoff from 1 ms to 50 ms, for at most
+// read_your_writes_wait. The read runs there when the replica
 // has replayed the position, else on the primary (at once when read_your_writes_wait is 0).
 // On a healthy cluster the first poll usually succeeds: streaming replication on a LAN applies a
 // commit in well under a millisecond, while the probes report replay positions only every
@@ -77,14 +76,9 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		s.srv.metrics.rywFallbacks.Add(1)
 		return nil
 	}
-	now := time.Now()
-	hold := max(wait, 2*cfg.ProbeInterval.D())
-	name := router.PickReplica(snap, p.Sticky, func(name string) bool {
+	name := router.PickToWait(snap, p.Sticky, wait, cfg.ProbeInterval.D(), s.missed, time.Now(), func(name string) bool {
 		np := s.srv.node(name)
-		n := &snap.Nodes[snap.Index(name)]
-		// Gone, failed for this unit, too far behind to catch up in time, or it missed a wait so
-		// recently that the health checker may not have measured it since.
-		return np == nil || avoid[np] || n.Lag > wait || now.Sub(s.missed[name]) < hold
+		return np == nil || avoid[np]
 	}, rand.IntN)
 	if name == "" {
 		s.srv.metrics.rywFallbacks.Add(1)
@@ -104,10 +98,7 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		s.drop(be)
 	}
 	if err != nil || !reached {
-		if s.missed == nil {
-			s.missed = map[string]time.Time{}
-		}
-		s.missed[name] = time.Now()
+		s.missed.Add(name, time.Now())
 		s.srv.metrics.rywFallbacks.Add(1)
 		s.srv.log.Debug("read_your_writes: the replica did not replay the session's write in time; the read goes to the primary",
 			"cluster", cfg.Name, "node", name, "lsn", formatLSN(s.lsn), "wait", wait, "error", err)

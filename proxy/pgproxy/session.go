@@ -71,7 +71,7 @@ type session struct {
 	// when a wait on a replica last timed out.
 	caught    string
 	caughtLSN uint64
-	missed    map[string]time.Time
+	missed    router.WaitMisses
 	txStatus  byte
 	txConn    *backend
 	listen    *backend
