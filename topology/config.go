@@ -413,15 +413,9 @@ const (
 )
 
 func (c *Cluster) applyDefaults() {
-	if c.Consistency == "" {
-		c.Consistency = Eventual
-	}
-	if c.ProbeInterval == 0 {
-		c.ProbeInterval = Duration(DefaultProbeInterval)
-	}
-	if c.ProbeTimeout == 0 {
-		c.ProbeTimeout = Duration(DefaultProbeTimeout)
-	}
+	orDefault(&c.Consistency, Eventual)
+	orDefault(&c.ProbeInterval, Duration(DefaultProbeInterval))
+	orDefault(&c.ProbeTimeout, Duration(DefaultProbeTimeout))
 	if c.MaxLag == 0 && !c.maxLagSet {
 		c.MaxLag = Duration(DefaultMaxLag)
 	}
@@ -431,79 +425,39 @@ func (c *Cluster) applyDefaults() {
 	if c.ReadYourWritesWait == 0 && !c.rywWaitSet {
 		c.ReadYourWritesWait = Duration(DefaultRYWWait)
 	}
-	if c.FailureThreshold == 0 {
-		c.FailureThreshold = DefaultFailureThreshold
-	}
+	orDefault(&c.FailureThreshold, DefaultFailureThreshold)
 	f := &c.Failover
-	if f.Grace == 0 {
-		f.Grace = Duration(DefaultGrace)
-	}
-	if f.MinInterval == 0 {
-		f.MinInterval = Duration(DefaultMinInterval)
-	}
+	orDefault(&f.Grace, Duration(DefaultGrace))
+	orDefault(&f.MinInterval, Duration(DefaultMinInterval))
 	if f.MaxDataLoss == 0 && !f.maxDataLossSet {
 		f.MaxDataLoss = DefaultMaxDataLoss
 	}
-	if f.ApplyTimeout == 0 {
-		f.ApplyTimeout = Duration(DefaultApplyTimeout)
-	}
-	if f.StepTimeout == 0 {
-		f.StepTimeout = Duration(DefaultStepTimeout)
-	}
-	if f.DrainTimeout == 0 {
-		f.DrainTimeout = Duration(DefaultDrainTimeout)
-	}
+	orDefault(&f.ApplyTimeout, Duration(DefaultApplyTimeout))
+	orDefault(&f.StepTimeout, Duration(DefaultStepTimeout))
+	orDefault(&f.DrainTimeout, Duration(DefaultDrainTimeout))
 	if f.User == "" && len(c.Users) > 0 {
 		f.User = c.MonitorCredentials().Name
 	}
 	b := &c.Buffer
-	if b.Window == 0 {
-		b.Window = Duration(DefaultBufferWindow)
-	}
-	if b.MaxRequests == 0 {
-		b.MaxRequests = DefaultBufferMax
-	}
-	if b.MaxDuration == 0 {
-		b.MaxDuration = Duration(DefaultBufferDuration)
-	}
+	orDefault(&b.Window, Duration(DefaultBufferWindow))
+	orDefault(&b.MaxRequests, DefaultBufferMax)
+	orDefault(&b.MaxDuration, Duration(DefaultBufferDuration))
 	p := &c.Pool
-	if p.MaxPerNode == 0 {
-		p.MaxPerNode = DefaultMaxPerNode
-	}
-	if p.AcquireTimeout == 0 {
-		p.AcquireTimeout = Duration(DefaultAcquireTimeout)
-	}
-	if p.ConnectTimeout == 0 {
-		p.ConnectTimeout = Duration(DefaultConnectTimeout)
-	}
-	if p.IdleTimeout == 0 {
-		p.IdleTimeout = Duration(DefaultIdleTimeout)
-	}
+	orDefault(&p.MaxPerNode, DefaultMaxPerNode)
+	orDefault(&p.AcquireTimeout, Duration(DefaultAcquireTimeout))
+	orDefault(&p.ConnectTimeout, Duration(DefaultConnectTimeout))
+	orDefault(&p.IdleTimeout, Duration(DefaultIdleTimeout))
 	if p.ResetQuery == "" && c.Engine == EnginePostgres {
 		p.ResetQuery = "DISCARD ALL"
 	}
 	l := &c.Limits
-	if l.MaxClients == 0 {
-		l.MaxClients = DefaultMaxClients
-	}
-	if l.MaxMessageSize == 0 {
-		l.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if l.StartupTimeout == 0 {
-		l.StartupTimeout = Duration(DefaultStartupTimeout)
-	}
-	if l.ShutdownTimeout == 0 {
-		l.ShutdownTimeout = Duration(DefaultShutdownTimeout)
-	}
-	if l.StatementCacheSize == 0 {
-		l.StatementCacheSize = DefaultStmtCacheSize
-	}
-	if l.MaxPipelineBytes == 0 {
-		l.MaxPipelineBytes = DefaultMaxPipelineBytes
-	}
-	if l.MaxSessionState == 0 {
-		l.MaxSessionState = DefaultMaxSessionState
-	}
+	orDefault(&l.MaxClients, DefaultMaxClients)
+	orDefault(&l.MaxMessageSize, DefaultMaxMessageSize)
+	orDefault(&l.StartupTimeout, Duration(DefaultStartupTimeout))
+	orDefault(&l.ShutdownTimeout, Duration(DefaultShutdownTimeout))
+	orDefault(&l.StatementCacheSize, DefaultStmtCacheSize)
+	orDefault(&l.MaxPipelineBytes, DefaultMaxPipelineBytes)
+	orDefault(&l.MaxSessionState, DefaultMaxSessionState)
 	for _, u := range c.Users {
 		if u.Auth == "" {
 			if c.Engine == EngineMySQL {
@@ -512,9 +466,15 @@ func (c *Cluster) applyDefaults() {
 				u.Auth = "scram-sha-256"
 			}
 		}
-		if u.BackendUser == "" {
-			u.BackendUser = u.Name
-		}
+		orDefault(&u.BackendUser, u.Name)
+	}
+}
+
+// orDefault sets *v to def when it is the zero value (the file left the field out).
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
