@@ -28,12 +28,7 @@ func mySetup(t *testing.T, c *cluster.MyCluster, noRepl bool) (failover.Engine, 
 	if noRepl {
 		cl.Failover.ReplicationUser, cl.Failover.ReplicationPassword = "", ""
 	}
-	nodes := map[*cluster.MyNode]*topology.Node{}
-	for _, n := range c.Nodes() {
-		tn := &topology.Node{Name: n.Name, Address: n.Addr()}
-		cl.Nodes = append(cl.Nodes, tn)
-		nodes[n] = tn
-	}
+	nodes := describeNodes(cl, c.Nodes(), func(n *cluster.MyNode) (string, string) { return n.Name, n.Addr() })
 	e := failover.NewMy(cl)
 	t.Cleanup(e.Close)
 	return e, nodes
@@ -206,7 +201,7 @@ func TestMyFailover(t *testing.T) {
 	newApp := myOpen(t, r1.AppDSN())
 	myExec(t, newApp, "INSERT INTO t VALUES (31, 'after')")
 	rc := myOpen(t, r2.AppDSN())
-	waitFor(t, 15*time.Second, "replica2 has every row", func() (bool, error) {
+	cluster.Eventually(t, 15*time.Second, "replica2 has every row", func() (bool, error) {
 		n, err := myCount(rc, "SELECT count(*) FROM t")
 		return err == nil && n == 31, fmt.Errorf("count %d, err %v", n, err)
 	})
@@ -233,7 +228,7 @@ func TestMySwitchoverRejoin(t *testing.T) {
 	old, r1, r2 := c.Primary, c.Replicas[0], c.Replicas[1]
 
 	root := myOpen(t, old.RootDSN())
-	waitFor(t, 10*time.Second, "semi-sync replicas connected", func() (bool, error) {
+	cluster.Eventually(t, 10*time.Second, "semi-sync replicas connected", func() (bool, error) {
 		var name string
 		var n int
 		err := root.QueryRow("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'").Scan(&name, &n)
@@ -290,14 +285,14 @@ func TestMySwitchoverRejoin(t *testing.T) {
 	myExec(t, newApp, "INSERT INTO t VALUES (11)")
 	for _, n := range []*cluster.MyNode{old, r2} {
 		db := myOpen(t, n.AppDSN())
-		waitFor(t, 15*time.Second, n.Name+" receives the new row", func() (bool, error) {
+		cluster.Eventually(t, 15*time.Second, n.Name+" receives the new row", func() (bool, error) {
 			k, err := myCount(db, "SELECT count(*) FROM t")
 			return err == nil && k == 11, fmt.Errorf("count %d, err %v", k, err)
 		})
 	}
 	// Both replicas of the new primary are semi-synchronous (slave side enabled everywhere).
 	r1root := myOpen(t, r1.RootDSN())
-	waitFor(t, 10*time.Second, "semi-sync replicas of the new primary", func() (bool, error) {
+	cluster.Eventually(t, 10*time.Second, "semi-sync replicas of the new primary", func() (bool, error) {
 		var name string
 		var n int
 		err := r1root.QueryRow("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'").Scan(&name, &n)

@@ -25,15 +25,23 @@ func pgSetup(t *testing.T, c *cluster.PGCluster) (failover.Engine, map[*cluster.
 		Failover: topology.Failover{User: "postgres"},
 		Pool:     topology.Pool{ConnectTimeout: topology.Duration(5 * time.Second)},
 	}
-	nodes := map[*cluster.PGNode]*topology.Node{}
-	for _, n := range c.Nodes() {
-		tn := &topology.Node{Name: n.Name, Address: n.Addr()}
-		cl.Nodes = append(cl.Nodes, tn)
-		nodes[n] = tn
-	}
+	nodes := describeNodes(cl, c.Nodes(), func(n *cluster.PGNode) (string, string) { return n.Name, n.Addr() })
 	e := failover.NewPG(cl)
 	t.Cleanup(e.Close)
 	return e, nodes
+}
+
+// describeNodes adds a test cluster's servers to cl as nodes (name and address from info) and
+// maps each server to its node.
+func describeNodes[N comparable](cl *topology.Cluster, servers []N, info func(N) (name, addr string)) map[N]*topology.Node {
+	nodes := make(map[N]*topology.Node, len(servers))
+	for _, n := range servers {
+		name, addr := info(n)
+		tn := &topology.Node{Name: name, Address: addr}
+		cl.Nodes = append(cl.Nodes, tn)
+		nodes[n] = tn
+	}
+	return nodes
 }
 
 func stepCtx(t *testing.T) context.Context {
@@ -60,24 +68,6 @@ func mustInspect(t *testing.T, e failover.Engine, n *topology.Node) failover.Nod
 	}
 	t.Logf("%s: %+v", n.Name, info)
 	return info
-}
-
-// waitFor polls cond every 20 ms until it holds, or fails the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v (last error: %v)", what, timeout, err)
-		}
-		<-tick.C
-	}
 }
 
 func pgCode(err error) string {
@@ -148,7 +138,7 @@ func TestPGInspectFenceUnfence(t *testing.T) {
 		}
 		return v
 	}
-	waitFor(t, 5*time.Second, "the operator's synchronous_standby_names in effect", func() (bool, error) { return ssn() == own, nil })
+	cluster.Eventually(t, 5*time.Second, "the operator's synchronous_standby_names in effect", func() (bool, error) { return ssn() == own, nil })
 
 	// Fence: the open client connection is ended, new sessions are read-only.
 	for i := range 2 { // idempotent
@@ -190,7 +180,7 @@ func TestPGInspectFenceUnfence(t *testing.T) {
 	if err := e.Unfence(stepCtx(t), p); err != nil {
 		t.Fatalf("Unfence: %v", err)
 	}
-	waitFor(t, 5*time.Second, "existing session writes after Unfence", func() (bool, error) {
+	cluster.Eventually(t, 5*time.Second, "existing session writes after Unfence", func() (bool, error) {
 		_, err := app2.Exec(t.Context(), "INSERT INTO t VALUES (2) ON CONFLICT DO NOTHING")
 		return err == nil, err
 	})
@@ -291,7 +281,7 @@ func TestPGFailover(t *testing.T) {
 		t.Errorf("re-pointed replica: %+v; want following %s", oi, cand.Address)
 	}
 	// It streams the rest of timeline 1 from the new primary, then switches to timeline 2.
-	waitFor(t, 10*time.Second, "re-pointed replica on timeline 2", func() (bool, error) {
+	cluster.Eventually(t, 10*time.Second, "re-pointed replica on timeline 2", func() (bool, error) {
 		oi, err := e.Inspect(stepCtx(t), other)
 		return err == nil && oi.Timeline == 2, fmt.Errorf("%+v, %v", oi, err)
 	})
@@ -304,7 +294,7 @@ func TestPGFailover(t *testing.T) {
 	newApp := pgConnect(t, r1.AppURL())
 	exec(newApp, "INSERT INTO t VALUES (201, 'after')")
 	rc := pgConnect(t, r2.AppURL())
-	waitFor(t, 15*time.Second, "replica2 sees the row written after the failover", func() (bool, error) {
+	cluster.Eventually(t, 15*time.Second, "replica2 sees the row written after the failover", func() (bool, error) {
 		var n int
 		err := rc.QueryRow(t.Context(), "SELECT count(*) FROM t").Scan(&n)
 		return err == nil && n == 201, fmt.Errorf("count %d, err %v", n, err)
@@ -326,7 +316,7 @@ func TestPGFailover(t *testing.T) {
 	}
 	exec(newApp, "INSERT INTO t VALUES (202, 'after rejoin')")
 	oc := pgConnect(t, oldPrimary.AppURL())
-	waitFor(t, 15*time.Second, "the old primary sees the new rows", func() (bool, error) {
+	cluster.Eventually(t, 15*time.Second, "the old primary sees the new rows", func() (bool, error) {
 		var n int
 		err := oc.QueryRow(t.Context(), "SELECT count(*) FROM t WHERE id > 200").Scan(&n)
 		return err == nil && n == 2, fmt.Errorf("count %d, err %v", n, err)

@@ -328,7 +328,7 @@ func newEnv(t *testing.T, fx *fixture, o envOptions) *env {
 		t.Fatalf("create table: %v", err)
 	}
 	for i := 1; i < len(fx.nodes); i++ {
-		eventually(t, 30*time.Second, "the table reaches "+fx.name(i), func() (bool, error) {
+		cluster.Eventually(t, 30*time.Second, "the table reaches "+fx.name(i), func() (bool, error) {
 			_, err := fx.rows(ctx, i)
 			return err == nil, err
 		})
@@ -405,22 +405,6 @@ func pollStatus(b *baton, d time.Duration, ok func(admin.ClusterStatus) bool) bo
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
-}
-
-// eventually polls cond until it holds, failing the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v (last error: %v)", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // engines are the fixtures the scenarios run on, each as its own test.

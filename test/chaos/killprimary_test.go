@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/admin"
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/test/etcdtest"
 )
 
@@ -143,7 +144,7 @@ func checkOnePrimary(t *testing.T, ctx context.Context, fx *fixture, newP, skip 
 		if i == newP || i == skip {
 			continue
 		}
-		eventually(t, 30*time.Second, fx.name(i)+" is a replica", func() (bool, error) {
+		cluster.Eventually(t, 30*time.Second, fx.name(i)+" is a replica", func() (bool, error) {
 			rec, err := fx.inRecovery(ctx, i)
 			return rec, err
 		})
@@ -158,7 +159,7 @@ func checkOnePrimary(t *testing.T, ctx context.Context, fx *fixture, newP, skip 
 func checkFenced(t *testing.T, ctx context.Context, e *env, i int, primary string, wantFencedFlag bool) {
 	t.Helper()
 	fx := e.fx
-	eventually(t, 30*time.Second, fx.name(i)+" is fenced (refuses writes)", func() (bool, error) {
+	cluster.Eventually(t, 30*time.Second, fx.name(i)+" is fenced (refuses writes)", func() (bool, error) {
 		return fx.readOnly(ctx, i)
 	})
 	e.waitAll(30*time.Second, fx.name(i)+" is not routed to", func(s admin.ClusterStatus) bool {
@@ -174,7 +175,7 @@ func checkNoWrites(t *testing.T, ctx context.Context, e *env, l *load, i int) {
 	// The fence terminates client connections, the test's own too: count with retries.
 	count := func() int64 {
 		var n int64
-		eventually(t, 10*time.Second, "rows on "+e.fx.name(i), func() (bool, error) {
+		cluster.Eventually(t, 10*time.Second, "rows on "+e.fx.name(i), func() (bool, error) {
 			var err error
 			n, err = e.fx.rows(ctx, i)
 			return err == nil, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/admin"
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/test/etcdtest"
 )
 
@@ -155,7 +156,7 @@ func testEtcdQuorum(t *testing.T, fx *fixture) {
 		t.Fatal(err)
 	}
 	var firstRefused time.Time
-	eventually(t, 30*time.Second, "writes are refused without the etcd quorum", func() (bool, error) {
+	cluster.Eventually(t, 30*time.Second, "writes are refused without the etcd quorum", func() (bool, error) {
 		errs := l.failures(func(o op) bool { return !o.read && o.start.After(lost) })
 		if len(errs) > 0 {
 			firstRefused = errs[0].end

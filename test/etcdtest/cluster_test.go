@@ -32,6 +32,18 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	}
 }
 
+// waitLeader waits until the running members agree on a leader and returns its index.
+func waitLeader(t *testing.T, ctx context.Context, c *Cluster, what string) int {
+	t.Helper()
+	leader := -1
+	waitFor(t, ctx, what, func() bool {
+		l, err := c.Leader(ctx)
+		leader = l
+		return err == nil && l >= 0
+	})
+	return leader
+}
+
 func client(t *testing.T, endpoints ...string) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -136,12 +148,7 @@ func TestMemberKillAndRestart(t *testing.T) {
 	c := StartForTest(t, 3)
 	ctx := testCtx(t, time.Minute)
 	cli := client(t, c.Endpoints()...)
-	var old int
-	waitFor(t, ctx, "a leader", func() bool {
-		l, err := c.Leader(ctx)
-		old = l
-		return err == nil && l >= 0
-	})
+	old := waitLeader(t, ctx, c, "a leader")
 	m := c.Member(old)
 	pid := m.PID()
 	killed := time.Now()
@@ -215,12 +222,7 @@ func TestMemberPauseAndStop(t *testing.T) {
 	c := StartForTest(t, 3)
 	ctx := testCtx(t, time.Minute)
 	cli := client(t, c.Endpoints()...)
-	var old int
-	waitFor(t, ctx, "a leader", func() bool {
-		l, err := c.Leader(ctx)
-		old = l
-		return err == nil && l >= 0
-	})
+	old := waitLeader(t, ctx, c, "a leader")
 	if err := c.Member(old).Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +243,7 @@ func TestMemberPauseAndStop(t *testing.T) {
 	if err := c.WaitHealthy(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "one leader again", func() bool { l, err := c.Leader(ctx); return err == nil && l >= 0 })
+	waitLeader(t, ctx, c, "one leader again")
 	m := c.Member((old + 1) % 3)
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)

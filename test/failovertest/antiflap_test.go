@@ -69,7 +69,7 @@ func TestMyMinIntervalRefusesFlapping(t *testing.T) {
 	})
 	// The failover is in the history once it has re-pointed the other replica too: only then
 	// is that replica a candidate for the next one.
-	eventually(t, 20*time.Second, "the first failover in the history", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "the first failover in the history", func() (bool, error) {
 		h, err := b.Inst.Store().History(ctx, "my")
 		return err == nil && len(h) > 0 && h[len(h)-1].Epoch == 2 && h[len(h)-1].Kind == "failover", err
 	})
@@ -78,7 +78,7 @@ func TestMyMinIntervalRefusesFlapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	var alert string
-	eventually(t, 20*time.Second, "an alert for the refused failover", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "an alert for the refused failover", func() (bool, error) {
 		alert = status().Alert
 		return alert != "", nil
 	})
@@ -100,7 +100,7 @@ func TestMyMinIntervalRefusesFlapping(t *testing.T) {
 	if !res.OK || res.Epoch != 3 || res.Primary == st.Primary || res.Primary == "my1" {
 		t.Fatalf("manual failover: %+v", res)
 	}
-	eventually(t, 10*time.Second, "the alert withdrawn", func() (bool, error) { return status().Alert == "", nil })
+	cluster.Eventually(t, 10*time.Second, "the alert withdrawn", func() (bool, error) { return status().Alert == "", nil })
 	if v := metric("baton_cluster_alert"); v != "0" {
 		t.Fatalf("baton_cluster_alert = %q after the failover, want 0", v)
 	}

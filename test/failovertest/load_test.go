@@ -32,21 +32,34 @@ type loadErr struct {
 	err error
 }
 
-// write inserts (writer, seq); reconnect opens a new session after an error.
+// write inserts (writer, seq); reconnect opens a new session (at the start, and after an
+// error). The load bounds each call: writeTimeout, connectTimeout.
 type writer interface {
 	write(ctx context.Context, seq int) error
 	reconnect(ctx context.Context) error
 	close()
 }
 
-// startLoad starts n writers made by mk.
-func startLoad(t *testing.T, n int, mk func(id int) (writer, error)) *load {
+const (
+	writeTimeout   = 20 * time.Second
+	connectTimeout = 5 * time.Second
+)
+
+// withTimeout runs f with ctx bounded by d.
+func withTimeout(ctx context.Context, d time.Duration, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return f(ctx)
+}
+
+// startLoad starts n writers made by mk, each connected first.
+func startLoad(t *testing.T, n int, mk func(id int) writer) *load {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{acked: map[int][]int{}, cancel: cancel}
 	for id := range n {
-		w, err := mk(id)
-		if err != nil {
+		w := mk(id)
+		if err := withTimeout(ctx, connectTimeout, w.reconnect); err != nil {
 			t.Fatalf("writer %d: %v", id, err)
 		}
 		l.wg.Add(1)
@@ -55,7 +68,7 @@ func startLoad(t *testing.T, n int, mk func(id int) (writer, error)) *load {
 			defer w.close()
 			for seq := 1; ctx.Err() == nil; seq++ {
 				sent := time.Now()
-				err := w.write(ctx, seq)
+				err := withTimeout(ctx, writeTimeout, func(ctx context.Context) error { return w.write(ctx, seq) })
 				if ctx.Err() != nil {
 					return
 				}
@@ -64,7 +77,7 @@ func startLoad(t *testing.T, n int, mk func(id int) (writer, error)) *load {
 					l.errs = append(l.errs, loadErr{time.Now(), err})
 					l.mu.Unlock()
 					// A failed session is replaced, as an application's pool would.
-					for ctx.Err() == nil && w.reconnect(ctx) != nil {
+					for ctx.Err() == nil && withTimeout(ctx, connectTimeout, w.reconnect) != nil {
 						select {
 						case <-ctx.Done():
 						case <-time.After(50 * time.Millisecond):

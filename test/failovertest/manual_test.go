@@ -44,7 +44,7 @@ func TestMyManualFailoverAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Automation is off: after the probes and more than the grace, the state still names my1.
-	eventually(t, 10*time.Second, "my1 seen down", func() (bool, error) {
+	cluster.Eventually(t, 10*time.Second, "my1 seen down", func() (bool, error) {
 		snap := b.Inst.Clusters()[0].Live.Load()
 		return snap != nil && !snap.Nodes[0].Up, nil
 	})
@@ -68,7 +68,7 @@ func TestMyManualFailoverAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldDB := myOpen(t, c.Primary.RootDSN())
-	eventually(t, 20*time.Second, "the old primary is fenced", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "the old primary is fenced", func() (bool, error) {
 		ro, err := myQueryInt(ctx, oldDB, "SELECT @@read_only")
 		return err == nil && ro == 1, err
 	})
@@ -78,11 +78,11 @@ func TestMyManualFailoverAndRejoin(t *testing.T) {
 	if _, err := db.ExecContext(ctx, "INSERT INTO m VALUES (2)"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the rejoined node has the new primary's rows", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "the rejoined node has the new primary's rows", func() (bool, error) {
 		n, err := myQueryInt(ctx, oldDB, "SELECT count(*) FROM m")
 		return n == 2, err
 	})
-	eventually(t, 20*time.Second, "baton reads from the rejoined node again", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "baton reads from the rejoined node again", func() (bool, error) {
 		snap := b.Inst.Clusters()[0].Live.Load()
 		for _, i := range snap.Readable {
 			if snap.Nodes[i].Name == "my1" {

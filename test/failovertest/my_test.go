@@ -21,20 +21,13 @@ type myWriter struct {
 }
 
 func (w *myWriter) write(ctx context.Context, seq int) error {
-	if w.conn == nil {
-		return errors.New("not connected")
-	}
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	_, err := w.conn.ExecContext(wctx, "INSERT INTO acked (w, seq) VALUES (?, ?)", w.id, seq)
+	_, err := w.conn.ExecContext(ctx, "INSERT INTO acked (w, seq) VALUES (?, ?)", w.id, seq)
 	return err
 }
 
 func (w *myWriter) reconnect(ctx context.Context) error {
 	w.close()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := w.db.Conn(cctx)
+	c, err := w.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -100,10 +93,7 @@ func startMyLoad(t *testing.T, ctx context.Context, b *batontest.Baton, c *clust
 	if _, err := db.ExecContext(ctx, "CREATE TABLE acked (w int, seq int, PRIMARY KEY (w, seq))"); err != nil {
 		t.Fatal(err)
 	}
-	return startLoad(t, 4, func(id int) (writer, error) {
-		w := &myWriter{db: db, id: id}
-		return w, w.reconnect(ctx)
-	})
+	return startLoad(t, 4, func(id int) writer { return &myWriter{db: db, id: id} })
 }
 
 // TestMyKillPrimary: kill -9 the primary of a semi-synchronous MariaDB cluster under write
@@ -137,7 +127,7 @@ func TestMyKillPrimary(t *testing.T) {
 	if ro, err := myQueryInt(ctx, newDB, "SELECT @@read_only"); err != nil || ro != 0 {
 		t.Fatalf("new primary %s: read_only %d, %v", st.Primary, ro, err)
 	}
-	eventually(t, 20*time.Second, "the other replica replicates from the new primary", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "the other replica replicates from the new primary", func() (bool, error) {
 		var port int
 		rows, err := otherDB.QueryContext(ctx, "SHOW SLAVE STATUS")
 		if err != nil {
@@ -184,14 +174,14 @@ func TestMyKillPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldDB := myOpen(t, c.Primary.RootDSN())
-	eventually(t, 20*time.Second, "the restarted old primary is fenced", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "the restarted old primary is fenced", func() (bool, error) {
 		ro, err := myQueryInt(ctx, oldDB, "SELECT @@read_only")
 		return err == nil && ro == 1, err
 	})
 	// The fence kills client connections, the test's own pooled ones too: count with retries.
 	count := func() int64 {
 		var n int64
-		eventually(t, 10*time.Second, "count rows on the old primary", func() (bool, error) {
+		cluster.Eventually(t, 10*time.Second, "count rows on the old primary", func() (bool, error) {
 			var err error
 			n, err = myQueryInt(ctx, oldDB, "SELECT count(*) FROM acked")
 			return err == nil, err
@@ -244,7 +234,7 @@ func TestMySwitchover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the old primary replicates from the new one", func() (bool, error) {
+	cluster.Eventually(t, 20*time.Second, "the old primary replicates from the new one", func() (bool, error) {
 		ro, err := myQueryInt(ctx, oldDB, "SELECT @@read_only")
 		if err != nil || ro != 1 {
 			return false, err
