@@ -34,16 +34,6 @@ func mySetup(t *testing.T, c *cluster.MyCluster, noRepl bool) (failover.Engine, 
 	return e, nodes
 }
 
-func myOpen(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 func myExec(t *testing.T, db *sql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.ExecContext(t.Context(), q, args...); err != nil {
@@ -70,7 +60,7 @@ func TestMyInspectFenceUnfence(t *testing.T) {
 	e, nodes := mySetup(t, c, false)
 	p := nodes[c.Primary]
 
-	app := myOpen(t, c.Primary.AppDSN())
+	app := cluster.OpenMySQL(t, c.Primary.AppDSN())
 	myExec(t, app, "CREATE TABLE t (id int PRIMARY KEY)")
 	myExec(t, app, "INSERT INTO t VALUES (1)")
 
@@ -142,7 +132,7 @@ func TestMyFailover(t *testing.T) {
 	e, nodes := mySetup(t, c, false)
 	oldPrimary, r1, r2 := c.Primary, c.Replicas[0], c.Replicas[1]
 
-	app := myOpen(t, oldPrimary.AppDSN())
+	app := cluster.OpenMySQL(t, oldPrimary.AppDSN())
 	myExec(t, app, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))")
 	for i := 1; i <= 20; i++ {
 		myExec(t, app, "INSERT INTO t VALUES (?, 'before')", i)
@@ -150,7 +140,7 @@ func TestMyFailover(t *testing.T) {
 	if err := c.WaitCaughtUp(stepCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	myExec(t, myOpen(t, r2.RootDSN()), "STOP SLAVE")
+	myExec(t, cluster.OpenMySQL(t, r2.RootDSN()), "STOP SLAVE")
 	for i := 21; i <= 30; i++ {
 		myExec(t, app, "INSERT INTO t VALUES (?, 'late')", i)
 	}
@@ -198,9 +188,9 @@ func TestMyFailover(t *testing.T) {
 		t.Errorf("re-pointed replica: %+v, want a read-only replica of %s", oi, r1.Addr())
 	}
 
-	newApp := myOpen(t, r1.AppDSN())
+	newApp := cluster.OpenMySQL(t, r1.AppDSN())
 	myExec(t, newApp, "INSERT INTO t VALUES (31, 'after')")
-	rc := myOpen(t, r2.AppDSN())
+	rc := cluster.OpenMySQL(t, r2.AppDSN())
 	cluster.Eventually(t, 15*time.Second, "replica2 has every row", func() (bool, error) {
 		n, err := myCount(rc, "SELECT count(*) FROM t")
 		return err == nil && n == 31, fmt.Errorf("count %d, err %v", n, err)
@@ -211,7 +201,7 @@ func TestMyFailover(t *testing.T) {
 	if err := oldPrimary.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	myExec(t, myOpen(t, oldPrimary.AppDSN()), "INSERT INTO t VALUES (1000, 'lost')")
+	myExec(t, cluster.OpenMySQL(t, oldPrimary.AppDSN()), "INSERT INTO t VALUES (1000, 'lost')")
 	err := e.Rejoin(stepCtx(t), nodes[oldPrimary], cand)
 	if !errors.Is(err, failover.ErrMustRebuild) {
 		t.Errorf("Rejoin of a diverged old primary: %v, want ErrMustRebuild", err)
@@ -227,7 +217,7 @@ func TestMySwitchoverRejoin(t *testing.T) {
 	e, nodes := mySetup(t, c, false)
 	old, r1, r2 := c.Primary, c.Replicas[0], c.Replicas[1]
 
-	root := myOpen(t, old.RootDSN())
+	root := cluster.OpenMySQL(t, old.RootDSN())
 	cluster.Eventually(t, 10*time.Second, "semi-sync replicas connected", func() (bool, error) {
 		var name string
 		var n int
@@ -235,7 +225,7 @@ func TestMySwitchoverRejoin(t *testing.T) {
 		return err == nil && n == 2, fmt.Errorf("%d clients, err %v", n, err)
 	})
 
-	app := myOpen(t, old.AppDSN())
+	app := cluster.OpenMySQL(t, old.AppDSN())
 	myExec(t, app, "CREATE TABLE t (id int PRIMARY KEY)")
 	for i := 1; i <= 10; i++ {
 		myExec(t, app, "INSERT INTO t VALUES (?)", i)
@@ -281,17 +271,17 @@ func TestMySwitchoverRejoin(t *testing.T) {
 	if _, err := app.ExecContext(t.Context(), "INSERT INTO t VALUES (100)"); myErrno(err) != 1290 {
 		t.Errorf("write on the old primary after rejoin: %v, want error 1290", err)
 	}
-	newApp := myOpen(t, r1.AppDSN())
+	newApp := cluster.OpenMySQL(t, r1.AppDSN())
 	myExec(t, newApp, "INSERT INTO t VALUES (11)")
 	for _, n := range []*cluster.MyNode{old, r2} {
-		db := myOpen(t, n.AppDSN())
+		db := cluster.OpenMySQL(t, n.AppDSN())
 		cluster.Eventually(t, 15*time.Second, n.Name+" receives the new row", func() (bool, error) {
 			k, err := myCount(db, "SELECT count(*) FROM t")
 			return err == nil && k == 11, fmt.Errorf("count %d, err %v", k, err)
 		})
 	}
 	// Both replicas of the new primary are semi-synchronous (slave side enabled everywhere).
-	r1root := myOpen(t, r1.RootDSN())
+	r1root := cluster.OpenMySQL(t, r1.RootDSN())
 	cluster.Eventually(t, 10*time.Second, "semi-sync replicas of the new primary", func() (bool, error) {
 		var name string
 		var n int

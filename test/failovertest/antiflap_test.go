@@ -104,7 +104,7 @@ func TestMyMinIntervalRefusesFlapping(t *testing.T) {
 	if v := metric("baton_cluster_alert"); v != "0" {
 		t.Fatalf("baton_cluster_alert = %q after the failover, want 0", v)
 	}
-	db := myOpen(t, b.DSN(c, "timeout=5s"))
+	db := cluster.OpenMySQL(t, b.DSN(c, "timeout=5s"))
 	if _, err := db.ExecContext(ctx, "CREATE TABLE after_flap (x int)"); err != nil {
 		t.Fatalf("a write after the manual failover: %v", err)
 	}

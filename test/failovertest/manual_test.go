@@ -32,7 +32,7 @@ func TestMyManualFailoverAndRejoin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	waitState(t, b, 10*time.Second, "initial state", func(st topology.ClusterState) bool { return st.Epoch == 1 && st.Primary == "my1" })
-	db := myOpen(t, b.DSN(c, "timeout=5s"))
+	db := cluster.OpenMySQL(t, b.DSN(c, "timeout=5s"))
 	if _, err := db.ExecContext(ctx, "CREATE TABLE m (x int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestMyManualFailoverAndRejoin(t *testing.T) {
 	if err := c.Primary.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	oldDB := myOpen(t, c.Primary.RootDSN())
+	oldDB := cluster.OpenMySQL(t, c.Primary.RootDSN())
 	cluster.Eventually(t, 20*time.Second, "the old primary is fenced", func() (bool, error) {
 		ro, err := myQueryInt(ctx, oldDB, "SELECT @@read_only")
 		return err == nil && ro == 1, err

@@ -43,16 +43,6 @@ func (w *myWriter) close() {
 	}
 }
 
-func myOpen(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 func myQueryInt(ctx context.Context, db *sql.DB, q string) (int64, error) {
 	var n int64
 	err := db.QueryRowContext(ctx, q).Scan(&n)
@@ -89,7 +79,7 @@ func myAssertAllAcked(t *testing.T, ctx context.Context, l *load, db *sql.DB) {
 
 func startMyLoad(t *testing.T, ctx context.Context, b *batontest.Baton, c *cluster.MyCluster) *load {
 	t.Helper()
-	db := myOpen(t, b.DSN(c, "timeout=5s"))
+	db := cluster.OpenMySQL(t, b.DSN(c, "timeout=5s"))
 	if _, err := db.ExecContext(ctx, "CREATE TABLE acked (w int, seq int, PRIMARY KEY (w, seq))"); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +113,7 @@ func TestMyKillPrimary(t *testing.T) {
 	})
 	newIdx := map[string]int{"my2": 0, "my3": 1}[st.Primary]
 	newP, other := c.Replicas[newIdx], c.Replicas[1-newIdx]
-	newDB, otherDB := myOpen(t, newP.RootDSN()), myOpen(t, other.RootDSN())
+	newDB, otherDB := cluster.OpenMySQL(t, newP.RootDSN()), cluster.OpenMySQL(t, other.RootDSN())
 	if ro, err := myQueryInt(ctx, newDB, "SELECT @@read_only"); err != nil || ro != 0 {
 		t.Fatalf("new primary %s: read_only %d, %v", st.Primary, ro, err)
 	}
@@ -173,7 +163,7 @@ func TestMyKillPrimary(t *testing.T) {
 	if err := c.Primary.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	oldDB := myOpen(t, c.Primary.RootDSN())
+	oldDB := cluster.OpenMySQL(t, c.Primary.RootDSN())
 	cluster.Eventually(t, 20*time.Second, "the restarted old primary is fenced", func() (bool, error) {
 		ro, err := myQueryInt(ctx, oldDB, "SELECT @@read_only")
 		return err == nil && ro == 1, err
@@ -226,10 +216,10 @@ func TestMySwitchover(t *testing.T) {
 	t.Logf("switchover my1 → %s: write pause %v", res.Primary, l.longestGap(started, done).Round(time.Millisecond))
 
 	newP := c.Replicas[map[string]int{"my2": 0, "my3": 1}[res.Primary]]
-	newDB := myOpen(t, newP.RootDSN())
+	newDB := cluster.OpenMySQL(t, newP.RootDSN())
 	myAssertAllAcked(t, ctx, l, newDB)
 	// The old primary is a read-only replica of the new one and has every row.
-	oldDB := myOpen(t, c.Primary.RootDSN())
+	oldDB := cluster.OpenMySQL(t, c.Primary.RootDSN())
 	want, err := myQueryInt(ctx, newDB, "SELECT count(*) FROM acked")
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func TestLaggingReplicaLeavesReadSet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	slow, fast := c.Replicas[0], c.Replicas[1]
-	root := sqlDB(t, c.Primary.RootDSN())
+	root := cluster.OpenMySQL(t, c.Primary.RootDSN())
 	grantMonitor(t, ctx, root, c.Opts.AppUser)
 	myExec(t, ctx, root, "CREATE TABLE lag_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))")
 	if err := c.WaitCaughtUp(ctx); err != nil {
@@ -52,7 +52,7 @@ func TestLaggingReplicaLeavesReadSet(t *testing.T) {
 	})
 
 	// The writer: one row every 50 ms; acked[i] is when row i+1 was acknowledged.
-	app := sqlDB(t, c.Primary.AppDSN())
+	app := cluster.OpenMySQL(t, c.Primary.AppDSN())
 	var (
 		mu    sync.Mutex
 		acked []time.Time
@@ -88,7 +88,7 @@ func TestLaggingReplicaLeavesReadSet(t *testing.T) {
 	}
 	defer stopWriter()
 
-	slowRoot := sqlDB(t, slow.RootDSN())
+	slowRoot := cluster.OpenMySQL(t, slow.RootDSN())
 	for _, q := range []string{"STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 30", "START SLAVE"} {
 		myExec(t, ctx, slowRoot, q)
 	}
@@ -110,7 +110,7 @@ func TestLaggingReplicaLeavesReadSet(t *testing.T) {
 		left.Sub(delayed).Round(time.Millisecond), n.Lag, n.Unreadable)
 
 	// Reads through baton for two seconds: all on replica2, none staler than the bound.
-	db := sqlDB(t, b.DSN(c, ""))
+	db := cluster.OpenMySQL(t, b.DSN(c, ""))
 	reads := 0
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); reads++ {
 		began := time.Now()
@@ -153,7 +153,7 @@ func TestStoppedReplicaRerouteDelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	r := c.Replicas[1]
-	root := sqlDB(t, c.Primary.RootDSN())
+	root := cluster.OpenMySQL(t, c.Primary.RootDSN())
 	grantMonitor(t, ctx, root, c.Opts.AppUser)
 	for _, h := range []string{"%", "127.0.0.1", "localhost"} {
 		myExec(t, ctx, root, fmt.Sprintf("CREATE USER 'mon'@'%s' IDENTIFIED BY 'mon'", h))
@@ -177,7 +177,7 @@ func TestStoppedReplicaRerouteDelay(t *testing.T) {
 	for _, su := range setups {
 		bcs = append(bcs, batontest.StartMyBatonForTest(t, c, su.mod).Inst.Clusters()[0])
 	}
-	rroot := sqlDB(t, r.RootDSN())
+	rroot := cluster.OpenMySQL(t, r.RootDSN())
 	readable := func(s *topology.Snapshot) bool {
 		return slices.Contains(s.Readable, s.Index(nodeByAddr(s, r.Addr()).Name))
 	}
@@ -268,16 +268,6 @@ func nodeByAddr(s *topology.Snapshot, addr string) *topology.NodeState {
 		}
 	}
 	panic("BUG: no node " + addr + " in the snapshot")
-}
-
-func sqlDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 func myExec(t *testing.T, ctx context.Context, db *sql.DB, q string) {

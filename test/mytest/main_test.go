@@ -58,12 +58,7 @@ func run(m *testing.M) int {
 // open returns a database/sql handle through baton with DSN parameters.
 func open(t testing.TB, params string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", baton.DSN(my, params))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return cluster.OpenMySQL(t, baton.DSN(my, params))
 }
 
 func ctxT(t testing.TB) context.Context {

@@ -23,7 +23,7 @@ import (
 func rywCluster(t *testing.T, ctx context.Context, before func(c *cluster.MyCluster), mod func(*topology.Cluster)) (*cluster.MyCluster, *batontest.Baton, *proxy.Cluster) {
 	t.Helper()
 	c := cluster.StartMariaDBForTest(t, cluster.MyOptions{})
-	root := sqlDB(t, c.Primary.RootDSN())
+	root := cluster.OpenMySQL(t, c.Primary.RootDSN())
 	grantMonitor(t, ctx, root, c.Opts.AppUser)
 	myExec(t, ctx, root, "CREATE TABLE "+c.Opts.AppDB+".ryw_rows (w INT NOT NULL, i INT NOT NULL, PRIMARY KEY (w, i))")
 	if err := c.WaitCaughtUp(ctx); err != nil {
@@ -74,12 +74,12 @@ func TestReadYourWritesDelayedReplica(t *testing.T) {
 	var slow, fast *cluster.MyNode
 	c, b, bc := rywCluster(t, ctx, func(c *cluster.MyCluster) {
 		slow, fast = c.Replicas[0], c.Replicas[1]
-		slowRoot := sqlDB(t, slow.RootDSN())
+		slowRoot := cluster.OpenMySQL(t, slow.RootDSN())
 		for _, q := range []string{"STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY = 5", "START SLAVE"} {
 			myExec(t, ctx, slowRoot, q)
 		}
 	}, nil)
-	db := sqlDB(t, b.DSN(c, ""))
+	db := cluster.OpenMySQL(t, b.DSN(c, ""))
 	w, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestReadYourWritesDelayedReplica(t *testing.T) {
 	}
 	// The delay is real: replica1 has not applied the rows yet, so a read there would be stale.
 	var onSlow int
-	if err := sqlDB(t, slow.AppDSN()).QueryRowContext(ctx, "SELECT COUNT(*) FROM ryw_rows").Scan(&onSlow); err != nil {
+	if err := cluster.OpenMySQL(t, slow.AppDSN()).QueryRowContext(ctx, "SELECT COUNT(*) FROM ryw_rows").Scan(&onSlow); err != nil {
 		t.Fatal(err)
 	}
 	if onSlow >= rounds {
@@ -141,7 +141,7 @@ func TestReadYourWritesStoppedReplica(t *testing.T) {
 	// Probes every 2 s: the replica's GTID waits time out (1 s) before the health checker notices
 	// that it stopped, so reads also take the wait-timeout path to the primary.
 	c, b, bc := rywCluster(t, ctx, nil, func(cl *topology.Cluster) { cl.ProbeInterval = topology.Duration(2 * time.Second) })
-	db := sqlDB(t, b.DSN(c, ""))
+	db := cluster.OpenMySQL(t, b.DSN(c, ""))
 
 	const workers = 4
 	var (
@@ -220,7 +220,7 @@ func TestReadYourWritesStoppedReplica(t *testing.T) {
 	}
 	t.Logf("reads so far by port: %v; stopping %s (port %d)", byPort, stopped.Name, stopped.Port)
 	mu.Unlock()
-	stRoot := sqlDB(t, stopped.RootDSN())
+	stRoot := cluster.OpenMySQL(t, stopped.RootDSN())
 	myExec(t, ctx, stRoot, "STOP SLAVE")
 	untilSnapshot(t, ctx, bc, "the stopped replica leaves the read set", func(s *topology.Snapshot) bool {
 		return !slices.Contains(s.Readable, s.Index(nodeByAddr(s, stopped.Addr()).Name))

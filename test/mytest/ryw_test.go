@@ -1,10 +1,10 @@
 package mytest
 
 import (
-	"database/sql"
 	"testing"
 
 	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
 )
 
@@ -18,7 +18,7 @@ func TestReadYourWritesMySQL(t *testing.T) {
 	tbl := unique("ryw")
 	mustExec(t, open(t, ""), "CREATE TABLE "+tbl+" (id INT PRIMARY KEY)")
 	waitReplicated(t)
-	db := openDSN(t, b.DSN(my, ""))
+	db := cluster.OpenMySQL(t, b.DSN(my, ""))
 	w, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -52,15 +52,4 @@ func TestReadYourWritesMySQL(t *testing.T) {
 	if onReplica < rounds*3/4 {
 		t.Fatalf("only %d of %d reads after a write ran on a replica; want most (read_your_writes by GTID, not by staying on the primary)", onReplica, rounds)
 	}
-}
-
-// openDSN returns a database/sql handle for dsn, closed when the test ends.
-func openDSN(t testing.TB, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
