@@ -97,9 +97,9 @@ func (m *Manager) lead(ctx context.Context, co *topology.Coordinator) {
 	// A refusal is judged afresh: an alert left by an earlier coordinator (whose instance still
 	// runs, so its lease keeps the key) is withdrawn, and raised again if it still holds.
 	m.mu.Lock()
-	m.refused = "stale"
+	m.refused = ""
 	m.mu.Unlock()
-	m.clearRefusal(lctx, co)
+	m.dropAlert(lctx, co)
 	pending, rev, err := m.store.Requests(lctx, name)
 	if err != nil {
 		return
@@ -233,9 +233,14 @@ func (m *Manager) clearRefusal(ctx context.Context, co *topology.Coordinator) {
 	m.refused = ""
 	m.mu.Unlock()
 	if had {
-		if err := co.SetAlert(ctx, ""); err != nil {
-			m.log.Warn("cannot clear the alert", "cluster", co.Cluster(), "error", err)
-		}
+		m.dropAlert(ctx, co)
+	}
+}
+
+// dropAlert deletes the cluster's alert key.
+func (m *Manager) dropAlert(ctx context.Context, co *topology.Coordinator) {
+	if err := co.SetAlert(ctx, ""); err != nil {
+		m.log.Warn("cannot clear the alert", "cluster", co.Cluster(), "error", err)
 	}
 }
 
