@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
 	"github.com/jackc/pgx/v5"
 )
@@ -187,7 +188,7 @@ func TestWrongPassword(t *testing.T) {
 				t.Fatalf("login error %v; want SQLSTATE 28P01", err)
 			}
 			// baton counts the failure after it sent the error: wait for it.
-			eventually(t, 2*time.Second, "AuthFailures grows", func() (bool, error) {
+			cluster.Eventually(t, 2*time.Second, "AuthFailures grows", func() (bool, error) {
 				return metrics.AuthFailures() > before, nil
 			})
 			assertServes(t, url)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -65,7 +66,7 @@ func TestClientDisconnectMidQuery(t *testing.T) {
 					t.Fatalf("the abandoned transaction's row is on the primary (%d rows)", n)
 				}
 				p := direct(t, pg.Primary)
-				eventually(t, 2*time.Second, "no backend stays idle in the abandoned transaction", func() (bool, error) {
+				cluster.Eventually(t, 2*time.Second, "no backend stays idle in the abandoned transaction", func() (bool, error) {
 					var n int64
 					err := p.QueryRow(ctxT(t), "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND query LIKE '%'||$1||'%'", tag).Scan(&n)
 					return err == nil && n == 0, err

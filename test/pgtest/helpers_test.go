@@ -81,7 +81,7 @@ func caughtUp(t testing.TB) {
 	}
 	for _, r := range pg.Replicas {
 		rc := direct(t, r)
-		eventually(t, 20*time.Second, "replica "+r.Name+" replays "+lsn, func() (bool, error) {
+		cluster.Eventually(t, 20*time.Second, "replica "+r.Name+" replays "+lsn, func() (bool, error) {
 			var ok bool
 			err := rc.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&ok)
 			return ok, err
@@ -153,22 +153,6 @@ func sqlState(err error) string {
 		return pe.Code
 	}
 	return ""
-}
-
-// eventually polls cond every 20 ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v (last error: %v)", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // assertServes proves the baton at u still serves a new client correctly: a read on a replica
@@ -301,7 +285,7 @@ func nodeRunning(t testing.TB, prefix, tag string, timeout time.Duration) *clust
 		conns[n] = direct(t, n)
 	}
 	var found *cluster.PGNode
-	eventually(t, timeout, "the statement "+prefix+"… is running on a node", func() (bool, error) {
+	cluster.Eventually(t, timeout, "the statement "+prefix+"… is running on a node", func() (bool, error) {
 		for _, n := range pg.Nodes() {
 			k, err := activeOn(t, conns[n], prefix, tag)
 			if err != nil {
@@ -324,7 +308,7 @@ func goneEverywhere(t testing.TB, prefix, tag string, timeout time.Duration) {
 	for _, n := range pg.Nodes() {
 		conns[n] = direct(t, n)
 	}
-	eventually(t, timeout, "the statement "+prefix+"… no longer runs on any node", func() (bool, error) {
+	cluster.Eventually(t, timeout, "the statement "+prefix+"… no longer runs on any node", func() (bool, error) {
 		for _, n := range pg.Nodes() {
 			k, err := activeOn(t, conns[n], prefix, tag)
 			if err != nil || k > 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -39,7 +40,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 
 	// New connections are refused.
-	eventually(t, 2*time.Second, "baton refuses new connections", func() (bool, error) {
+	cluster.Eventually(t, 2*time.Second, "baton refuses new connections", func() (bool, error) {
 		nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err != nil {
 			return true, nil
@@ -57,7 +58,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	// A session idle outside a transaction is ended with 57P01.
 	var idleErr error
-	eventually(t, 3*time.Second, "the idle session is terminated", func() (bool, error) {
+	cluster.Eventually(t, 3*time.Second, "the idle session is terminated", func() (bool, error) {
 		_, idleErr = idle.Exec(ctx, "SELECT 1")
 		return idleErr != nil, nil
 	})
