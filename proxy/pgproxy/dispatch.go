@@ -1,6 +1,7 @@
 package pgproxy
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -154,6 +155,14 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		}
 		if err == nil {
 			be, err = s.acquire(np)
+			var lost *sessionLost
+			if errors.As(err, &lost) {
+				s.srv.metrics.errors.Add(1)
+				s.closing.Store(true)
+				s.push(&unit{synthetic: lost.fatal})
+				s.wait()
+				return false
+			}
 		}
 		if err == nil && route == router.Primary && cls.Route == router.Primary && !s.srv.mayWrite() {
 			err = buffer.ErrWriteLease
@@ -316,17 +325,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	u.be, u.replays, u.swallow = be, 0, 0
 	var out []byte
 	if be.applied < len(s.history) {
-		var b []byte
-		for _, h := range s.history[be.applied:] {
-			if h.discard {
-				clear(be.stmts)
-			}
-			b = append(b, h.sql...)
-			b = append(b, ';')
-		}
-		out = pgwire.AppendQuery(out, string(b))
-		u.replays = 1
-		be.applied = len(s.history)
+		out = s.appendReplay(out, u, be)
 	}
 	if s.replica != be && u.class.Route == router.Replica && be.node != nil {
 		if snap := s.srv.live.Load(); snap != nil && snap.PrimaryNode() != nil && snap.PrimaryNode().Name != be.node.name {
@@ -381,6 +380,33 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	if u.lsnProbe {
 		out = pgwire.AppendQuery(out, lsnQuery)
 	}
+	return out
+}
+
+// appendReplay appends the Queries that bring be up to the session's state history. A DISCARD ALL
+// in the history cannot run inside a multi-statement Query (an implicit transaction block), and
+// it undoes everything before it: it goes alone, and only what follows it is replayed.
+func (s *session) appendReplay(out []byte, u *unit, be *backend) []byte {
+	hist := s.history[be.applied:]
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].discard {
+			clear(be.stmts)
+			out = pgwire.AppendQuery(out, hist[i].sql)
+			u.replays++
+			hist = hist[i+1:]
+			break
+		}
+	}
+	if len(hist) > 0 {
+		var b []byte
+		for _, h := range hist {
+			b = append(b, h.sql...)
+			b = append(b, ';')
+		}
+		out = pgwire.AppendQuery(out, string(b))
+		u.replays++
+	}
+	be.applied = len(s.history)
 	return out
 }
 

@@ -85,7 +85,7 @@ func (p *nodePool) release(b *backend, reusable bool) {
 }
 
 func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*backend, error) {
-	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "baton")
+	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "")
 	if err != nil {
 		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
 	}

@@ -15,9 +15,25 @@ const (
 	stateReadOnlyTx = "25006" // read_only_sql_transaction: a write reached a replica
 )
 
-// connectionLost: SQLSTATEs a server sends just before it closes the connection.
+// connectionLost: the SQLSTATEs of a FATAL that mean the server (or this backend) is going
+// away, rather than that the client's own request was refused. Only a FATAL (or PANIC) ends a
+// connection: an ERROR with one of these codes (e.g. 08P01 for a malformed Bind) leaves it usable.
 func connectionLost(code string) bool {
 	return code == "57P01" || code == "57P02" || code == "57P03" || code == "57P05" || strings.HasPrefix(code, "08")
+}
+
+// endWithServerFatal forwards a backend's FATAL to the client and ends the client's session, as
+// the server ends a direct connection. going: the server is shutting down or terminated the
+// backend, so its idle siblings are likely dead too.
+func (s *session) endWithServerFatal(be *backend, fatal []byte, going bool) {
+	s.drop(be)
+	if going {
+		be.node.DropIdle()
+	}
+	s.cw.Write(fatal)
+	s.flush()
+	s.lostOpen.Store(be)
+	s.clientGone()
 }
 
 // resendable reports whether a replica's error, held back from the client, means the unit should
@@ -199,10 +215,18 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 		case 'E':
 			failed = true
 			code := pgwire.ErrorCode(pgwire.Body(f))
-			if connectionLost(code) {
-				// The server is going away (shutdown, crash, terminated backend): no
-				// ReadyForQuery will follow.
-				return s.lose(be, hold)
+			if pgwire.ErrorFatal(pgwire.Body(f)) {
+				// The server ends this connection; no ReadyForQuery follows. A replica read
+				// nothing of which reached the client moves to another node when the replica
+				// is going away; anything else ends the client's session with the server's
+				// own FATAL, as on a direct connection (pg_terminate_backend, a fence).
+				if hold && connectionLost(code) {
+					return s.lose(be, hold)
+				}
+				s.srv.metrics.errors.Add(1)
+				s.cw.Write(held)
+				s.endWithServerFatal(be, f, connectionLost(code))
+				return false
 			}
 			if hold {
 				if m, lag := resendable(code); m || lag {

@@ -3,23 +3,20 @@ package pgproxy
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/baton-proxy/baton/proxy/buffer"
 	"io"
 	"log/slog"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/listen"
-
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -89,6 +86,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[uint64]*session // by cancel key
+	startups startupCache        // startup parameter sets the server accepted
 	stop     chan struct{}
 	ddl      chan struct{} // signalled after successful DDL: reload the function catalog
 }
@@ -337,7 +335,15 @@ func (s *Server) serveConn(c net.Conn) {
 		conns: map[*nodePool]*backend{}, stmts: map[string]*stmt{}, txStatus: 'I',
 	}
 	if err := s.greet(sess, params); err != nil {
-		bw.Write(pgwire.AppendError(nil, pgwire.SevFatal, "57P03", "baton: "+err.Error()))
+		var rej *startupRejected
+		if errors.As(err, &rej) {
+			bw.Write(rej.fatal)
+		} else {
+			bw.Write(pgwire.AppendError(nil, pgwire.SevFatal, "57P03", "baton: "+err.Error()))
+		}
+		for np, be := range sess.conns {
+			np.release(be, false)
+		}
 		bw.Flush()
 		conn.Close()
 		return
@@ -349,92 +355,6 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	sess.run()
-}
-
-// reportedParams are the GUCs PostgreSQL reports with ParameterStatus; a client's startup value
-// for one of them replaces the server's in the greeting.
-var startupSkip = map[string]bool{"user": true, "database": true, "replication": true, "options": true}
-
-// greet sends ParameterStatus, BackendKeyData and ReadyForQuery, registers the cancel key and
-// records the client's startup parameters as session state to replay.
-func (s *Server) greet(sess *session, params map[string]string) error {
-	sp, err := s.serverParams(sess.key)
-	if err != nil {
-		return err
-	}
-	merged := map[string]string{}
-	for k, v := range sp {
-		merged[k] = v
-	}
-	var sets []string
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := params[k]
-		if startupSkip[k] || strings.HasPrefix(k, "_pq_.") {
-			continue
-		}
-		if _, ok := merged[k]; ok {
-			merged[k] = v
-		}
-		sets = append(sets, "SET "+quoteIdent(k)+" TO "+quoteLiteral(v))
-	}
-	for _, kv := range parseOptions(params["options"]) {
-		sets = append(sets, "SET "+quoteIdent(kv[0])+" TO "+quoteLiteral(kv[1]))
-		if _, ok := merged[kv[0]]; ok {
-			merged[kv[0]] = kv[1]
-		}
-	}
-	if len(sets) > 0 {
-		sess.startup = strings.Join(sets, ";")
-		sess.history = append(sess.history, histEntry{sql: sess.startup})
-	}
-	names := make([]string, 0, len(merged))
-	for k := range merged {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var out []byte
-	for _, k := range names {
-		out, _ = (&pgproto3.ParameterStatus{Name: k, Value: merged[k]}).Encode(out)
-	}
-	var key [8]byte
-	rand.Read(key[:])
-	pid := binary.BigEndian.Uint32(key[:4]) &^ (1 << 31)
-	sess.keyID = uint64(pid)<<32 | uint64(binary.BigEndian.Uint32(key[4:]))
-	out, _ = (&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: key[4:]}).Encode(out)
-	out = pgwire.AppendReady(out, 'I')
-	s.mu.Lock()
-	s.sessions[sess.keyID] = sess
-	s.mu.Unlock()
-	sess.cw.Write(out)
-	return nil
-}
-
-// serverParams returns the primary's reported parameters, dialing once if none is known yet.
-func (s *Server) serverParams(key poolKey) (map[string]string, error) {
-	snap := s.live.Load()
-	var np *nodePool
-	if p := snap.PrimaryNode(); p != nil {
-		np = s.node(p.Name)
-	} else if snap != nil && len(snap.Readable) > 0 {
-		np = s.node(snap.Nodes[snap.Readable[0]].Name)
-	}
-	if np == nil {
-		return nil, fmt.Errorf("no node of cluster %q is reachable; retry later", s.config().Name)
-	}
-	if p := np.serverParams(); p != nil {
-		return p, nil
-	}
-	b, err := np.acquire(context.Background(), key)
-	if err != nil {
-		return nil, err
-	}
-	np.release(b, true)
-	return np.serverParams(), nil
 }
 
 func (s *Server) unregister(sess *session) {
@@ -502,28 +422,4 @@ func quoteLiteral(s string) string {
 		return `E'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `''`) + `'`
 	}
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
-}
-
-// parseOptions splits a startup "options" value: "-c a=b --c=d" → [[a b] [c d]].
-func parseOptions(o string) [][2]string {
-	var out [][2]string
-	f := strings.Fields(o)
-	for i := 0; i < len(f); i++ {
-		a := f[i]
-		switch {
-		case a == "-c" && i+1 < len(f):
-			i++
-			a = f[i]
-		case strings.HasPrefix(a, "-c"):
-			a = a[2:]
-		case strings.HasPrefix(a, "--"):
-			a = a[2:]
-		default:
-			continue
-		}
-		if k, v, ok := strings.Cut(a, "="); ok {
-			out = append(out, [2]string{strings.ReplaceAll(k, "-", "_"), v})
-		}
-	}
-	return out
 }

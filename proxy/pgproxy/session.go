@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
 )
@@ -348,10 +349,16 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 		return nil, errors.New("the node was removed from the configuration")
 	}
 	if be := s.conns[np]; be != nil {
-		if !be.broken {
+		if !be.broken && (be == s.txConn || be == s.listen || (be.rd.Buffered() == 0 && !pool.PeerClosed(be.conn))) {
 			return be, nil
 		}
-		s.drop(be)
+		if !be.broken && s.pins != 0 {
+			// The server ended this connection while the session was idle, and it carried
+			// state baton cannot rebuild elsewhere (temp tables, advisory locks, …): the client
+			// must learn, as on a direct connection, with the server's own FATAL.
+			return nil, &sessionLost{fatal: be.pendingFatal()}
+		}
+		s.drop(be) // nothing lived on it that a fresh connection cannot carry: reconnect
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -362,6 +369,28 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	be.applied = s.histBase
 	s.conns[np] = be
 	return be, nil
+}
+
+// sessionLost: a connection that carried state baton cannot rebuild died between statements;
+// the client's session must end with fatal (the server's FATAL, or baton's own).
+type sessionLost struct{ fatal []byte }
+
+func (e *sessionLost) Error() string { return "the server closed the session's connection" }
+
+// pendingFatal reads the FATAL a server sent on an idle connection before closing it, or makes
+// one when it sent none (a crash, a network failure).
+func (be *backend) pendingFatal() []byte {
+	be.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	defer be.conn.SetReadDeadline(time.Time{})
+	for {
+		f, err := be.rd.Next()
+		if err != nil {
+			return pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's state (temporary tables, locks, LISTEN or a prepared cursor)")
+		}
+		if f[0] == 'E' && pgwire.ErrorFatal(pgwire.Body(f)) {
+			return append([]byte(nil), f...)
+		}
+	}
 }
 
 // drop detaches a broken connection from the session.

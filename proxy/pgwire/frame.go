@@ -186,19 +186,33 @@ func QueryMsg(b []byte) (string, error) {
 }
 
 // ErrorCode extracts the SQLSTATE of an ErrorResponse or NoticeResponse body.
-func ErrorCode(b []byte) (code string) {
+func ErrorCode(b []byte) (code string) { return ErrorField(b, 'C') }
+
+// ErrorField extracts one field (e.g. 'C' SQLSTATE, 'V' non-localized severity, 'S' severity,
+// 'M' message) of an ErrorResponse or NoticeResponse body ("" when absent).
+func ErrorField(b []byte, field byte) string {
 	for len(b) > 0 && b[0] != 0 {
 		f := b[0]
 		v, rest, ok := CString(b[1:])
 		if !ok {
-			return code
+			return ""
 		}
-		if f == 'C' {
+		if f == field {
 			return v
 		}
 		b = rest
 	}
-	return code
+	return ""
+}
+
+// ErrorFatal reports whether an ErrorResponse body has severity FATAL or PANIC: the server
+// closes the connection after sending it. (ERROR with a class-08 SQLSTATE does not close it.)
+func ErrorFatal(b []byte) bool {
+	sev := ErrorField(b, 'V') // non-localized, PostgreSQL ≥ 9.6
+	if sev == "" {
+		sev = ErrorField(b, 'S')
+	}
+	return sev == SevFatal || sev == "PANIC"
 }
 
 // Peek1 blocks until at least one byte is readable (for idle waits on a connection).

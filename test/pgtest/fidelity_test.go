@@ -1,0 +1,240 @@
+package pgtest
+
+// Session fidelity: each test runs the same client code through baton and directly against the
+// primary (as the same application user) and compares what the client observed. Where the
+// expected answer is known, it is written down too, so that both sides agreeing on something
+// wrong still fails.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// bothWays runs observe against baton and against the primary directly and fails when the
+// observations differ. It returns the direct observation.
+func bothWays(t *testing.T, observe func(t *testing.T, u string) string) string {
+	t.Helper()
+	got := observe(t, url)
+	want := observe(t, pg.Primary.AppURL())
+	if got != want {
+		t.Fatalf("through baton:\n%s\ndirect to the primary:\n%s", got, want)
+	}
+	return want
+}
+
+// describeErr renders an error the way a client shows it: severity, SQLSTATE, message.
+func describeErr(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Severity + " " + pe.Code + " " + pe.Message
+	}
+	return "error (not from the server): " + err.Error()
+}
+
+// psqlOut runs psql with args against u (extra environment in env) and returns its combined
+// output with the exit status.
+func psqlOut(t *testing.T, u string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "psql", append([]string{u, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	status := "exit 0"
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		status = fmt.Sprintf("exit %d", ee.ExitCode())
+	} else if err != nil {
+		t.Fatalf("psql: %v (is postgresql-client installed?)", err)
+	}
+	return strings.TrimSpace(string(out)) + "\n" + status
+}
+
+// PostgreSQL item 2: DISCARD ALL, then a statement that lands on another node.
+func TestFidelityDiscardAllThenRead(t *testing.T) {
+	got := bothWays(t, func(t *testing.T, u string) string {
+		return psqlOut(t, u, nil, "-c", "discard all", "-c", "select 1", "-c", "set search_path = pg_catalog", "-c", "discard all", "-c", "show search_path")
+	})
+	if !strings.Contains(got, "\n1\n") || strings.Contains(got, "ERROR") || !strings.HasSuffix(got, "exit 0") {
+		t.Fatalf("psql printed %q", got)
+	}
+}
+
+// PostgreSQL item 3: a list-valued startup parameter keeps its elements.
+func TestFidelityListValuedStartupParameter(t *testing.T) {
+	got := bothWays(t, func(t *testing.T, u string) string {
+		return psqlOut(t, u, []string{"PGOPTIONS=-c search_path=public,pg_catalog"},
+			"-c", "show search_path", "-c", "select count(*) > 0 from pg_class where relname = 'pg_class'",
+			"-c", "/* baton:replica */ select current_schemas(false)::text")
+	})
+	if want := "public,pg_catalog\nt\n{public,pg_catalog}\nexit 0"; got != want {
+		t.Fatalf("got %q; want %q", got, want)
+	}
+}
+
+// PostgreSQL item 6: startup parameters fail, resolve and default as on the server.
+func TestFidelityStartupParameters(t *testing.T) {
+	t.Run("unknown parameter fails the connection", func(t *testing.T) {
+		got := bothWays(t, func(t *testing.T, u string) string {
+			c, err := pgx.Connect(ctxT(t), u+"&options=-c%20doesnotexist%3Dfoo")
+			if err == nil {
+				c.Close(ctxT(t))
+			}
+			return describeErr(err)
+		})
+		if !strings.HasPrefix(got, "FATAL 42704 ") {
+			t.Fatalf("got %q; want FATAL 42704", got)
+		}
+	})
+	t.Run("invalid value fails the connection", func(t *testing.T) {
+		got := bothWays(t, func(t *testing.T, u string) string {
+			c, err := pgx.Connect(ctxT(t), u+"&options=-c%20work_mem%3Dlots")
+			if err == nil {
+				c.Close(ctxT(t))
+			}
+			return describeErr(err)
+		})
+		if !strings.HasPrefix(got, "FATAL 22023 ") {
+			t.Fatalf("got %q; want FATAL 22023", got)
+		}
+	})
+	t.Run("client_encoding direct and in options", func(t *testing.T) {
+		got := bothWays(t, func(t *testing.T, u string) string {
+			return psqlOut(t, u, []string{"PGCLIENTENCODING=LATIN1", "PGOPTIONS=-c client_encoding=WIN1252"},
+				"-c", "show client_encoding", "-c", "/* baton:replica */ show client_encoding")
+		})
+		if got != "LATIN1\nLATIN1\nexit 0" {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("application_name empty when not sent", func(t *testing.T) {
+		got := bothWays(t, func(t *testing.T, u string) string {
+			cfg, err := pgx.ParseConfig(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(cfg.RuntimeParams, "application_name")
+			c, err := pgx.ConnectConfig(ctxT(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctxT(t))
+			var a, b string
+			if err := c.QueryRow(ctxT(t), "show application_name").Scan(&a); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.QueryRow(ctxT(t), "/* baton:primary */ select current_setting('application_name')").Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%q %q %q", a, b, c.PgConn().ParameterStatus("application_name"))
+		})
+		if got != `"" "" ""` {
+			t.Fatalf("got %s", got)
+		}
+	})
+}
+
+// PostgreSQL item 7: a session whose backend is terminated ends with the server's FATAL.
+func TestFidelityTerminateOwnBackend(t *testing.T) {
+	got := bothWays(t, func(t *testing.T, u string) string {
+		c, err := pgx.Connect(ctxT(t), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		_, err = c.Exec(ctxT(t), "select pg_terminate_backend(pg_backend_pid())")
+		first := describeErr(err)
+		_, err = c.Exec(ctxT(t), "select 1")
+		return first + "\nthen closed: " + fmt.Sprint(err != nil && c.IsClosed())
+	})
+	if !strings.HasPrefix(got, "FATAL 57P01 ") || !strings.HasSuffix(got, "then closed: true") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// PostgreSQL item 7: a backend terminated while the session idles. With state baton cannot
+// rebuild (a temporary table) the client's session ends with the server's FATAL, as direct;
+// without such state baton reconnects and the client does not notice.
+func TestFidelityIdleBackendTerminated(t *testing.T) {
+	admin := direct(t, pg.Primary)
+	terminate := func(t *testing.T, c *pgx.Conn) {
+		var pid int
+		if err := c.QueryRow(ctxT(t), "/* baton:primary */ select pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(ctxT(t), "select pg_terminate_backend($1)", pid); err != nil {
+			t.Fatal(err)
+		}
+		var gone bool
+		for !gone {
+			if err := admin.QueryRow(ctxT(t), "select count(*) = 0 from pg_stat_activity where pid = $1", pid).Scan(&gone); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Run("pinned", func(t *testing.T) {
+		got := bothWays(t, func(t *testing.T, u string) string {
+			c, err := pgx.Connect(ctxT(t), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			if _, err := c.Exec(ctxT(t), "create temp table fid_tmp (i int)"); err != nil {
+				t.Fatal(err)
+			}
+			terminate(t, c)
+			_, err = c.Exec(ctxT(t), "select count(*) from fid_tmp")
+			return describeErr(err)
+		})
+		if !strings.HasPrefix(got, "FATAL 57P01 ") {
+			t.Fatalf("got %q; want FATAL 57P01", got)
+		}
+	})
+	t.Run("unpinned", func(t *testing.T) {
+		c := connect(t, pgx.QueryExecModeCacheStatement)
+		if _, err := c.Exec(ctxT(t), "set work_mem = '3MB'"); err != nil {
+			t.Fatal(err)
+		}
+		terminate(t, c)
+		var wm string
+		if err := c.QueryRow(ctxT(t), "/* baton:primary */ show work_mem").Scan(&wm); err != nil {
+			t.Fatalf("the statement after the idle backend died: %v", err)
+		}
+		if wm != "3MB" {
+			t.Fatalf("work_mem after the reconnect = %q; want 3MB", wm)
+		}
+	})
+}
+
+// rawDirect logs in straight to the primary as the application user and hijacks the socket.
+func rawDirect(t *testing.T) *pgconn.HijackedConn { return rawLogin(t, pg.Primary.AppURL()) }
+
+// PostgreSQL item 8: an ERROR with a class-08 SQLSTATE is an answer, not a lost connection.
+func TestFidelityBindFormatMismatch(t *testing.T) {
+	for name, hc := range map[string]*pgconn.HijackedConn{"baton": rawLogin(t, url), "direct": rawDirect(t)} {
+		codes := roundTrip(t, hc,
+			&pgproto3.Parse{Query: "select 1"},
+			&pgproto3.Bind{ResultFormatCodes: []int16{0, 0}},
+			&pgproto3.Execute{},
+			&pgproto3.Sync{})
+		if len(codes) != 1 || codes[0] != "08P01" {
+			t.Fatalf("%s: error codes %v; want [08P01]", name, codes)
+		}
+		if codes := roundTrip(t, hc, &pgproto3.Query{String: "select 1"}); len(codes) != 0 {
+			t.Fatalf("%s: the next statement failed with %v", name, codes)
+		}
+	}
+}
