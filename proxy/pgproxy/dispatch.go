@@ -129,7 +129,9 @@ func be32(b []byte) uint32 {
 // record for replay when it succeeds ("" for none).
 // dealloc names a protocol-level prepared statement that an SQL DEALLOCATE in the unit drops.
 func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, state, dealloc string) bool {
-	s.wait()                     // routing needs the exact transaction state
+	s.wait() // routing needs the exact transaction state
+	implied := s.implied
+	s.implied = false
 	s.cancelPending.Store(false) // a cancel that came while idle cancels nothing, as on PostgreSQL
 	s.dispatching.Store(true)
 	defer s.dispatching.Store(false)
@@ -199,13 +201,14 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	}
 	if err != nil {
 		s.srv.metrics.errors.Add(1)
-		s.failUnit(openEnded, "57P03", err.Error())
+		s.failUnit(openEnded || implied, "57P03", err.Error())
 		return true
 	}
 	if route == router.Primary && be.node != nil {
 		s.txOn.Store(be.node) // busy on the primary until ReadyForQuery says idle (switchover drain)
 	}
 	u := &unit{be: be, frames: frames, class: cls, openEnded: openEnded, dealloc: dealloc}
+	u.impliedSync.Store(implied)
 	u.retryable = route == router.Replica && s.txStatusNow() == 'I' && cls.Tx == router.TxNone && !openEnded && !cls.CopyIn
 	if state != "" && cls.SessionState && !cls.Multi {
 		u.hist = &histEntry{sql: state, discard: cls.ResetAll && cls.Unpin != 0}
@@ -327,6 +330,11 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	if be.applied < len(s.history) {
 		out = s.appendReplay(out, u, be)
 	}
+	for _, name := range be.closeLater {
+		out = pgwire.AppendCloseStmt(out, name)
+		u.swallow++
+	}
+	be.closeLater = be.closeLater[:0]
 	if s.replica != be && u.class.Route == router.Replica && be.node != nil {
 		if snap := s.srv.live.Load(); snap != nil && snap.PrimaryNode() != nil && snap.PrimaryNode().Name != be.node.name {
 			s.replica = be
@@ -336,8 +344,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 		// SQL DEALLOCATE of a statement the client prepared with Parse: it must exist here.
 		if st := s.stmts[u.dealloc]; st != nil {
 			out = s.ensurePrepared(out, u, be, u.dealloc, st)
-			delete(s.stmts, u.dealloc)
-			delete(be.stmts, u.dealloc)
+			s.closeElsewhere(be, u.dealloc)
 		}
 	}
 	// Walk the client's frames: re-prepare statements this connection lacks; track Parse/Close.
@@ -371,8 +378,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			}
 		case 'C':
 			if kind, name, _ := pgwire.DescribeMsg('C', pgwire.Body(f)); kind == 'S' {
-				delete(s.stmts, name)
-				delete(be.stmts, name)
+				s.closeElsewhere(be, name)
 			}
 		}
 	}
@@ -425,6 +431,22 @@ func parseLSN(s string) uint64 {
 		return 0
 	}
 	return h<<32 | l
+}
+
+// closeElsewhere forgets statement name, which the unit closes on be, and has every other
+// connection of the session that holds it close it in front of its next unit: a statement the
+// client closed exists on no node afterwards.
+func (s *session) closeElsewhere(be *backend, name string) {
+	delete(s.stmts, name)
+	delete(be.stmts, name)
+	for _, other := range s.conns {
+		if _, had := other.stmts[name]; had && other != be {
+			delete(other.stmts, name)
+			if name != "" {
+				other.closeLater = append(other.closeLater, name)
+			}
+		}
+	}
 }
 
 // ensurePrepared appends what makes be hold the session's current version of statement name:

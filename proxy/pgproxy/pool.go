@@ -31,6 +31,9 @@ type backend struct {
 
 	// Session-scoped bookkeeping, reset when the connection returns to the pool.
 	stmts   map[string]uint64 // prepared statement name → the session's generation of it
+	// closeLater: statements the session closed (on another connection) that this connection
+	// still holds; they are closed in front of its next unit.
+	closeLater []string
 	applied int               // how many session-history entries this connection has run
 	broken  bool
 }
@@ -120,6 +123,7 @@ func (b *backend) resetFor(q string) bool {
 		return false
 	}
 	b.stmts = map[string]uint64{}
+	b.closeLater = nil
 	b.applied = 0
 	return true
 }

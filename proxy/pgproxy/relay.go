@@ -195,7 +195,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 	for {
 		f, err := be.rd.Next()
 		if err != nil {
-			return s.lose(be, hold)
+			return s.lose(u, be, hold)
 		}
 		typ := f[0]
 		if replays > 0 {
@@ -221,7 +221,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 				// is going away; anything else ends the client's session with the server's
 				// own FATAL, as on a direct connection (pg_terminate_backend, a fence).
 				if hold && connectionLost(code) {
-					return s.lose(be, hold)
+					return s.lose(u, be, hold)
 				}
 				s.srv.metrics.errors.Add(1)
 				s.cw.Write(held)
@@ -248,7 +248,13 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			if len(held) > 0 {
 				s.cw.Write(held)
 			}
-			s.cw.Write(f)
+			if u.impliedSync.Load() {
+				// baton's own Sync in front of a Query that followed the group: the client
+				// did not send it and gets no ReadyForQuery for it.
+				u.failed = failed
+			} else {
+				s.cw.Write(f)
+			}
 			s.flush()
 			s.finish(u, f[5], startTx, failed, tag)
 			if u.lsnProbe {
@@ -277,7 +283,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 
 // lose drops a connection that failed mid-unit. It returns true (resend the unit elsewhere)
 // when nothing of the unit reached the client yet; otherwise it tells the client.
-func (s *session) lose(be *backend, held bool) bool {
+func (s *session) lose(u *unit, be *backend, held bool) bool {
 	lost := be.node.name
 	s.drop(be)
 	be.node.DropIdle() // its siblings are likely dying too: dial afresh (pool.Node.DropIdle)
@@ -285,6 +291,7 @@ func (s *session) lose(be *backend, held bool) bool {
 		s.srv.metrics.retries.Add(1)
 		return true
 	}
+	u.failed = true
 	s.backendLost(be, lost)
 	return false
 }
@@ -348,7 +355,9 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 		}
 	}
 	if u.class.Unpin&router.PinPrepare != 0 { // DEALLOCATE ALL drops Parse'd statements too
-		clear(s.stmts)
+		for name := range s.stmts {
+			s.closeElsewhere(u.be, name)
+		}
 	}
 	if u.class.ResetAll {
 		if u.class.Unpin != 0 { // DISCARD ALL

@@ -41,7 +41,11 @@ type unit struct {
 	lsnProbe  bool       // read_your_writes: a WAL position query follows the unit
 	replays   int        // replay Queries in front of the unit (each ends in ReadyForQuery)
 	swallow   int        // injected ParseComplete/CloseComplete responses to drop
-	done      chan struct{}
+	// impliedSync: the unit ends in a Sync baton added because a Query followed the group
+	// without one (a Query implies a Sync); its ReadyForQuery is not the client's.
+	impliedSync atomic.Bool
+	failed      bool // set by the relay before done: the unit got an error
+	done        chan struct{}
 }
 
 // session is one client connection. The client loop (run) reads and routes; the relay goroutine
@@ -80,6 +84,7 @@ type session struct {
 	group     []byte // extended-protocol frames buffered up to Sync
 	openUnit  *unit  // a unit sent before its Sync; the rest of its frames follow it
 	skipSync  bool   // a failed open-ended group: drop frames until Sync, then answer it
+	implied   bool   // the next unit ends in baton's own Sync (syncBeforeQuery)
 	last      *unit
 	queue     chan *unit
 	relayDone chan struct{}
@@ -228,6 +233,9 @@ func (s *session) handle(f []byte) bool {
 	}
 	switch typ {
 	case 'Q':
+		if (s.openUnit != nil || len(s.group) > 0) && !s.syncBeforeQuery() {
+			return true // the group failed: the server ignores the Query until the client's Sync
+		}
 		q, err := pgwire.QueryMsg(pgwire.Body(f))
 		if err != nil {
 			s.fatal("08P01", err.Error())
@@ -275,6 +283,40 @@ func quoteByte(b byte) string {
 		return "'" + string(rune(b)) + "'"
 	}
 	return "0x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
+}
+
+// syncFrame is a Sync message.
+var syncFrame = []byte{'S', 0, 0, 0, 4}
+
+// syncBeforeQuery ends the extended-protocol messages in front of a Query with a Sync of
+// baton's own, so that every message keeps its order and its replies: the group runs (and
+// commits, when it opened no transaction block) before the Query. When the group fails it
+// returns false: the server would ignore the Query and everything else until the client's
+// Sync, and baton does the same. It returns once the group has been answered.
+func (s *session) syncBeforeQuery() bool {
+	if u := s.openUnit; u != nil {
+		s.openUnit = nil
+		u.impliedSync.Store(true)
+		if !s.writeBackend(u.be, syncFrame) {
+			s.wait()
+			s.skipSync = true
+			return false
+		}
+		s.wait()
+		if u.failed {
+			s.skipSync = true
+		}
+		return !u.failed
+	}
+	s.group = append(s.group, syncFrame...)
+	s.implied = true
+	ok := s.dispatchGroup(false)
+	s.wait()
+	if !ok || s.skipSync || (s.last != nil && s.last.failed) {
+		s.skipSync = true
+		return false
+	}
+	return true
 }
 
 // writeBackend writes one frame to a backend that is already serving an outstanding unit.

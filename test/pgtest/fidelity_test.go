@@ -238,3 +238,120 @@ func TestFidelityBindFormatMismatch(t *testing.T) {
 		}
 	}
 }
+
+// exchange sends msgs on hc and reads until the n-th ReadyForQuery. It renders every reply:
+// message types, DataRow values, error codes, ReadyForQuery status.
+func exchange(t *testing.T, hc *pgconn.HijackedConn, n int, msgs ...pgproto3.FrontendMessage) string {
+	t.Helper()
+	for _, m := range msgs {
+		hc.Frontend.Send(m)
+	}
+	if err := hc.Frontend.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	hc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer hc.Conn.SetReadDeadline(time.Time{})
+	var out []string
+	for n > 0 {
+		m, err := hc.Frontend.Receive()
+		if err != nil {
+			return strings.Join(append(out, "read: "+err.Error()), " ")
+		}
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			var vals []string
+			for _, v := range m.Values {
+				vals = append(vals, string(v))
+			}
+			out = append(out, "DataRow("+strings.Join(vals, ",")+")")
+		case *pgproto3.ErrorResponse:
+			out = append(out, "Error("+m.Code+")")
+		case *pgproto3.CommandComplete:
+			out = append(out, "Complete("+string(m.CommandTag)+")")
+		case *pgproto3.ReadyForQuery:
+			out = append(out, "Ready("+string(m.TxStatus)+")")
+			n--
+		case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
+		default:
+			out = append(out, typeName(m))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// bothRaw runs the same raw exchange through baton and directly and compares the replies.
+func bothRaw(t *testing.T, name string, run func(t *testing.T, hc *pgconn.HijackedConn) string) string {
+	t.Helper()
+	got, want := run(t, rawLogin(t, url)), run(t, rawDirect(t))
+	if got != want {
+		t.Fatalf("%s\nthrough baton: %s\ndirect:        %s", name, got, want)
+	}
+	return want
+}
+
+// PostgreSQL item 1: a simple Query after extended-protocol messages without a Sync.
+func TestFidelityQueryAfterExtendedWithoutSync(t *testing.T) {
+	t.Run("pgJDBC autosave", func(t *testing.T) {
+		got := bothRaw(t, "BEGIN (extended), SAVEPOINT (Query), select (extended), Sync", func(t *testing.T, hc *pgconn.HijackedConn) string {
+			a := exchange(t, hc, 1,
+				&pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				&pgproto3.Query{String: "SAVEPOINT s"})
+			b := exchange(t, hc, 1,
+				&pgproto3.Parse{Query: "select 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			c := exchange(t, hc, 1, &pgproto3.Query{String: "ROLLBACK"})
+			return a + " | " + b + " | " + c
+		})
+		want := "ParseComplete BindComplete Complete(BEGIN) Complete(SAVEPOINT) Ready(T) | ParseComplete BindComplete DataRow(1) Complete(SELECT 1) Ready(T) | Complete(ROLLBACK) Ready(I)"
+		if got != want {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+	})
+	t.Run("extended select then simple select", func(t *testing.T) {
+		got := bothRaw(t, "select 'ext' (extended), select 'simple' (Query)", func(t *testing.T, hc *pgconn.HijackedConn) string {
+			return exchange(t, hc, 1,
+				&pgproto3.Parse{Query: "select 'ext'"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				&pgproto3.Query{String: "select 'simple'"})
+		})
+		if !strings.Contains(got, "DataRow(ext)") || !strings.Contains(got, "DataRow(simple)") {
+			t.Fatalf("got %s; want both rows", got)
+		}
+	})
+	t.Run("failing group: the Query is ignored until Sync", func(t *testing.T) {
+		got := bothRaw(t, "select 1/0 (extended), Query, Sync", func(t *testing.T, hc *pgconn.HijackedConn) string {
+			a := exchange(t, hc, 1,
+				&pgproto3.Parse{Query: "select 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				&pgproto3.Query{String: "select 'ignored'"}, &pgproto3.Sync{})
+			b := exchange(t, hc, 1, &pgproto3.Query{String: "select 'next'"})
+			return a + " | " + b
+		})
+		if strings.Contains(got, "ignored") || !strings.Contains(got, "Error(22012)") {
+			t.Fatalf("got %s", got)
+		}
+	})
+}
+
+// PostgreSQL item 10: a closed prepared statement exists on no node the session uses.
+func TestFidelityCloseEverywhere(t *testing.T) {
+	hc := rawLogin(t, url)
+	const q = "select 4242 /* fid close */"
+	count := func(hint string) string {
+		return exchange(t, hc, 1, &pgproto3.Query{String: hint + " select count(*) from pg_prepared_statements where statement = '" + q + "'"})
+	}
+	// Prepare it, then use it on a replica and on the primary.
+	exchange(t, hc, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{})
+	exchange(t, hc, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{}) // a read: on a replica
+	exchange(t, hc, 1, &pgproto3.Query{String: "BEGIN"})                                               // a transaction: on the primary
+	exchange(t, hc, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	exchange(t, hc, 1, &pgproto3.Query{String: "COMMIT"})
+	for _, hint := range []string{"/* baton:replica */", "/* baton:primary */"} {
+		if got := count(hint); !strings.Contains(got, "DataRow(1)") {
+			t.Fatalf("%s before Close: %s; want the statement there", hint, got)
+		}
+	}
+	exchange(t, hc, 1, &pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{})
+	for _, hint := range []string{"/* baton:replica */", "/* baton:primary */"} {
+		if got := count(hint); !strings.Contains(got, "DataRow(0)") {
+			t.Fatalf("%s after Close: %s; want 0", hint, got)
+		}
+	}
+}
