@@ -30,12 +30,12 @@ type backend struct {
 	secret []byte
 
 	// Session-scoped bookkeeping, reset when the connection returns to the pool.
-	stmts   map[string]uint64 // prepared statement name → the session's generation of it
+	stmts map[string]uint64 // prepared statement name → the session's generation of it
 	// closeLater: statements the session closed (on another connection) that this connection
 	// still holds; they are closed in front of its next unit.
 	closeLater []string
-	applied int               // how many session-history entries this connection has run
-	broken  bool
+	applied    int // how many session-history entries this connection has run
+	broken     bool
 }
 
 func (b *backend) close() {
