@@ -335,14 +335,17 @@ func (s *session) fail(be *backend, held bool) outcome {
 	return sent
 }
 
-// lost tells the client that the node serving its statement went away.
+// lost tells the client that the node serving its statement went away. The code is a server
+// error (ER_CONNECTION_KILLED, SQLSTATE 08S01): client-range codes (2000–2999, such as 2013)
+// are never sent by servers, and Connector/C reports an ERR packet carrying one as "2027
+// Received malformed packet", hiding the text.
 func (s *session) lost(be *backend, inTx bool) {
 	if inTx {
-		s.writeErr(s.rseq, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" during a transaction; the transaction was rolled back")
+		s.writeErr(s.rseq, errConnectionKilled, "08S01", "baton: lost the connection to node "+be.node.name+" during a transaction; the transaction was rolled back")
 		s.closing.Store(true)
 		return
 	}
-	s.writeErr(s.rseq, 2013, "HY000", "baton: lost the connection to node "+be.node.name+" while it ran the statement; its outcome is unknown")
+	s.writeErr(s.rseq, errConnectionKilled, "08S01", "baton: lost the connection to node "+be.node.name+" while it ran the statement; its outcome is unknown")
 }
 
 // primaryName is the current primary's node name ("" if none).

@@ -67,8 +67,12 @@ type stmt struct {
 	longData *backend // where COM_STMT_SEND_LONG_DATA went since the last execution
 }
 
-// errBaton is the error code for failures of baton itself (ER_UNKNOWN_ERROR).
-const errBaton = 1105
+// Error codes of the ERR packets baton makes itself. Only server codes (1000–1999, 3000+):
+// clients treat a code of their own range (2000–2999) in an ERR packet as a malformed packet.
+const (
+	errBaton            = 1105 // ER_UNKNOWN_ERROR: failures of baton itself
+	errConnectionKilled = 1927 // ER_CONNECTION_KILLED, SQLSTATE 08S01: the session's backend went away
+)
 
 func (s *session) run() {
 	defer s.cleanup()
