@@ -349,13 +349,27 @@ func (r *run) step(name string, f func() error) error {
 	err := f()
 	d := time.Since(t)
 	r.ev.Steps = append(r.ev.Steps, topology.Step{Name: name, Duration: d, Error: errString(err)})
-	if err != nil {
+	var sk *skippedError
+	switch {
+	case errors.As(err, &sk):
+		r.log.Info(r.ev.Kind+" step", "step", name, "duration", d.Round(time.Microsecond), "skipped", sk.why, "cause", sk.err)
+	case err != nil:
 		r.log.Warn(r.ev.Kind+" step", "step", name, "duration", d.Round(time.Microsecond), "error", err)
-	} else {
+	default:
 		r.log.Info(r.ev.Kind+" step", "step", name, "duration", d.Round(time.Microsecond))
 	}
 	return err
 }
+
+// skippedError is a step that could not run where that is expected, such as the fence of a dead
+// primary: step logs it at INFO with why, not as a failure, and records it in the history.
+type skippedError struct {
+	why string
+	err error
+}
+
+func (e *skippedError) Error() string { return "skipped: " + e.why + ": " + e.err.Error() }
+func (e *skippedError) Unwrap() error { return e.err }
 
 // finish records the run in the history.
 func (r *run) finish(ctx context.Context, co *topology.Coordinator, to string, err error) {
@@ -518,7 +532,13 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 			// chance it gets (a hung node would otherwise hold the failover up).
 			fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), cl.ProbeTimeout.D()))
 			defer cancel()
-			return m.eng.Fence(fctx, on)
+			err := m.eng.Fence(fctx, on)
+			if isUnreachable(err) {
+				// Expected of a dead primary. The upkeep fences it once it answers again and
+				// takes writes (a stray primary), before anything is routed to it.
+				return &skippedError{why: "node " + old + " is unreachable; the fence is retried when it returns", err: err}
+			}
+			return err
 		})
 	}
 	var cand candidate

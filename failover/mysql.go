@@ -110,7 +110,7 @@ func (e *myEngine) do(ctx context.Context, n *topology.Node, step string, f func
 	defer a.mu.Unlock()
 	c, err := a.db.Conn(ctx)
 	if err != nil {
-		return stepError(n, step+": connect", err)
+		return connectError(n, step, err)
 	}
 	defer c.Close()
 	if a.flavor == myUnknown {

@@ -159,7 +159,7 @@ func (e *pgEngine) do(ctx context.Context, n *topology.Node, step string, f func
 	if a.conn == nil {
 		c, err := e.connect(ctx, n)
 		if err != nil {
-			return stepError(n, step+": connect", err)
+			return connectError(n, step, err)
 		}
 		a.conn = c
 	}

@@ -71,6 +71,9 @@ func cmdDemo(args []string) error {
 			f()
 		}
 	}()
+	// The clusters' application user is the configuration's first user, so baton's monitor user:
+	// AppMonitor gives it the grants the README recommends (pg_monitor, SLAVE MONITOR), and the
+	// demo starts like a correctly set-up deployment, without "health probe is limited".
 	for _, cl := range cfg.Clusters {
 		sub := func(name string) string {
 			if *dir == "" {
@@ -82,7 +85,7 @@ func cmdDemo(args []string) error {
 		case topology.EnginePostgres:
 			fmt.Println("baton demo: starting a PostgreSQL primary and 2 streaming replicas …")
 			pg, err := cluster.StartPG(ctx, cluster.PGOptions{Replicas: 2, BaseDir: sub("postgres"),
-				Ports: []int{15432, 15433, 15434}, AppUser: "app", AppPassword: "app", AppDB: "app", Logf: logf})
+				Ports: []int{15432, 15433, 15434}, AppUser: "app", AppPassword: "app", AppDB: "app", AppMonitor: true, Logf: logf})
 			if err != nil {
 				return err
 			}
@@ -97,7 +100,7 @@ func cmdDemo(args []string) error {
 		case topology.EngineMySQL:
 			fmt.Println("baton demo: starting a MariaDB primary and 2 GTID replicas …")
 			my, err := cluster.StartMariaDB(ctx, cluster.MyOptions{Replicas: 2, BaseDir: sub("mariadb"),
-				Ports: []int{13306, 13307, 13308}, AppUser: "app", AppPassword: "app", AppDB: "app", Logf: logf})
+				Ports: []int{13306, 13307, 13308}, AppUser: "app", AppPassword: "app", AppDB: "app", AppMonitor: true, Logf: logf})
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,9 @@ type PGOptions struct {
 	// AppUser, AppPassword and AppDB name a LOGIN role, not a superuser,
 	// that owns database AppDB; defaults "app", "app", "app".
 	AppUser, AppPassword, AppDB string
+	// AppMonitor grants AppUser pg_monitor, what baton's monitor user needs
+	// to read the replicas' WAL receiver status (as the README recommends).
+	AppMonitor bool
 	// Settings are extra postgresql.conf lines appended on every node, such
 	// as "synchronous_standby_names = '*'".
 	Settings []string

@@ -68,6 +68,10 @@ type MyOptions struct {
 	// @'127.0.0.1' and @'localhost'; defaults "app", "app", "app". The
 	// replication account is always "repl"/"repl" with REPLICATION SLAVE.
 	AppUser, AppPassword, AppDB string
+	// AppMonitor grants AppUser SLAVE MONITOR ON *.*, what baton's monitor
+	// user needs to run SHOW SLAVE STATUS (as the README recommends); it
+	// does not exempt the account from read_only.
+	AppMonitor bool
 	// Settings are extra option file lines for [mysqld] on every node, such
 	// as "max_connections=1000". They come last, so they win. They do not
 	// reach mariadb-install-db: innodb_page_size cannot be changed here.
@@ -337,6 +341,9 @@ func myInitSQL(o MyOptions) string {
 		"GRANT ALL PRIVILEGES ON " + myIdent(o.AppDB) + ".* TO " + each(o.AppUser, app, "") + ";",
 		"CREATE USER " + acct(myReplUser, "%") + " IDENTIFIED BY " + myLiteral(myReplPassword) + ";",
 		"GRANT REPLICATION SLAVE ON *.* TO " + acct(myReplUser, "%") + ";",
+	}
+	if o.AppMonitor {
+		lines = append(lines, "GRANT SLAVE MONITOR ON *.* TO "+each(o.AppUser, app, "")+";")
 	}
 	return strings.Join(lines, "\n") + "\n"
 }

@@ -209,10 +209,14 @@ func (c *PGCluster) initPrimary(ctx context.Context) error {
 		return fmt.Errorf("cluster: connect to primary: %w", err)
 	}
 	defer conn.Close(context.Background())
-	for _, q := range []string{
+	stmts := []string{
 		"CREATE ROLE " + sqlIdent(c.Opts.AppUser) + " LOGIN PASSWORD " + sqlLiteral(c.Opts.AppPassword),
 		"CREATE DATABASE " + sqlIdent(c.Opts.AppDB) + " OWNER " + sqlIdent(c.Opts.AppUser),
-	} {
+	}
+	if c.Opts.AppMonitor {
+		stmts = append(stmts, "GRANT pg_monitor TO "+sqlIdent(c.Opts.AppUser))
+	}
+	for _, q := range stmts {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("cluster: create application role and database: %w", err)
 		}
