@@ -1,0 +1,206 @@
+package clients
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// target is one side of a comparison: baton, or the primary directly. Both use the same user,
+// password and database.
+type target struct {
+	name     string // "baton" or "direct"
+	host     string
+	port     int
+	user     string
+	password string
+	db       string
+}
+
+func (tg target) addr() string { return tg.host + ":" + strconv.Itoa(tg.port) }
+
+// pgURL is a libpq-style URL for the target.
+func (tg target) pgURL() string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", tg.user, tg.password, tg.addr(), tg.db)
+}
+
+// myDSN is a go-sql-driver DSN for the target; params are appended.
+func (tg target) myDSN(params string) string {
+	d := fmt.Sprintf("%s:%s@tcp(%s)/%s", tg.user, tg.password, tg.addr(), tg.db)
+	if params != "" {
+		d += "?" + params
+	}
+	return d
+}
+
+// scenario is one thing a client does, run once per target.
+type scenario struct {
+	name string
+	// setup is SQL run on the primary as the app user before each run, with {T} replaced by the
+	// scenario's table name (t_<client>_<scenario>); then both replicas are awaited.
+	setup string
+	// want are substrings the direct run's output must contain: they prove the client did what
+	// the scenario is about, so that two equally empty or equally failed runs cannot pass.
+	want []string
+	// broken names the issue-9 item of a known difference. A broken scenario still runs, and the
+	// test asserts that the outputs still differ.
+	broken string
+	// timeout bounds one run; default 60 s.
+	timeout time.Duration
+}
+
+// client is one real client program; run executes one scenario against one target and returns
+// its canonical output (whatever it printed, including its errors and exit status).
+type client struct {
+	name   string
+	pg     bool // a PostgreSQL client (else MySQL/MariaDB)
+	need   func() error
+	run    func(ctx context.Context, tg target, sc scenario, table string) string
+	scens  []scenario
+	serial bool // scenarios must not overlap (they share server-wide objects)
+}
+
+func pgTargets() []target {
+	o := pg.Opts
+	return []target{
+		{name: "baton", host: "127.0.0.1", port: addrPort(pgBaton.Inst.Clusters()[0].Addr().String()), user: o.AppUser, password: o.AppPassword, db: o.AppDB},
+		{name: "direct", host: "127.0.0.1", port: pg.Primary.Port, user: o.AppUser, password: o.AppPassword, db: o.AppDB},
+	}
+}
+
+func myTargets() []target {
+	o := my.Opts
+	return []target{
+		{name: "baton", host: "127.0.0.1", port: addrPort(myBaton.Inst.Clusters()[0].Addr().String()), user: o.AppUser, password: o.AppPassword, db: o.AppDB},
+		{name: "direct", host: "127.0.0.1", port: my.Primary.Port, user: o.AppUser, password: o.AppPassword, db: o.AppDB},
+	}
+}
+
+func addrPort(addr string) int {
+	i := strings.LastIndexByte(addr, ':')
+	p, err := strconv.Atoi(addr[i+1:])
+	if err != nil {
+		panic("BUG: listen address without a port: " + addr)
+	}
+	return p
+}
+
+var nonIdent = regexp.MustCompile(`[^a-z0-9]+`)
+
+// tableName is the scenario's own table: scenarios never share data.
+func tableName(c *client, sc scenario) string {
+	return "t_" + strings.Trim(nonIdent.ReplaceAllString(strings.ToLower(c.name+"_"+sc.name), "_"), "_")
+}
+
+// runClient runs every scenario of c through baton and directly, and compares.
+func runClient(t *testing.T, c *client) {
+	if err := c.need(); err != nil {
+		t.Fatalf("client %s is not installed: %v", c.name, err)
+	}
+	targets := myTargets()
+	if c.pg {
+		targets = pgTargets()
+	}
+	for _, sc := range c.scens {
+		t.Run(sc.name, func(t *testing.T) { compare(t, c, sc, targets) })
+	}
+}
+
+// compare runs sc against both targets (baton first, so that nothing the direct run leaves
+// behind can help baton) and checks the outputs.
+func compare(t *testing.T, c *client, sc scenario, targets []target) {
+	table := tableName(c, sc)
+	outs := make([]string, len(targets))
+	for i, tg := range targets {
+		if sc.setup != "" {
+			setup(t, c.pg, strings.ReplaceAll(sc.setup, "{T}", table))
+		}
+		d := sc.timeout
+		if d == 0 {
+			d = 60 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		began := time.Now()
+		raw := c.run(ctx, tg, sc, table)
+		cancel()
+		outs[i] = normalize(raw, tg)
+		t.Logf("%s run: %v, %d lines", tg.name, time.Since(began).Round(time.Millisecond), strings.Count(outs[i], "\n"))
+	}
+	viaBaton, direct := outs[0], outs[1]
+	if strings.TrimSpace(direct) == "" {
+		t.Fatalf("the direct run printed nothing: the client program does not do scenario %q", sc.name)
+	}
+	for _, w := range sc.want {
+		if !strings.Contains(direct, w) {
+			t.Errorf("the direct run's output lacks %q (the scenario does not test what it says):\n%s", w, direct)
+		}
+	}
+	if viaBaton == direct {
+		if sc.broken != "" {
+			t.Errorf("now passes: remove the broken mark %q from %s/%s", sc.broken, c.name, sc.name)
+		}
+		return
+	}
+	d := diff(direct, viaBaton)
+	if sc.broken != "" {
+		t.Logf("still differs as expected (broken: %s); - direct, + baton:\n%s", sc.broken, d)
+		return
+	}
+	t.Errorf("%s %s: baton differs from a direct connection to the primary (- direct, + baton):\n%s", c.name, sc.name, d)
+}
+
+// normalize removes what legitimately differs between the two targets:
+//   - the target's own port (messages naming the server address, such as libpq's
+//     `connection to server at "127.0.0.1", port N failed`): baton listens on another port
+//     than the primary by nature;
+//   - the target's own address in a DSN echoed by a driver error (same reason).
+//
+// Nothing else is normalized: the client programs print no pids, thread ids or clock values
+// themselves (they print comparisons of them instead), so any other difference is real.
+func normalize(out string, tg target) string {
+	p := strconv.Itoa(tg.port)
+	re := regexp.MustCompile(`(^|[^0-9])` + p + `([^0-9]|$)`)
+	out = re.ReplaceAllString(out, "${1}<port>${2}")
+	return out
+}
+
+// diff is a line diff (longest common subsequence) of a and b: "- " lines only in a, "+ " only
+// in b, "  " common. Outputs are small.
+func diff(a, b string) string {
+	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
+	n, m := len(x), len(y)
+	l := make([][]int, n+1)
+	for i := range l {
+		l[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				l[i][j] = l[i+1][j+1] + 1
+			} else {
+				l[i][j] = max(l[i+1][j], l[i][j+1])
+			}
+		}
+	}
+	var sb strings.Builder
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && x[i] == y[j]:
+			sb.WriteString("  " + x[i] + "\n")
+			i++
+			j++
+		case j < m && (i == n || l[i][j+1] >= l[i+1][j]):
+			sb.WriteString("+ " + y[j] + "\n")
+			j++
+		default:
+			sb.WriteString("- " + x[i] + "\n")
+			i++
+		}
+	}
+	return sb.String()
+}

@@ -1,0 +1,185 @@
+package clients
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgxClient is the Go pgx v5 driver, in-process.
+var pgxClient = &client{
+	name: "pgx",
+	pg:   true,
+	need: func() error { return nil },
+	run: func(ctx context.Context, tg target, sc scenario, T string) string {
+		o := &out{}
+		f := pgxScenarios[sc.name]
+		if f == nil {
+			panic("BUG: pgx has no scenario " + sc.name)
+		}
+		cfg, err := pgx.ParseConfig(tg.pgURL())
+		if err != nil {
+			o.err("parse config", err)
+			return o.String()
+		}
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			o.err("connect", err)
+			return o.String()
+		}
+		defer c.Close(context.Background())
+		f(ctx, o, c, T)
+		return o.String()
+	},
+	scens: []scenario{
+		{name: "basic", setup: pgTypes},
+		{name: "errors", setup: pgStd, want: []string{"42601", "23505", "22012"}},
+		{name: "tx", setup: pgStd},
+		{name: "prepared", setup: pgStd},
+		{name: "serializable_read_only", setup: pgStd, broken: "issue 9 PG item 4"},
+		{name: "plan_change", setup: pgStd, want: []string{"0A000 cached plan must not change result type"}},
+		{name: "close_prepared", setup: pgStd, want: []string{"row: int64:0"}},
+		{name: "terminate_self", want: []string{"FATAL 57P01"}},
+	},
+}
+
+// pgxQuery prints every row of q, then its command tag or error.
+func pgxQuery(ctx context.Context, o *out, c *pgx.Conn, what, q string, args ...any) {
+	rows, err := c.Query(ctx, q, args...)
+	if err != nil {
+		o.err(what, err)
+		return
+	}
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			o.err(what+" values", err)
+			continue
+		}
+		o.row(vals)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		o.err(what, err)
+		return
+	}
+	o.linef("%s: %s", what, rows.CommandTag())
+}
+
+func pgxExec(ctx context.Context, o *out, c *pgx.Conn, what, q string, args ...any) {
+	tag, err := c.Exec(ctx, q, args...)
+	if err != nil {
+		o.err(what, err)
+		return
+	}
+	o.linef("%s: %s", what, tag)
+}
+
+var pgxScenarios = map[string]func(context.Context, *out, *pgx.Conn, string){
+	"basic": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		pgxQuery(ctx, o, c, "all rows", "SELECT * FROM "+T+" ORDER BY id")
+		pgxQuery(ctx, o, c, "params", "SELECT $1::int + 1, $2::text, $3::bytea, $4::numeric, $5::text IS NULL", 41, "ünï 🐘", []byte{0, 1, 255}, "3.14159", nil)
+		pgxQuery(ctx, o, c, "by id", "SELECT s, j, a FROM "+T+" WHERE id = $1", 1)
+		pgxQuery(ctx, o, c, "simple protocol", "SELECT * FROM "+T+" WHERE id = $1", pgx.QueryExecModeSimpleProtocol, 2)
+		pgxQuery(ctx, o, c, "literals", "SELECT 1::int2, 2::int4, 3::int8, 1.5::float4, 'x'::char(3), '{\"a\":1}'::json, ARRAY['a',NULL,'c'], '2001-02-03'::date, NULL::text")
+	},
+	"errors": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		pgxExec(ctx, o, c, "syntax", "SELEC 1")
+		pgxExec(ctx, o, c, "unique", "INSERT INTO "+T+" VALUES ($1, $2)", 1, "dup")
+		pgxQuery(ctx, o, c, "division", "SELECT 1 / $1::int", 0)
+		pgxQuery(ctx, o, c, "undefined table", "SELECT * FROM no_such_table_x")
+		pgxQuery(ctx, o, c, "after errors", "SELECT count(*) FROM "+T)
+	},
+	"tx": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		tx, err := c.Begin(ctx)
+		o.err("begin", err)
+		if err == nil {
+			_, err = tx.Exec(ctx, "INSERT INTO "+T+" VALUES (10, 'ten')")
+			o.err("insert in tx", err)
+			o.err("rollback", tx.Rollback(ctx))
+		}
+		tx, err = c.Begin(ctx)
+		o.err("begin", err)
+		if err == nil {
+			_, err = tx.Exec(ctx, "INSERT INTO "+T+" VALUES (11, 'eleven')")
+			o.err("insert in tx", err)
+			_, err = tx.Exec(ctx, "INSERT INTO "+T+" VALUES (1, 'dup')")
+			o.err("failing insert", err)
+			_, err = tx.Exec(ctx, "SELECT 1")
+			o.err("in failed tx", err)
+			o.err("commit of failed tx", tx.Commit(ctx))
+		}
+		tx, err = c.Begin(ctx)
+		o.err("begin", err)
+		if err == nil {
+			_, err = tx.Exec(ctx, "INSERT INTO "+T+" VALUES (12, 'twelve')")
+			o.err("insert in tx", err)
+			o.err("commit", tx.Commit(ctx))
+		}
+		pgxQuery(ctx, o, c, "after commit", "SELECT id, v FROM "+T+" ORDER BY id")
+	},
+	"prepared": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		_, err := c.Prepare(ctx, "byid", "SELECT v FROM "+T+" WHERE id = $1")
+		o.err("prepare", err)
+		for i := range 15 {
+			pgxQuery(ctx, o, c, "named", "byid", i%4)
+		}
+		for i := range 15 {
+			pgxQuery(ctx, o, c, "cached", "SELECT $1::int * 2, v FROM "+T+" WHERE id = $1", i%4)
+		}
+		o.err("deallocate", c.Deallocate(ctx, "byid"))
+		pgxQuery(ctx, o, c, "after deallocate", "byid", 1)
+	},
+	// issue 9 PG item 4: a serializable read-only transaction runs on a hot standby that
+	// rejects serializable isolation.
+	"serializable_read_only": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly})
+		o.err("begin serializable read only", err)
+		if err != nil {
+			return
+		}
+		pgxQuery(ctx, o, c, "count", "SELECT count(*) FROM "+T)
+		pgxQuery(ctx, o, c, "isolation", "SHOW transaction_isolation")
+		o.err("commit", tx.Commit(ctx))
+	},
+	// issue 9 PG item 9.
+	"plan_change": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		pc := c.PgConn()
+		_, err := pc.Prepare(ctx, "s9", "SELECT * FROM "+T+" WHERE id = $1", nil)
+		o.err("prepare", err)
+		r := pc.ExecPrepared(ctx, "s9", [][]byte{[]byte("1")}, nil, nil).Read()
+		o.err("execute", r.Err)
+		o.linef("rows %d cols %d", len(r.Rows), len(r.FieldDescriptions))
+		pgxExec(ctx, o, c, "alter", "ALTER TABLE "+T+" DROP COLUMN v")
+		r = pc.ExecPrepared(ctx, "s9", [][]byte{[]byte("1")}, nil, nil).Read()
+		o.err("execute after alter", r.Err)
+		pgxQuery(ctx, o, c, "session goes on", "SELECT 1")
+	},
+	// issue 9 PG item 10: a closed statement is gone from the server too.
+	"close_prepared": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		text := "SELECT v FROM " + T + " WHERE id = $1"
+		pc := c.PgConn()
+		_, err := pc.Prepare(ctx, "s10", text, nil)
+		o.err("prepare", err)
+		r := pc.ExecPrepared(ctx, "s10", [][]byte{[]byte("2")}, nil, nil).Read()
+		o.err("execute", r.Err)
+		o.err("close", pc.Deallocate(ctx, "s10"))
+		pgxQuery(ctx, o, c, "left prepared", "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", text)
+		pgxQuery(ctx, o, c, "by name", "SELECT count(*) FROM pg_prepared_statements WHERE name = 's10'")
+	},
+	// issue 9 PG item 7.
+	"terminate_self": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		pgxQuery(ctx, o, c, "terminate", "SELECT pg_terminate_backend(pg_backend_pid())")
+		err := c.Ping(ctx)
+		o.linef("usable after: %v", err == nil)
+		o.linef("closed: %v", c.IsClosed() || strings.Contains(errString(err), "closed"))
+	},
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
