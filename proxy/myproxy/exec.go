@@ -22,6 +22,9 @@ type unit struct {
 	onFirst func(be *backend, p []byte) []byte
 	onDone  func(be *backend, t *mywire.Tracker)
 	t       *mywire.Tracker // the tracker of the last response relayed (set by relay)
+	// gtid is the last last_gtid the response's OK packets reported (gtidTracked) — track.go.
+	gtid        string
+	gtidTracked bool
 }
 
 // outcome of sending a unit to one backend.
@@ -175,6 +178,11 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 		}
 		if first && u.onFirst != nil {
 			p = u.onFirst(be, p) // after Feed: the tracker must see the server's own ids
+		}
+		if t.FedOK() {
+			p = s.trackedOK(u, be, t, p)
+		} else if p[0] == 0xfe && len(p) < 9 && len(p) >= 5 && s.caps&mywire.ClientSessionTrack == 0 {
+			p[4] &^= byte(mywire.StatusSessionStateChanged >> 8) // an EOF's status: the flag is about tracking this client did not ask for
 		}
 		first = false
 		if done && p[0] == 0xff && s.inTx && s.status&mywire.StatusInTransReadonly != 0 && be != nil && be.node.name != s.primaryName() {

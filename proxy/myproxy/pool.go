@@ -28,6 +28,11 @@ type backend struct {
 	typed   map[uint32]bool   // statements whose parameter types this server has seen
 	applied int               // session-history entries this connection has run
 	broken  bool
+
+	// Session tracking baton set up for read_your_writes (track.go): the server reports
+	// last_gtid in the OK packets of this connection; addedGTID: baton added it to the
+	// server's default list, so clients must not see it.
+	gtidTracked, addedGTID bool
 }
 
 func (b *backend) close() {
@@ -48,6 +53,7 @@ type nodePool struct {
 
 	mu      sync.Mutex
 	version string // server version of the newest connection
+	track   string // the SET that adds last_gtid to the server's session tracking ("" not known yet)
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, maxPayload int) *nodePool {
@@ -93,6 +99,10 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 	c.SetDeadline(time.Time{})
 	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(c, 16<<10),
 		stmts: map[uint32]uint32{}, typed: map[uint32]bool{}}
+	if err := be.trackGTIDs(ctx); err != nil {
+		be.close()
+		return nil, fmt.Errorf("connecting to node %s: setting up session tracking: %w", p.name, err)
+	}
 	p.mu.Lock()
 	p.version = cc.ServerVersion
 	p.mu.Unlock()
@@ -116,6 +126,11 @@ func (b *backend) resetForReuse() bool {
 	}
 	if err := b.roundTrip(mywire.ComResetConnection, nil, 5*time.Second); err != nil {
 		return false
+	}
+	if b.addedGTID { // the reset restored the server's default tracking list
+		if err := b.roundTrip(mywire.ComQuery, []byte(b.node.trackQuery()), 5*time.Second); err != nil {
+			return false
+		}
 	}
 	b.stmts = map[uint32]uint32{}
 	b.typed = map[uint32]bool{}

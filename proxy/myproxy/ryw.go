@@ -18,10 +18,11 @@ import (
 //
 // After a unit that may have committed a write on the primary (an autocommit statement, or the
 // end of a transaction), the session learns the write's position:
-//   - MariaDB: the last_gtid system variable from the OK packet's session-state information when
-//     the backend connection reports it (the client negotiated CLIENT_SESSION_TRACK and tracks
-//     last_gtid), else "SELECT @@last_gtid" on the same connection after the answer went to the
-//     client. Positions of several writes merge per replication domain.
+//   - MariaDB: the last_gtid system variable from the OK packets' session-state information
+//     (baton tracks it on every backend connection: track.go; a unit whose OK packets report
+//     none committed nothing), else — the client replaced the tracking list with its own —
+//     "SELECT @@last_gtid" on the same connection after the answer went to the client.
+//     Positions of several writes merge per replication domain.
 //   - MySQL (untested: no MySQL server here): "SELECT @@global.gtid_executed" on the same
 //     connection, a superset of the session's own GTIDs.
 //
@@ -83,6 +84,9 @@ func (s *session) noteWrite(u *unit, be *backend, wasInTx bool) {
 	if !wasInTx && (u.class.Route != router.Primary || (u.class.SessionState && !u.class.Multi)) {
 		return // a read the primary served, or a SET / USE
 	}
+	if be.gtidTracked && !s.ownTracking && !u.gtidTracked {
+		return // the server tracks last_gtid on be and reported none: nothing was committed
+	}
 	pos, my, err := s.writePosition(u, be)
 	if err != nil {
 		if be.broken {
@@ -111,15 +115,11 @@ func (s *session) noteWrite(u *unit, be *backend, wasInTx bool) {
 // GTID set (my).
 func (s *session) writePosition(u *unit, be *backend) (pos string, my bool, err error) {
 	my = !strings.Contains(be.cc.ServerVersion, "MariaDB")
-	if !my && u.t != nil {
-		if ok := u.t.OK(); ok != nil {
-			if g, found := mywire.TrackedGTIDs(ok.SessionState); found {
-				if _, err := health.ParseMariaPos(g); err != nil {
-					return "", false, fmt.Errorf("%w: last_gtid %q", errNotPosition, g)
-				}
-				return g, false, nil
-			}
+	if !my && u.gtidTracked {
+		if _, err := health.ParseMariaPos(u.gtid); err != nil {
+			return "", false, fmt.Errorf("%w: last_gtid %q", errNotPosition, u.gtid)
 		}
+		return u.gtid, false, nil
 	}
 	q := "SELECT @@last_gtid"
 	if my {

@@ -280,7 +280,9 @@ func (s *Server) serveConn(c net.Conn) {
 	c.SetDeadline(time.Time{})
 	u := s.config().User(resp.User)
 	caps := resp.Caps & s.advertised()
-	backendCaps := caps &^ (mywire.ClientSSL | mywire.ClientConnectWithDB | mywire.ClientConnectAttrs)
+	// Backends always track session state (track.go); relay re-encodes their OK packets for a
+	// client that did not ask for it.
+	backendCaps := caps&^(mywire.ClientSSL|mywire.ClientConnectWithDB|mywire.ClientConnectAttrs) | mywire.ClientSessionTrack
 	db := resp.Database
 	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id, hs: hs, tls: isTLS,
 		key:        pool.Key{User: u.BackendUser, Database: db, Variant: variant(backendCaps, resp.Charset)},

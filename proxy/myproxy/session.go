@@ -32,21 +32,22 @@ type session struct {
 	connID uint32
 	key    pool.Key
 
-	conns      map[*nodePool]*backend
-	replica    *backend // the replica reads prefer
-	history    []string // session state replayed on every backend (SET …, USE …)
-	stmts      map[uint32]*stmt
-	nextStmt   uint32
-	pins       router.Pin
-	wrote      bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
-	gtid       string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
-	gtidMy     bool
-	caughtUp   string            // read_your_writes: the replica a wait proved to hold gtid ("" none)
-	missed     router.WaitMisses // read_your_writes: when a wait on a replica last timed out
-	inTx       bool
-	txConn     *backend
-	autocommit bool
-	status     uint16 // last server status reported to the client
+	conns       map[*nodePool]*backend
+	replica     *backend // the replica reads prefer
+	history     []string // session state replayed on every backend (SET …, USE …)
+	stmts       map[uint32]*stmt
+	nextStmt    uint32
+	pins        router.Pin
+	wrote       bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
+	gtid        string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
+	gtidMy      bool
+	caughtUp    string            // read_your_writes: the replica a wait proved to hold gtid ("" none)
+	missed      router.WaitMisses // read_your_writes: when a wait on a replica last timed out
+	ownTracking bool              // the client set session_track_system_variables itself (track.go)
+	inTx        bool
+	txConn      *backend
+	autocommit  bool
+	status      uint16 // last server status reported to the client
 
 	rseq    byte // sequence id of the first packet of the answer to the current command
 	scratch []byte
@@ -132,6 +133,9 @@ func (s *session) command(p []byte) bool {
 		q := string(p[1:])
 		cls := s.srv.classer.Classify(q)
 		state := ""
+		if cls.SessionState && strings.Contains(strings.ToLower(q), "session_track_system_variables") {
+			s.ownTracking = true
+		}
 		if cls.SessionState && !cls.Multi {
 			state = q
 		} else if cls.SessionState {
@@ -188,7 +192,7 @@ func (s *session) writeOK(seq byte, affected, lastID uint64) {
 // carry NO_BACKSLASH_ESCAPES, which clients use to escape), with the transaction bits current.
 func (s *session) statusNow() uint16 {
 	st := s.status &^ (mywire.StatusInTrans | mywire.StatusAutocommit | mywire.StatusInTransReadonly |
-		mywire.StatusMoreResultsExists | mywire.StatusCursorExists | mywire.StatusLastRowSent)
+		mywire.StatusMoreResultsExists | mywire.StatusCursorExists | mywire.StatusLastRowSent | mywire.StatusSessionStateChanged)
 	if s.autocommit {
 		st |= mywire.StatusAutocommit
 	}
@@ -274,7 +278,7 @@ func (s *session) resetSession() {
 	}
 	s.conns = map[*nodePool]*backend{}
 	s.replica, s.txConn, s.inTx = nil, nil, false
-	s.history = nil
+	s.history, s.ownTracking = nil, false
 	s.stmts = map[uint32]*stmt{}
 	s.pins = 0
 	s.autocommit = true

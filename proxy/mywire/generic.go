@@ -74,8 +74,24 @@ func AppendOKAsEOF(dst []byte, seq byte, ok OK, caps uint32) []byte {
 	return appendOK(dst, seq, headerEOF, ok, caps)
 }
 
+// AppendOKPayload appends the payload (not framed) of an OK packet encoded for caps, with the
+// 0xfe header of an OK in place of EOF when asEOF. A proxy uses it to re-encode a server's OK
+// for a client that negotiated other capabilities (no CLIENT_SESSION_TRACK: no session state).
+func AppendOKPayload(dst []byte, ok OK, caps uint32, asEOF bool) []byte {
+	header := headerOK
+	if asEOF {
+		header = headerEOF
+	}
+	return appendOKPayload(dst, header, ok, caps)
+}
+
 func appendOK(dst []byte, seq, header byte, ok OK, caps uint32) []byte {
 	dst, start := beginPacket(dst, seq)
+	dst = appendOKPayload(dst, header, ok, caps)
+	return endPacket(dst, start)
+}
+
+func appendOKPayload(dst []byte, header byte, ok OK, caps uint32) []byte {
 	dst = append(dst, header)
 	dst = AppendLenEncInt(dst, ok.AffectedRows)
 	dst = AppendLenEncInt(dst, ok.LastInsertID)
@@ -98,7 +114,7 @@ func appendOK(dst []byte, seq, header byte, ok OK, caps uint32) []byte {
 	} else {
 		dst = append(dst, ok.Info...)
 	}
-	return endPacket(dst, start)
+	return dst
 }
 
 // ERR is an ERR packet.

@@ -1,5 +1,7 @@
 package mywire
 
+import "strings"
+
 // Session-state information (OK.SessionState) is a sequence of entries: one type byte and a
 // length-encoded data string. Entries of unknown types are skipped by their length.
 
@@ -82,4 +84,38 @@ func TrackedGTIDs(ss []byte) (string, bool) {
 		return v, true
 	}
 	return "", false
+}
+
+// StripTrackedVariable returns ss without the SessionTrackSystemVariables entries for the
+// variable name (compared case-insensitively), and whether it removed any. Other entries are
+// kept byte for byte, in order; a malformed tail is kept as it is. ss is not modified.
+func StripTrackedVariable(ss []byte, name string) ([]byte, bool) {
+	var out []byte
+	removed := false
+	rest := ss
+	for len(rest) > 0 {
+		data, n, ok := ReadLenEncString(rest[1:])
+		if !ok {
+			break
+		}
+		entry := rest[:1+n]
+		rest = rest[1+n:]
+		if entry[0] == SessionTrackSystemVariables {
+			c := cursor{b: data}
+			if v := c.lenencBytes(); !c.bad && strings.EqualFold(string(v), name) {
+				if !removed {
+					out = append(make([]byte, 0, len(ss)), ss[:len(ss)-len(rest)-len(entry)]...)
+					removed = true
+				}
+				continue
+			}
+		}
+		if removed {
+			out = append(out, entry...)
+		}
+	}
+	if !removed {
+		return ss, false
+	}
+	return append(out, rest...), true
 }

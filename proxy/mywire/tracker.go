@@ -40,6 +40,7 @@ type Tracker struct {
 	seen     bool // an OK or EOF carried status flags
 	ok       OK
 	hasOK    bool
+	okFed    bool // the last payload fed was an OK packet (also an OK in place of EOF)
 	err      ERR
 	hasErr   bool
 	infile   string
@@ -116,6 +117,10 @@ func (t *Tracker) OK() *OK {
 	return &ok
 }
 
+// FedOK reports whether the payload just fed was an OK packet (header 0x00, or 0xfe in place of
+// an EOF under DEPRECATE_EOF); OK then returns it decoded.
+func (t *Tracker) FedOK() bool { return t.okFed }
+
 // Prepared returns the PREPARE_OK of a COM_STMT_PREPARE response.
 func (t *Tracker) Prepared() (stmtID uint32, columns, params uint16, ok bool) {
 	return t.stmtID, t.columns, t.params, t.prepared
@@ -132,6 +137,7 @@ func (t *Tracker) WantsLocalInfile() (filename string, ok bool) {
 // it). done is true when that payload ended the response. An error means the bytes do not fit
 // the response (a FormatError); the tracker then refuses further payloads.
 func (t *Tracker) Feed(payload []byte) (done bool, err error) {
+	t.okFed = false
 	if err := t.feed(payload); err != nil {
 		t.state = tsBroken
 		return false, err
@@ -303,7 +309,7 @@ func isTerminator(p []byte) bool { return p[0] == headerEOF && len(p) < MaxPaylo
 func (t *Tracker) onTerminator(p []byte) error {
 	if t.caps&ClientDeprecateEOF != 0 {
 		if ok, err := DecodeOK(p, t.caps); err == nil {
-			t.ok, t.hasOK, t.status, t.seen = ok, true, ok.Status, true
+			t.ok, t.hasOK, t.okFed, t.status, t.seen = ok, true, true, ok.Status, true
 			return nil
 		}
 	}
@@ -326,7 +332,7 @@ func (t *Tracker) onOK(p []byte) error {
 	if err != nil {
 		return err
 	}
-	t.ok, t.hasOK, t.status, t.seen = ok, true, ok.Status, true
+	t.ok, t.hasOK, t.okFed, t.status, t.seen = ok, true, true, ok.Status, true
 	t.endResult()
 	return nil
 }
