@@ -236,10 +236,12 @@ func fastBegin(s stmt) (verdict, bool) {
 	} else if s.is(1, "work") || s.is(1, "transaction") {
 		i = 2
 	}
-	readOnly := false
+	readOnly, serializable := false, false
 	for ; i < len(s.toks); i++ {
 		switch {
 		case s.kind(i) == tkComma:
+		case s.is(i, "serializable"):
+			serializable = true
 		case s.is(i, "read") && s.is(i+1, "only"):
 			readOnly = true
 			i++
@@ -253,12 +255,21 @@ func fastBegin(s stmt) (verdict, bool) {
 			return verdict{}, false
 		}
 	}
-	if readOnly {
+	return beginVerdict(readOnly, serializable), true
+}
+
+// beginVerdict: a read-only transaction may run on a replica, except a serializable one (a hot
+// standby refuses serializable transactions, DEFERRABLE or not).
+func beginVerdict(readOnly, serializable bool) verdict {
+	if readOnly && !serializable {
 		v := replica("begin-read-only")
 		v.Tx = TxBeginReadOnly
-		return v, true
+		return v
 	}
 	v := primary("begin")
+	if serializable {
+		v.Reason = "begin-serializable"
+	}
 	v.Tx = TxBegin
-	return v, true
+	return v
 }

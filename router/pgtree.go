@@ -216,20 +216,18 @@ func declareTree(cat Catalog, d *pg_query.DeclareCursorStmt) verdict {
 func txTree(t *pg_query.TransactionStmt) verdict {
 	switch t.GetKind() {
 	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
-		readOnly := false
+		readOnly, serializable := false, false
 		for _, o := range t.GetOptions() {
-			if d := o.GetDefElem(); d != nil && d.GetDefname() == "transaction_read_only" {
+			d := o.GetDefElem()
+			switch {
+			case d == nil:
+			case d.GetDefname() == "transaction_read_only":
 				readOnly = d.GetArg() != nil && defBool(d.GetArg(), false)
+			case d.GetDefname() == "transaction_isolation":
+				serializable = strings.EqualFold(d.GetArg().GetAConst().GetSval().GetSval(), "serializable")
 			}
 		}
-		if readOnly {
-			v := replica("begin-read-only")
-			v.Tx = TxBeginReadOnly
-			return v
-		}
-		v := primary("begin")
-		v.Tx = TxBegin
-		return v
+		return beginVerdict(readOnly, serializable)
 	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg_query.TransactionStmtKind_TRANS_STMT_RELEASE,
 		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
 		return primary("savepoint")

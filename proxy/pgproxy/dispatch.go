@@ -132,7 +132,7 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	s.wait() // routing needs the exact transaction state
 	implied := s.implied
 	s.implied = false
-	s.cancelPending.Store(false) // a cancel that came while idle cancels nothing, as on PostgreSQL
+	s.resolveCancel(nil) // a cancel that came while idle cancels nothing, as on PostgreSQL
 	s.dispatching.Store(true)
 	defer s.dispatching.Store(false)
 	if s.closing.Load() {
@@ -140,6 +140,13 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	}
 	if cls.Pin != 0 {
 		s.pins |= cls.Pin // fail closed: pin before we know it worked
+	}
+	if s.serializable && cls.Route == router.Replica {
+		cls.Route, cls.Hint, cls.Reason = router.Primary, false, "serializable-session"
+	}
+	if s.txStatus == 'T' && s.roTx != nil && cls.Reason == "set-transaction" && needsWritableTx(unitText(frames)) {
+		s.moveTx = s.moveReadOnlyTx()
+		cls.Route = router.Primary
 	}
 	var be *backend
 	var route router.Route
@@ -201,6 +208,7 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	}
 	if err != nil {
 		s.srv.metrics.errors.Add(1)
+		s.resolveCancel(nil)
 		s.failUnit(openEnded || implied, "57P03", err.Error())
 		return true
 	}
@@ -229,16 +237,53 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		return true
 	}
 	s.push(u)
-	s.send(be, out)
-	s.cancelIfPending(be)
+	s.start(u, be, out)
 	return true
 }
 
+// start sends a unit's bytes. The client's statement counts as running (cancellable) at once
+// unless baton's replays go in front of it: then the relay marks it running once they are
+// answered, so that a cancel never reaches a statement the client did not send.
+func (s *session) start(u *unit, be *backend, out []byte) {
+	s.cancelMu.Lock()
+	if u.replays == 0 {
+		s.prefixing.Store(false)
+		s.active.Store(be)
+	} else {
+		s.active.Store(nil)
+		s.prefixing.Store(true)
+	}
+	s.send(be, out)
+	s.cancelMu.Unlock()
+	if u.replays == 0 {
+		s.cancelIfPending(be)
+	}
+}
+
+// running marks the client's part of a unit as started on be (after baton's replays) and
+// forwards a cancel that arrived meanwhile.
+func (s *session) running(be *backend) {
+	s.active.Store(be)
+	s.prefixing.Store(false)
+	s.cancelIfPending(be)
+}
+
 // cancelIfPending forwards a CancelRequest that arrived while the unit was on its way.
-func (s *session) cancelIfPending(be *backend) {
-	if s.cancelPending.Swap(false) {
+func (s *session) cancelIfPending(be *backend) { s.resolveCancel(be) }
+
+// resolveCancel answers a waiting CancelRequest: it is sent to be while be runs the client's
+// statement, and dropped otherwise (be nil: the statement never started or is over).
+func (s *session) resolveCancel(be *backend) {
+	s.cancelMu.Lock()
+	defer s.cancelMu.Unlock()
+	if s.cancelWait == nil {
+		return
+	}
+	if be != nil && s.active.Load() == be {
 		s.srv.sendCancel(be)
 	}
+	close(s.cancelWait)
+	s.cancelWait = nil
 }
 
 func (s *session) send(be *backend, out []byte) {
@@ -266,9 +311,7 @@ func (s *session) sendInline(u *unit, out []byte) {
 	be := u.be
 	u.done = make(chan struct{})
 	s.last = u
-	s.active.Store(be)
-	s.send(be, out)
-	s.cancelIfPending(be)
+	s.start(u, be, out)
 	be.conn.SetReadDeadline(time.Now().Add(inlineWait))
 	_, err := be.rd.Peek1()
 	be.conn.SetReadDeadline(time.Time{})
@@ -329,6 +372,11 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	var out []byte
 	if be.applied < len(s.history) {
 		out = s.appendReplay(out, u, be)
+	}
+	if s.moveTx != "" {
+		out = pgwire.AppendQuery(out, s.moveTx)
+		u.replays++
+		s.moveTx = ""
 	}
 	for _, name := range be.closeLater {
 		out = pgwire.AppendCloseStmt(out, name)

@@ -156,8 +156,7 @@ func (s *session) process(u *unit) {
 		u.retryable = false
 		u.class.Route = router.Primary
 		out := s.prepare(u, be)
-		s.active.Store(be)
-		s.send(be, out)
+		s.start(u, be, out)
 	}
 }
 
@@ -201,7 +200,9 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 		if replays > 0 {
 			switch typ {
 			case 'Z':
-				replays--
+				if replays--; replays == 0 {
+					s.running(be)
+				}
 			case 'E':
 				s.cw.Write(f) // a replayed SET failed on this node: the client must know
 			}
@@ -258,6 +259,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			s.flush()
 			s.finish(u, f[5], startTx, failed, tag)
 			if u.lsnProbe {
+				s.active.Store(nil) // the client's statement is over: cancel nothing of baton's
 				s.readLSN(be)
 			}
 			return false
@@ -319,6 +321,7 @@ func commandTag(f []byte) string {
 // finish applies a unit's effects on session state once its ReadyForQuery arrived.
 func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string) {
 	s.txStatus = status
+	s.trackReadOnlyTx(u, status, startTx)
 	if status == 'I' {
 		s.txOn.Store(nil)
 		s.txConn = nil
@@ -342,6 +345,7 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 		}
 	}
 	if u.hist != nil {
+		s.noteSessionState(u.hist.sql)
 		if status == 'I' && startTx == 'I' {
 			s.appendHistory(u.be, *u.hist)
 		} else if status != 'I' {

@@ -44,7 +44,7 @@ var errNotStandby = errors.New("the node is not in recovery")
 // placement is the router's view of the session for a read outside a transaction.
 func (s *session) placement() router.Placement {
 	p := router.Placement{
-		Pinned:      s.pins != 0,
+		Pinned:      s.pins != 0 || s.serializable,
 		Consistency: s.srv.config().Consistency,
 		StateFull:   len(s.history)-s.histBase >= s.srv.config().Limits.MaxSessionState,
 	}

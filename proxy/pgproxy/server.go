@@ -382,19 +382,32 @@ func (s *Server) handleCancel(pkt []byte) {
 	if sess == nil {
 		return
 	}
+	sess.cancelMu.Lock()
 	if be := sess.active.Load(); be != nil {
 		s.sendCancel(be)
+		sess.cancelMu.Unlock()
 		return
 	}
-	if sess.dispatching.Load() {
-		// The statement has been read but not yet sent (a backend connection is being
-		// opened): cancel it as soon as it is.
-		sess.cancelPending.Store(true)
-		if be := sess.active.Load(); be != nil && sess.cancelPending.Swap(false) {
-			s.sendCancel(be)
-		}
+	if !sess.dispatching.Load() && !sess.prefixing.Load() {
+		sess.cancelMu.Unlock()
+		return // idle: nothing to cancel, as on PostgreSQL
+	}
+	// The statement has been read but not yet sent (a backend connection is being opened), or
+	// baton's replays still run in front of it: cancel it once it runs, and answer the
+	// CancelRequest only then.
+	if sess.cancelWait == nil {
+		sess.cancelWait = make(chan struct{})
+	}
+	wait := sess.cancelWait
+	sess.cancelMu.Unlock()
+	select {
+	case <-wait:
+	case <-time.After(cancelWaitMax):
 	}
 }
+
+// cancelWaitMax bounds how long a CancelRequest waits for its statement to start.
+const cancelWaitMax = 10 * time.Second
 
 // sendCancel sends a CancelRequest for be's backend process to its node.
 func (s *Server) sendCancel(be *backend) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,7 +72,12 @@ type session struct {
 	stmts    map[string]*stmt
 	stmtGen  uint64
 	pins     router.Pin
-	lsn      uint64 // read_your_writes: WAL insert position after the session's last write
+	// serializable: the session's default isolation is SERIALIZABLE, which a hot standby
+	// refuses: its reads go to the primary (txmode.go).
+	serializable, startupSerializable bool
+	roTx                              []string // a replica's read-only transaction that may still move (txmode.go)
+	moveTx                            string   // replay that re-begins a moved transaction in front of the unit
+	lsn                               uint64   // read_your_writes: WAL insert position after the session's last write
 	// read_your_writes: the replica a wait proved to have replayed caughtLSN ("" none), and
 	// when a wait on a replica last timed out.
 	caught    string
@@ -95,8 +101,17 @@ type session struct {
 	keyID     uint64
 	closing   atomic.Bool
 
-	dispatching   atomic.Bool // a unit is being routed and sent (cancel requests wait for it)
-	cancelPending atomic.Bool // a CancelRequest arrived before the unit reached a backend
+	dispatching atomic.Bool // a unit is being routed and sent (cancel requests wait for it)
+	prefixing   atomic.Bool // baton's replays run in front of the unit; a cancel waits for them
+	// cancelWait: a CancelRequest arrived before the client's statement started (guarded by
+	// cancelMu). Its connection waits until the cancel is delivered or dropped: a client reuses
+	// its connection only after its cancel is answered, so a cancel baton still held could
+	// otherwise reach that connection's — or, after a pool hand-over, another client's — next
+	// statement.
+	cancelWait chan struct{}
+	// cancelMu orders cancels and sends: a cancel is delivered to the server before the
+	// session sends its next unit, so it can only reach the statement it was meant for.
+	cancelMu sync.Mutex
 }
 
 func (s *session) startRelay() {
@@ -116,9 +131,6 @@ func (s *session) push(u *unit) {
 	s.startRelay()
 	u.done = make(chan struct{})
 	s.last = u
-	if u.be != nil {
-		s.active.Store(u.be)
-	}
 	s.queue <- u
 	if c := s.idleConn.Load(); c != nil && u.be != c {
 		c.conn.SetReadDeadline(time.Now()) // wake the relay's idle read
@@ -370,6 +382,7 @@ func (s *session) cleanup() {
 			be.conn.Close()
 		}
 	}
+	s.resolveCancel(nil) // a cancel still waiting cancels nothing now
 	if s.queue != nil {
 		close(s.queue)
 		if c := s.idleConn.Load(); c != nil {

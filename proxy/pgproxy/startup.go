@@ -168,6 +168,8 @@ func (s *Server) greet(sess *session, params map[string]string) error {
 	for k, v := range sp {
 		merged[k] = v
 	}
+	sess.startupSerializable = startupSerializable(params)
+	sess.serializable = sess.startupSerializable
 	if sql, _ := startupSQL(params); sql != "" {
 		sess.startup = sql
 		sess.history = append(sess.history, histEntry{sql: sql})

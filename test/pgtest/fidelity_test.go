@@ -355,3 +355,73 @@ func TestFidelityCloseEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// PostgreSQL item 4: serializable work runs where the server accepts it.
+func TestFidelitySerializable(t *testing.T) {
+	tbl := createTable(t, "fid_ser", "i int")
+	for _, mode := range twoModes {
+		t.Run(mode.name, func(t *testing.T) {
+			got := bothWays(t, func(t *testing.T, u string) string {
+				cfg, err := pgx.ParseConfig(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.DefaultQueryExecMode = mode.mode
+				c, err := pgx.ConnectConfig(ctxT(t), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close(context.Background())
+				var out []string
+				run := func(q string) {
+					var n int64
+					err := c.QueryRow(ctxT(t), q).Scan(&n)
+					if err != nil && !strings.Contains(err.Error(), "no rows") {
+						out = append(out, q+" → "+describeErr(err))
+						return
+					}
+					out = append(out, q+" → ok")
+				}
+				exec := func(q string) {
+					_, err := c.Exec(ctxT(t), q)
+					out = append(out, q+" → "+describeErr(err))
+				}
+				exec("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+				run("select count(*) from " + tbl)
+				exec("COMMIT")
+				exec("BEGIN READ ONLY")
+				exec("SET TRANSACTION READ WRITE")
+				exec("insert into " + tbl + " values (1)")
+				exec("ROLLBACK")
+				exec("BEGIN READ ONLY")
+				exec("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+				run("select count(*) from " + tbl)
+				exec("COMMIT")
+				exec("BEGIN READ ONLY")
+				run("select count(*) from " + tbl)
+				exec("SET TRANSACTION READ WRITE") // too late, on both: 25001
+				exec("ROLLBACK")
+				exec("SET default_transaction_isolation = serializable")
+				run("select count(*) from " + tbl)
+				exec("BEGIN READ ONLY")
+				run("select count(*) from " + tbl)
+				exec("COMMIT")
+				exec("RESET default_transaction_isolation")
+				run("select count(*) from " + tbl)
+				return strings.Join(out, "\n")
+			})
+			if strings.Count(got, "→ ok") != 21 || !strings.Contains(got, "25001") {
+				t.Fatalf("direct answers:\n%s", got)
+			}
+		})
+	}
+	t.Run("startup", func(t *testing.T) {
+		got := bothWays(t, func(t *testing.T, u string) string {
+			return psqlOut(t, u, []string{"PGOPTIONS=-c default_transaction_isolation=serializable"},
+				"-c", "select count(*) from "+tbl, "-c", "show transaction_isolation")
+		})
+		if got != "0\nserializable\nexit 0" {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
