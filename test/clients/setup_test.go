@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"fmt"
 	"database/sql"
 	"testing"
 	"time"
@@ -43,41 +44,49 @@ func setup(t *testing.T, isPG bool, q string) {
 	}
 }
 
-// waitPGReplicated blocks until every replica replayed the primary's WAL so far. The insert
-// position is used: with synchronous_commit off (the harness's fast mode) a commit returns
-// before its WAL is written.
+// waitPGReplicated blocks until every replica replayed the primary's WAL so far.
 func waitPGReplicated(t *testing.T, ctx context.Context) {
 	t.Helper()
+	if err := pgReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pgReplicated waits until every replica replayed the primary's WAL so far. The insert position
+// is used: with synchronous_commit off (the harness's fast mode) a commit returns before its WAL
+// is written.
+func pgReplicated(ctx context.Context) error {
 	p, err := pgx.Connect(ctx, pg.Primary.SuperURL())
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer p.Close(context.Background())
 	var lsn string
 	if err := p.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, r := range pg.Replicas {
 		rc, err := pgx.Connect(ctx, r.SuperURL())
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
+		defer rc.Close(context.Background())
 		for {
 			var ok bool
 			if err := rc.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&ok); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			if ok {
 				break
 			}
 			select {
 			case <-ctx.Done():
-				t.Fatalf("replica %s did not replay %s", r.Name, lsn)
+				return fmt.Errorf("replica %s did not replay %s: %w", r.Name, lsn, ctx.Err())
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-		rc.Close(context.Background())
 	}
+	return nil
 }
 
 // waitMyRunning waits until a statement whose text contains marker runs on some MariaDB node
