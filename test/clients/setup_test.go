@@ -2,8 +2,8 @@ package clients
 
 import (
 	"context"
-	"fmt"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
