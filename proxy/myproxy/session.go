@@ -133,8 +133,8 @@ func (s *session) command(p []byte) bool {
 		q := string(p[1:])
 		cls := s.srv.classer.Classify(q)
 		state := ""
-		if cls.SessionState && strings.Contains(strings.ToLower(q), "session_track_system_variables") {
-			s.ownTracking = true
+		if cls.SessionState {
+			s.noteOwnTracking(q)
 		}
 		if cls.SessionState && !cls.Multi {
 			state = q

@@ -119,6 +119,17 @@ func (s *session) executeStmt(p []byte) {
 	}
 	cursor := len(p) > 5 && p[5] != 0
 	u := &unit{cmd: p, class: st.class, force: st.longData}
+	if st.class.SessionState {
+		// A prepared SET is session state like a COM_QUERY one: replayed as text on the other
+		// backends. With parameters (or several statements) the text alone cannot replay it:
+		// the session stays on the primary.
+		if st.params == 0 && !st.class.Multi {
+			u.state = st.query
+		} else {
+			u.class.Pin |= router.PinOther
+		}
+		s.noteOwnTracking(st.query)
+	}
 	u.build = func(be *backend) ([]byte, *mywire.ERR, error) {
 		e, err := s.ensurePrepared(be, st)
 		if e != nil || err != nil {

@@ -119,3 +119,10 @@ func (s *session) trackedOK(u *unit, be *backend, t *mywire.Tracker, p []byte) [
 	}
 	return mywire.AppendOKPayload(nil, *ok, s.caps, p[0] == 0xfe)
 }
+
+// noteOwnTracking records that the session-state statement q sets session tracking itself.
+func (s *session) noteOwnTracking(q string) {
+	if strings.Contains(strings.ToLower(q), "session_track_system_variables") {
+		s.ownTracking = true
+	}
+}
