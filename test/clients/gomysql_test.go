@@ -42,7 +42,7 @@ var goMySQLClient = &client{
 		{name: "tx", setup: myStd},
 		{name: "prepared", setup: myStd},
 		{name: "warnings", setup: myStd, want: []string{"1365"}, broken: "issue 9 MySQL item 4"},
-		{name: "row_count", setup: myStd, want: []string{"row: \"2\""}, broken: "issue 9 MySQL item 6"},
+		{name: "row_count", setup: myStd, want: []string{"row: \"2\""}},
 		{name: "kill_query", setup: myStd, want: []string{"interrupted: true"}, broken: "issue 9 MySQL item 3"},
 	},
 }

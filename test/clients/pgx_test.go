@@ -37,7 +37,7 @@ var pgxClient = &client{
 		{name: "errors", setup: pgStd, want: []string{"42601", "23505", "22012"}},
 		{name: "tx", setup: pgStd},
 		{name: "prepared", setup: pgStd},
-		{name: "serializable_read_only", setup: pgStd, broken: "issue 9 PG item 4"},
+		{name: "serializable_read_only", setup: pgStd},
 		{name: "plan_change", setup: pgStd, want: []string{"0A000 cached plan must not change result type"}},
 		{name: "close_prepared", setup: pgStd, want: []string{"row: int64:0"}},
 		{name: "terminate_self", want: []string{"FATAL 57P01"}},
