@@ -43,10 +43,15 @@ var myLockCases = []myCase{
 
 // Functions, user variables and node-specific reads.
 var myFuncVarCases = []myCase{
-	{"SELECT FOUND_ROWS()", Primary, "volatile-function:found_rows", myX{}},
+	{"SELECT FOUND_ROWS()", Primary, "last-statement:found_rows", myX{}},
 	{"SELECT LAST_INSERT_ID()", Primary, "volatile-function:last_insert_id", myX{}},
 	{"SELECT last_insert_id() AS id", Primary, "volatile-function:last_insert_id", myX{}},
-	{"SELECT ROW_COUNT()", Primary, "volatile-function:row_count", myX{}},
+	{"SELECT ROW_COUNT()", Primary, "last-statement:row_count", myX{}},
+	{"SELECT ROW_COUNT(), @@warning_count", Primary, "last-statement:row_count", myX{}},
+	{"SELECT ROW_COUNT(), LAST_INSERT_ID()", Primary, "volatile-function:last_insert_id", myX{}},
+	{"SELECT FOUND_ROWS(), my_fn()", Primary, "unknown-function:my_fn", myX{}},
+	{"SELECT ROW_COUNT() FROM t FOR UPDATE", Primary, "locking-clause", myX{}},
+	{"SELECT @@error_count, @@server_id", Primary, "node-variable:server_id", myX{}},
 	{"SELECT CONNECTION_ID()", Primary, "volatile-function:connection_id", myX{}},
 	{"SELECT NEXTVAL(seq_orders)", Primary, "volatile-function:nextval", myX{}},
 	{"SELECT NEXT VALUE FOR seq_orders", Primary, "volatile-function:nextval", myX{}},
@@ -98,7 +103,7 @@ var myFuncVarCases = []myCase{
 	{"SELECT @@gtid_current_pos", Primary, "node-variable:gtid_current_pos", myX{}},
 	{"SELECT @@identity", Primary, "node-variable:identity", myX{}},
 	{"SELECT @@last_insert_id", Primary, "node-variable:last_insert_id", myX{}},
-	{"SELECT @@warning_count, @@error_count", Primary, "node-variable:warning_count", myX{}},
+	{"SELECT @@warning_count, @@error_count", Primary, "last-statement:warning_count", myX{}},
 	{"SELECT * FROM performance_schema.threads", Primary, "node-state", myX{}},
 	{"SELECT * FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'", Primary, "node-state", myX{}},
 	{"SELECT * FROM information_schema.innodb_trx", Primary, "node-state", myX{}},

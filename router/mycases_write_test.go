@@ -137,7 +137,7 @@ var myAdminPinCases = []myCase{
 	{"HANDLER h READ FIRST", Primary, "handler", myX{}},
 	{"HANDLER h READ idx NEXT WHERE a > 1 LIMIT 10", Primary, "handler", myX{}},
 	{"HANDLER h CLOSE", Primary, "handler", myX{}},
-	{"GET DIAGNOSTICS @n = NUMBER", Primary, "diagnostics", myX{pin: PinUserVar}},
-	{"GET DIAGNOSTICS CONDITION 1 @msg = MESSAGE_TEXT", Primary, "diagnostics", myX{pin: PinUserVar}},
+	{"GET DIAGNOSTICS @n = NUMBER", Primary, "last-statement:get-diagnostics", myX{pin: PinUserVar}},
+	{"GET DIAGNOSTICS CONDITION 1 @msg = MESSAGE_TEXT", Primary, "last-statement:get-diagnostics", myX{pin: PinUserVar}},
 	{"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'x'", Primary, "signal", myX{}},
 }

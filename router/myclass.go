@@ -2,6 +2,7 @@ package router
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -12,8 +13,8 @@ import (
 // Rules, failing closed (whatever is not provably read-only goes to the primary):
 //   - Replica: SELECT (WITH, UNION / INTERSECT / EXCEPT, window functions, JSON_TABLE,
 //     LATERAL), TABLE, VALUES, SHOW (except the node's own state: replication, binary logs,
-//     PROCESSLIST, STATUS — "show-node-state" — and the last statement's WARNINGS / ERRORS /
-//     PROFILE — "show-diagnostics"), DESCRIBE, EXPLAIN [ANALYZE] of a read, HELP, START
+//     PROCESSLIST, STATUS — "show-node-state" — PROFILE — "show-diagnostics" — and the last
+//     statement's WARNINGS / ERRORS — LastStatementReason), DESCRIBE, EXPLAIN [ANALYZE] of a read, HELP, START
 //     TRANSACTION READ ONLY — when they lock nothing (FOR UPDATE / FOR SHARE / LOCK IN SHARE
 //     MODE), write nothing (INTO @v / OUTFILE / DUMPFILE), touch no user variable, do not use
 //     SQL_CALC_FOUND_ROWS, read no node-specific system variable (@@server_id, @@read_only,
@@ -23,8 +24,10 @@ import (
 //     ("explain-write"); DO always does ("do").
 //   - Functions: GET_LOCK pins (PinAdvisoryLock), SELECT / DO RELEASE_ALL_LOCKS() unpins;
 //     RELEASE_LOCK, IS_USED_LOCK, IS_FREE_LOCK are "advisory-lock"; LAST_INSERT_ID,
-//     FOUND_ROWS, ROW_COUNT, sequences (NEXTVAL, NEXT VALUE FOR, LASTVAL, SETVAL),
-//     CONNECTION_ID, LOAD_FILE and the replication waits are "volatile-function:name"; any
+//     sequences (NEXTVAL, NEXT VALUE FOR, LASTVAL, SETVAL), CONNECTION_ID, LOAD_FILE and
+//     the replication waits are "volatile-function:name"; FOUND_ROWS(), ROW_COUNT(),
+//     @@warning_count, @@error_count, SHOW WARNINGS / ERRORS and GET DIAGNOSTICS read the
+//     previous statement's outcome (LastStatementReason + name, see ReadsLastStatement); any
 //     other name is "unknown-function:name" (a replica hint may override only this).
 //   - Transactions: BEGIN [WORK], START TRANSACTION [...] (TxBegin, or TxBeginReadOnly for
 //     READ ONLY), COMMIT / ROLLBACK (TxEnd), ROLLBACK TO / SAVEPOINT / RELEASE SAVEPOINT
@@ -58,6 +61,18 @@ type MyClassifier struct {
 	allow      map[string]struct{}
 	cache      *classCache
 	structOnly bool // tests: skip the lexical pass
+}
+
+// LastStatementReason prefixes the Reason of a statement whose only primary-only part is that
+// it reads the outcome of the session's previous statement (FOUND_ROWS(), ROW_COUNT(),
+// @@warning_count, @@error_count, SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS, GET DIAGNOSTICS).
+const LastStatementReason = "last-statement:"
+
+// ReadsLastStatement reports whether c (a MyClassifier verdict) is a single statement that
+// reads the outcome of the session's previous statement and nothing else that needs the
+// primary: it must run on the node that ran the previous statement.
+func ReadsLastStatement(c Class) bool {
+	return !c.Multi && !c.Hint && strings.HasPrefix(c.Reason, LastStatementReason)
 }
 
 // MyOption configures a MyClassifier.
@@ -387,4 +402,20 @@ func myMerge(a, b myVerdict) myVerdict {
 	v.Multi = a.Multi || b.Multi
 	v.CopyIn = a.CopyIn || b.CopyIn
 	return v
+}
+
+// MyUserVars returns the user variables (@name, @`name`, @'name', @"name", as written) that
+// the MySQL statement text sql names, each once, in order of first appearance. For GET
+// DIAGNOSTICS these are the variables it assigns.
+func MyUserVars(sql string) []string {
+	var out []string
+	for _, t := range lexMy(sql, nil, myLexMode{}) {
+		if t.kind != mkUserVar {
+			continue
+		}
+		if v := sql[t.pos:t.end]; !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }

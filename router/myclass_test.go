@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -261,6 +262,45 @@ func TestMyLongAndDeep(t *testing.T) {
 	} {
 		if got := cl.Classify(sql); got.Reason != want {
 			t.Errorf("%.40q...: %s, want reason %q", sql, fmtMyClass(got), want)
+		}
+	}
+}
+
+func TestReadsLastStatement(t *testing.T) {
+	c := NewMyClassifier(100)
+	for _, tc := range []struct {
+		q    string
+		want bool
+	}{
+		{"SHOW WARNINGS", true},
+		{"show count(*) errors", true},
+		{"SELECT @@warning_count", true},
+		{"SELECT ROW_COUNT()", true},
+		{"SELECT FOUND_ROWS() AS n", true},
+		{"GET DIAGNOSTICS @n = NUMBER", true},
+		{"SHOW PROFILES", false},
+		{"SELECT ROW_COUNT(), LAST_INSERT_ID()", false},
+		{"SELECT 1; SHOW WARNINGS", false},
+		{"/* baton:primary */ SHOW WARNINGS", false},
+		{"SELECT 1", false},
+	} {
+		if got := ReadsLastStatement(c.Classify(tc.q)); got != tc.want {
+			t.Errorf("ReadsLastStatement(%q) = %v; want %v (%+v)", tc.q, got, tc.want, c.Classify(tc.q))
+		}
+	}
+}
+
+func TestMyUserVars(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want []string
+	}{
+		{"GET DIAGNOSTICS @n = NUMBER, @r = ROW_COUNT", []string{"@n", "@r"}},
+		{"GET DIAGNOSTICS CONDITION 1 @`m x` = MESSAGE_TEXT, @n = MYSQL_ERRNO, @n = RETURNED_SQLSTATE", []string{"@`m x`", "@n"}},
+		{"SELECT '@no' /* @no */", nil},
+	} {
+		if got := MyUserVars(tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("MyUserVars(%q) = %q; want %q", tc.q, got, tc.want)
 		}
 	}
 }

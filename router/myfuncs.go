@@ -36,6 +36,14 @@ connection_id ps_current_thread_id ps_thread_id master_pos_wait source_pos_wait
 master_gtid_wait wait_for_executed_gtid_set wait_until_sql_thread_after_gtids binlog_gtid_pos
 wsrep_last_seen_gtid wsrep_last_written_gtid wsrep_sync_wait_upto_gtid sys_exec sys_eval`
 
+// myLastStatementFuncs and myLastStatementVars (both also in myDenyFuncs / myNodeVars) read the
+// outcome of the session's previous statement on the node that ran it: a statement that reads
+// nothing else primary-only gets a LastStatementReason.
+const (
+	myLastStatementFuncs = `found_rows row_count`
+	myLastStatementVars  = `warning_count error_count`
+)
+
 // mySafeFuncs are the built-in functions that neither write nor depend on the node or on
 // session state that the proxy does not replay. SLEEP, BENCHMARK, RAND and UUID are harmless
 // on a replica. Names the server parses as syntax (CAST, CONVERT, JSON_TABLE, window functions)

@@ -69,6 +69,7 @@ const (
 	rkUserVar
 	rkFunc
 	rkNode
+	rkLast // the diagnostics of the session's previous statement (LastStatementReason)
 )
 
 // myFacts is what a scan found.
@@ -147,7 +148,11 @@ func (e *myEnv) scan(s myStmt, from, to int, effectsOnly bool) (f myFacts) {
 			f.pin |= PinUserVar
 		case mkSysVar:
 			if r := myNodeVarReason(s.text(i)); r != "" {
-				f.setHard(r, rkNode)
+				rank := rkNode
+				if strings.HasPrefix(r, LastStatementReason) {
+					rank = rkLast
+				}
+				f.setHard(r, rank)
 			}
 		case mkLParen:
 			kind := frPlain
@@ -393,7 +398,11 @@ func (e *myEnv) qualifiedCall(s myStmt, j int, f *myFacts) {
 func (e *myEnv) special(k myFnKind, name string, f *myFacts) {
 	switch k {
 	case myFnDeny:
-		f.setHard(myDenyReason[name], rkFunc)
+		if r := myDenyReason[name]; strings.HasPrefix(r, LastStatementReason) {
+			f.setHard(r, rkLast)
+		} else {
+			f.setHard(r, rkFunc)
+		}
 	case myFnLock:
 		f.setHard("advisory-lock", rkAdvisory)
 		f.pin |= PinAdvisoryLock
@@ -412,6 +421,9 @@ var myDenyReason = func() map[string]string {
 	for _, f := range strings.Fields(myDenyFuncs) {
 		m[f] = "volatile-function:" + f
 	}
+	for _, f := range strings.Fields(myLastStatementFuncs) {
+		m[f] = LastStatementReason + f
+	}
 	return m
 }()
 
@@ -420,6 +432,9 @@ var myNodeVarReasons = func() map[string]string {
 	m := map[string]string{}
 	for _, v := range strings.Fields(myNodeVars) {
 		m[v] = "node-variable:" + v
+	}
+	for _, v := range strings.Fields(myLastStatementVars) {
+		m[v] = LastStatementReason + v
 	}
 	return m
 }()

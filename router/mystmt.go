@@ -165,7 +165,7 @@ func (e *myEnv) other(s myStmt, i int) myVerdict {
 			}
 		}
 	case kwGet:
-		v = myP("diagnostics")
+		v = myP(LastStatementReason + "get-diagnostics")
 		if hasUserVar(s, i) {
 			v.Pin = PinUserVar // GET DIAGNOSTICS @n = NUMBER
 		}
@@ -228,6 +228,10 @@ func (e *myEnv) read(s myStmt, i int, replicaReason string) (myVerdict, bool) {
 	switch {
 	case f.bad:
 		return myBad(), true
+	case f.hard != "" && f.rank == rkLast && f.soft != "":
+		v := myP(f.soft) // an unknown function may need the primary: not only diagnostics
+		v.soft = true
+		return v, true
 	case f.hard != "":
 		v := myP(f.hard)
 		v.Pin = f.pin
@@ -255,7 +259,9 @@ func (e *myEnv) show(s myStmt, i int) (myVerdict, bool) {
 	case kwMaster, kwBinary, kwBinlog, kwRelaylog, kwSlave, kwReplica, kwReplicas, kwProcesslist,
 		kwStatus, kwEngine, kwInnodb, kwMutex, kwOpen, kwExplain, kwAnalyze, kwAll:
 		return myP("show-node-state"), true
-	case kwWarnings, kwErrors, kwProfile, kwProfiles, kwCount:
+	case kwWarnings, kwErrors, kwCount:
+		return myP(LastStatementReason + "show-diagnostics"), true
+	case kwProfile, kwProfiles:
 		return myP("show-diagnostics"), true
 	}
 	if j >= len(s.toks) {

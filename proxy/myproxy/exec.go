@@ -44,12 +44,19 @@ const holdLimit = 64 << 10
 func (s *session) exec(u *unit) {
 	avoid := map[*nodePool]bool{}
 	var hold *buffer.Hold
+	if u.force == nil && !s.inTx && router.ReadsLastStatement(u.class) && s.last != nil && !s.last.broken {
+		// SHOW WARNINGS, ROW_COUNT() …: the previous statement's node has the answer.
+		u.force = s.last
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		var be *backend
 		var route router.Route
 		var err error
 		if u.force != nil && !u.force.broken {
 			be, route = u.force, router.Primary
+			if be.node.name != s.primaryName() {
+				route = router.Replica
+			}
 		} else {
 			var np *nodePool
 			np, route, err = s.pick(u.class, avoid)
@@ -104,6 +111,12 @@ func (s *session) exec(u *unit) {
 		}
 		switch outcome {
 		case sent:
+			if !be.broken && !mywire.NoResponse(u.cmd[0]) {
+				s.last = be
+			}
+			if route == router.Replica {
+				s.noteDiagnosticVars(u, be)
+			}
 			s.srv.metrics.count(route)
 			if route == router.Primary {
 				s.noteWrite(u, be, wasInTx)
@@ -126,6 +139,7 @@ func (s *session) exec(u *unit) {
 func (s *session) send(u *unit, be *backend, hold bool) outcome {
 	s.active.Store(be)
 	defer s.active.Store(nil)
+	s.copyDiagnosticVars(be)
 	if err := s.replay(be); err != nil {
 		return s.fail(be, hold)
 	}

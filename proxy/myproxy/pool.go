@@ -171,3 +171,7 @@ func (b *backend) roundTrip(cmd byte, arg []byte, timeout time.Duration) error {
 		}
 	}
 }
+
+// extMeta reports whether the connection negotiated MariaDB's extended metadata (column
+// definitions carry one more field).
+func (b *backend) extMeta() bool { return false }

@@ -34,6 +34,9 @@ type session struct {
 
 	conns       map[*nodePool]*backend
 	replica     *backend // the replica reads prefer
+	last        *backend // the connection that ran the previous statement (its warnings, ROW_COUNT …)
+	varsFrom    *backend // a replica connection where GET DIAGNOSTICS set vars (diag.go)
+	vars        []string
 	history     []string // session state replayed on every backend (SET …, USE …)
 	stmts       map[uint32]*stmt
 	nextStmt    uint32
@@ -264,6 +267,12 @@ func (s *session) drop(be *backend) {
 	if s.replica == be {
 		s.replica = nil
 	}
+	if s.last == be {
+		s.last = nil
+	}
+	if s.varsFrom == be {
+		s.varsFrom, s.vars = nil, nil
+	}
 	if s.txConn == be {
 		s.txConn, s.inTx = nil, false
 	}
@@ -277,7 +286,8 @@ func (s *session) resetSession() {
 		np.Release(be, be.key, !be.broken)
 	}
 	s.conns = map[*nodePool]*backend{}
-	s.replica, s.txConn, s.inTx = nil, nil, false
+	s.replica, s.last, s.txConn, s.inTx = nil, nil, nil, false
+	s.varsFrom, s.vars = nil, nil
 	s.history, s.ownTracking = nil, false
 	s.stmts = map[uint32]*stmt{}
 	s.pins = 0
