@@ -413,7 +413,7 @@ const (
 )
 
 func (c *Cluster) applyDefaults() {
-	orDefault(&c.Consistency, Eventual)
+	orDefault(&c.Consistency, ReadYourWrites)
 	orDefault(&c.ProbeInterval, Duration(DefaultProbeInterval))
 	orDefault(&c.ProbeTimeout, Duration(DefaultProbeTimeout))
 	if c.MaxLag == 0 && !c.maxLagSet {

@@ -49,6 +49,9 @@ func TestExplicitZeroVersusDefault(t *testing.T) {
 	if cl.MaxLag.D() != DefaultMaxLag || cl.MaxLagBytes != DefaultMaxLagBytes || cl.ReadYourWritesWait.D() != DefaultRYWWait {
 		t.Fatalf("defaults: max_lag %v, max_lag_bytes %v, read_your_writes_wait %v", cl.MaxLag, cl.MaxLagBytes, cl.ReadYourWritesWait)
 	}
+	if cl.Consistency != "read_your_writes" {
+		t.Fatalf("default consistency %q; want read_your_writes", cl.Consistency)
+	}
 	zeros := strings.Replace(good, "    listen: 127.0.0.1:6432\n",
 		"    listen: 127.0.0.1:6432\n    max_lag: 0s\n    max_lag_bytes: 0\n    read_your_writes_wait: 0s\n", 1)
 	if cfg, err = Parse("x.yaml", []byte(zeros)); err != nil {

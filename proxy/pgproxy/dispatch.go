@@ -232,6 +232,10 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		u.lsnProbe = true // learn where the write ended, to read only from replicas that have it
 	}
 	out := s.prepare(u, be)
+	if u.refused != nil {
+		s.refuse(u, openEnded || implied)
+		return true
+	}
 	if s.inlineOK(u) {
 		s.sendInline(u, out)
 		return true
@@ -328,6 +332,23 @@ func (s *session) sendInline(u *unit, out []byte) {
 		// LISTEN ran inline: the relay must watch the connection for notifications from now on.
 		s.push(&unit{synthetic: []byte{}})
 	}
+}
+
+// refuse answers a unit that prepare refused (nothing of it was sent) with u.refused, as the
+// server would have: inside a transaction, the transaction fails too.
+func (s *session) refuse(u *unit, openEnded bool) {
+	s.openUnit = nil
+	b := u.refused
+	if s.txStatusNow() != 'I' {
+		s.abortBackendTx(u.be)
+		s.txStatus = 'E'
+	}
+	if openEnded {
+		s.skipSync = true
+	} else {
+		b = pgwire.AppendReady(b, s.txStatusNow())
+	}
+	s.push(&unit{synthetic: b})
 }
 
 // failUnit answers a unit baton could not send with an ERROR (and ReadyForQuery when the unit
@@ -431,8 +452,8 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 		}
 	}
 	out = append(out, frames...)
-	if u.lsnProbe {
-		out = pgwire.AppendQuery(out, lsnQuery)
+	if u.lsnProbe && !u.class.CopyIn {
+		out = pgwire.AppendQuery(out, lsnQuery) // (COPY FROM STDIN: after the copy, relay.go)
 	}
 	return out
 }
@@ -503,6 +524,15 @@ func (s *session) ensurePrepared(out []byte, u *unit, be *backend, name string, 
 	gen, had := be.stmts[name]
 	if had && gen == st.gen {
 		return out
+	}
+	if !had && st.rows != nil && u.refused == nil && !be.broken {
+		// A lazy re-parse of a statement the client has described: check its shape first.
+		if u.refused = s.checkShape(be, name, st); u.refused == nil && be.stmts[name] == st.gen {
+			return out
+		}
+		if u.refused != nil {
+			return out
+		}
 	}
 	if had && name != "" {
 		out = pgwire.AppendCloseStmt(out, name)

@@ -156,6 +156,11 @@ func (s *session) process(u *unit) {
 		u.retryable = false
 		u.class.Route = router.Primary
 		out := s.prepare(u, be)
+		if u.refused != nil {
+			s.cw.Write(pgwire.AppendReady(u.refused, s.txStatusNow()))
+			s.flush()
+			return
+		}
 		s.start(u, be, out)
 	}
 }
@@ -187,6 +192,7 @@ func holdable(t byte) bool {
 func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 	be := u.be
 	replays, swallow := u.replays, u.swallow
+	shapes := shapeRecorder{names: describedStatements(u.frames)}
 	hold := u.retryable
 	var held []byte
 	var failed, misrouted, lagged bool
@@ -211,6 +217,9 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 		if swallow > 0 && (typ == '1' || typ == '3') {
 			swallow--
 			continue
+		}
+		if len(shapes.names) > 0 || shapes.cur != nil {
+			shapes.see(s, f)
 		}
 		switch typ {
 		case 'E':
@@ -260,6 +269,10 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			s.finish(u, f[5], startTx, failed, tag)
 			if u.lsnProbe {
 				s.active.Store(nil) // the client's statement is over: cancel nothing of baton's
+				if u.class.CopyIn {
+					// A Query cannot follow COPY FROM STDIN before its data: ask now.
+					s.send(be, pgwire.AppendQuery(nil, lsnQuery))
+				}
 				s.readLSN(be)
 			}
 			return false

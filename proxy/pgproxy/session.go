@@ -27,6 +27,9 @@ type stmt struct {
 	parse []byte // the client's Parse frame, to re-prepare on another node
 	query string
 	class router.Class
+	// params, rows: the ParameterDescription and RowDescription (or NoData) frames the client
+	// was told when it described the statement (nil until it did); shape.go.
+	params, rows []byte
 }
 
 // unit is one routing unit handed from the client loop to the relay.
@@ -46,6 +49,7 @@ type unit struct {
 	// without one (a Query implies a Sync); its ReadyForQuery is not the client's.
 	impliedSync atomic.Bool
 	failed      bool // set by the relay before done: the unit got an error
+	refused     []byte // set by prepare: answer the unit with this error instead (shape.go)
 	done        chan struct{}
 }
 

@@ -425,3 +425,50 @@ func TestFidelitySerializable(t *testing.T) {
 		}
 	})
 }
+
+// PostgreSQL item 9: a prepared statement whose result type changed fails as on the server,
+// even when baton prepares it anew on another node.
+func TestFidelityPreparedShapeChanged(t *testing.T) {
+	got := bothWays(t, func(t *testing.T, u string) string {
+		tbl := createTable(t, "fid_shape", "a int, b int")
+		setup(t, "insert into "+tbl+" values (1, 2)")
+		cfg, err := pgx.ParseConfig(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+		c, err := pgx.ConnectConfig(ctxT(t), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		q := "select * from " + tbl
+		rows := func() string {
+			r, err := c.Query(ctxT(t), q)
+			if err != nil {
+				return describeErr(err)
+			}
+			vals, err := pgx.CollectRows(r, func(row pgx.CollectableRow) ([]any, error) { return row.Values() })
+			if err != nil {
+				return describeErr(err)
+			}
+			return fmt.Sprint(vals)
+		}
+		var out []string
+		out = append(out, rows()) // prepared and described (through baton: on a replica)
+		setup(t, "alter table "+tbl+" drop column b")
+		if _, err := c.Exec(ctxT(t), "begin"); err != nil { // a transaction: on the primary
+			t.Fatal(err)
+		}
+		out = append(out, rows())
+		_, err = c.Exec(ctxT(t), "select 1")
+		out = append(out, describeErr(err))
+		_, err = c.Exec(ctxT(t), "rollback")
+		out = append(out, describeErr(err), rows())
+		return strings.Join(out, "\n")
+	})
+	want := "[[1 2]]\nERROR 0A000 cached plan must not change result type\nERROR 25P02 current transaction is aborted, commands ignored until end of transaction block\nok\n[[1]]"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
