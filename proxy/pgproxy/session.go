@@ -48,7 +48,7 @@ type unit struct {
 	// impliedSync: the unit ends in a Sync baton added because a Query followed the group
 	// without one (a Query implies a Sync); its ReadyForQuery is not the client's.
 	impliedSync atomic.Bool
-	failed      bool // set by the relay before done: the unit got an error
+	failed      bool   // set by the relay before done: the unit got an error
 	refused     []byte // set by prepare: answer the unit with this error instead (shape.go)
 	done        chan struct{}
 }
