@@ -24,7 +24,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	lastPos map[string]string    // the newest position seen per primary (for max_data_loss)
-	fenced  map[string]time.Time // when a stray primary was last fenced (rate limit)
+	fenced  map[string]time.Time // when a node was last fenced: the upkeep's rate limit
 	refused string               // the last refusal logged (logged once)
 	retryAt time.Time            // an unfinished failover is retried from then on
 	backoff time.Duration        // the wait before the next retry (doubles, up to maxBackoff)
@@ -314,6 +314,18 @@ func (m *Manager) upkeep(ctx context.Context, cl *topology.Cluster, snap *topolo
 	}
 }
 
+// fencedNow records that node was fenced just now when err is nil, and returns err. The upkeep
+// then leaves it alone for a few seconds: until the probes see the fence, the snapshot still
+// shows it taking writes, and fencing it again would be reported as a stray primary.
+func (m *Manager) fencedNow(node string, err error) error {
+	if err == nil {
+		m.mu.Lock()
+		m.fenced[node] = time.Now()
+		m.mu.Unlock()
+	}
+	return err
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -532,7 +544,7 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 			// chance it gets (a hung node would otherwise hold the failover up).
 			fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), cl.ProbeTimeout.D()))
 			defer cancel()
-			err := m.eng.Fence(fctx, on)
+			err := m.fencedNow(on.Name, m.eng.Fence(fctx, on))
 			if isUnreachable(err) {
 				// Expected of a dead primary. The upkeep fences it once it answers again and
 				// takes writes (a stray primary), before anything is routed to it.
@@ -696,7 +708,11 @@ func (m *Manager) switchover(ctx context.Context, co *topology.Coordinator, st t
 	sctx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
 	}
-	if err := r.step("fence", func() error { c, cancel := sctx(); defer cancel(); return m.eng.Fence(c, oldNode) }); err != nil {
+	if err := r.step("fence", func() error {
+		c, cancel := sctx()
+		defer cancel()
+		return m.fencedNow(oldNode.Name, m.eng.Fence(c, oldNode))
+	}); err != nil {
 		return abort(err)
 	}
 	var pos string

@@ -2,7 +2,7 @@
 //
 //	baton serve --config FILE        run the proxy
 //	baton check-config FILE          validate a configuration and exit
-//	baton demo [--ready-file PATH]   start a local cluster with baton in front of it
+//	baton demo [--ready-file PATH]   start local PostgreSQL and MariaDB clusters with baton in front
 //	baton status [--admin URL]       show clusters, nodes and roles from a running baton
 //	baton switchover --cluster C [--to N]      planned primary change, no data loss
 //	baton failover --cluster C [--to N] [--force]   replace a dead primary by hand
@@ -26,7 +26,8 @@ func usage() {
 Usage:
   baton serve --config FILE         run the proxy for the clusters in FILE
   baton check-config FILE           validate FILE and exit (non-zero on error)
-  baton demo [flags]                start a local PostgreSQL primary + 2 replicas and baton in front
+  baton demo [flags]                start local PostgreSQL and MariaDB clusters (a primary and
+                                    2 replicas each) with baton in front; Ctrl-C stops all
   baton status [--admin URL]        show a running baton's clusters, nodes and roles (--json)
   baton switchover --cluster C [--to NODE]
                                     planned primary change with no data loss

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/baton-proxy/baton/proxy"
 	"github.com/baton-proxy/baton/proxy/admin"
 	"github.com/baton-proxy/baton/topology"
+	"github.com/go-sql-driver/mysql"
 )
 
 func cmdCheckConfig(args []string) error {
@@ -99,5 +101,16 @@ func newLogger(level string) *slog.Logger {
 	case "error":
 		l = slog.LevelError
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	mysql.SetLogger(driverLog{log})
+	return log
+}
+
+// driverLog passes go-sql-driver/mysql's own messages ("closing bad idle connection: EOF" when a
+// fence or a restart ended a pooled connection) to the log at DEBUG: the callers see and handle
+// the same errors, and would otherwise have them printed unformatted on stderr.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) {
+	d.log.Debug("mysql driver", "message", strings.TrimSpace(fmt.Sprint(v...)))
 }
