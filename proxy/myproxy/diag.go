@@ -83,21 +83,13 @@ func (s *session) copyDiagnosticVars(next *backend) {
 	}
 }
 
-// MYSQL_TYPE_* bytes of the values a user variable holds.
-const (
-	typeNull     = 0x06
-	typeLongLong = 0x08
-	typeDouble   = 0x05
-	typeDecimal  = 0xf6
-)
-
 // sqlLiteral writes a text-protocol value v of column type typ as an SQL literal of the same
 // type: NULL, a number, or a utf8mb4 string in hexadecimal (no quoting to get wrong).
 func sqlLiteral(v []byte, typ byte) string {
 	switch {
-	case v == nil || typ == typeNull:
+	case v == nil || typ == mywire.TypeNull:
 		return "NULL"
-	case typ == typeLongLong || typ == typeDouble || typ == typeDecimal:
+	case typ == mywire.TypeLongLong || typ == mywire.TypeDouble || typ == mywire.TypeDecimal:
 		if _, err := strconv.ParseFloat(string(v), 64); err == nil {
 			return string(v)
 		}

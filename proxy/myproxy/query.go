@@ -65,7 +65,8 @@ func (b *backend) queryRow(q string, timeout time.Duration) (row [][]byte, types
 		case i == 0:
 			cols, _, _ = mywire.ReadLenEncInt(p) // the tracker checked it
 		case uint64(i) <= cols:
-			types = append(types, columnType(p, b.extMeta()))
+			typ, _ := mywire.ColumnDefType(p, b.extMeta())
+			types = append(types, typ)
 		case !gotRow && (uint64(i) > cols+1 || (b.cc.Caps&mywire.ClientDeprecateEOF != 0 && uint64(i) == cols+1)):
 			raw, gotRow = append(raw[:0], p...), true
 		}
@@ -91,25 +92,4 @@ func (b *backend) queryRow(q string, timeout time.Duration) (row [][]byte, types
 		row, raw = append(row, append([]byte{}, v...)), raw[n:]
 	}
 	return row, types, nil
-}
-
-// columnType returns the type byte of a column definition (0 when malformed): after catalog,
-// schema, table, org_table, name, org_name (and MariaDB's extended metadata), the 0x0c
-// length, the collation (2) and the column length (4).
-func columnType(p []byte, extMeta bool) byte {
-	fields := 6
-	if extMeta {
-		fields++
-	}
-	for range fields {
-		_, n, ok := mywire.ReadLenEncString(p)
-		if !ok {
-			return 0
-		}
-		p = p[n:]
-	}
-	if len(p) < 8 {
-		return 0
-	}
-	return p[7]
 }

@@ -20,17 +20,18 @@ import (
 // session is one client connection; one goroutine runs it (MySQL has no asynchronous server
 // messages, so the command loop relays each response itself).
 type session struct {
-	srv    *Server
-	txOn   atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
-	client net.Conn
-	r      *mywire.PacketReader
-	w      *bufio.Writer
-	user   *topology.User
-	caps   uint32            // negotiated with the client
-	hs     *mywire.Handshake // the greeting: its scramble also serves COM_CHANGE_USER
-	tls    bool
-	connID uint32
-	key    pool.Key
+	srv     *Server
+	txOn    atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
+	client  net.Conn
+	r       *mywire.PacketReader
+	w       *bufio.Writer
+	user    *topology.User
+	caps    uint32            // negotiated with the client
+	extMeta bool              // MariaDB extended metadata negotiated with the client
+	hs      *mywire.Handshake // the greeting: its scramble also serves COM_CHANGE_USER
+	tls     bool
+	connID  uint32
+	key     pool.Key
 
 	conns       map[*nodePool]*backend
 	replica     *backend // the replica reads prefer
@@ -134,6 +135,14 @@ func (s *session) command(p []byte) bool {
 		s.writeOK(s.rseq, 0, 0)
 	case mywire.ComQuery:
 		q := string(p[1:])
+		if id, query, ok := killOf(q); ok {
+			s.kill(id, query)
+			break
+		}
+		if col, ok := connectionIDQuery(q); ok {
+			s.answerConnectionID(col)
+			break
+		}
 		cls := s.srv.classer.Classify(q)
 		state := ""
 		if cls.SessionState {
