@@ -20,7 +20,7 @@ INSERT INTO {T} VALUES
 
 // TestMySQL runs every MySQL/MariaDB client through baton and directly and compares.
 func TestMySQL(t *testing.T) {
-	for _, c := range []*client{mariadbCLI, goMySQLClient, pymysqlClient, mysqlclientClient, mysql2Client} {
+	for _, c := range []*client{mariadbCLI, goMySQLClient, pymysqlClient, mysqlclientClient, mysql2Client, mariaDBJClient} {
 		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
 	}
 }

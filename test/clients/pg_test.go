@@ -20,7 +20,7 @@ INSERT INTO {T} VALUES
 
 // TestPG runs every PostgreSQL client through baton and directly and compares.
 func TestPG(t *testing.T) {
-	for _, c := range []*client{psqlClient, pgxClient, libpqClient, pgwireClient, pgbenchClient, psycopgClient, psycopg2Client, nodePGClient} {
+	for _, c := range []*client{psqlClient, pgxClient, libpqClient, pgwireClient, pgbenchClient, psycopgClient, psycopg2Client, nodePGClient, pgJDBCClient} {
 		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
 	}
 }
