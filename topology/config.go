@@ -257,6 +257,12 @@ type Pool struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// IdleTimeout closes pooled connections unused this long. Default 5m.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ServerLifetime closes a pooled connection older than this when it is checked in or out
+	// (never while a session uses it), so new sessions get connections that reflect changed
+	// server globals (like PgBouncer's server_lifetime). Default 1h; 0 = unlimited.
+	ServerLifetime Duration `yaml:"server_lifetime"`
+	// serverLifetimeSet records that the file names server_lifetime (an explicit 0 = unlimited).
+	serverLifetimeSet bool
 	// ResetQuery runs when a session gives a connection back. Default "DISCARD ALL" (PostgreSQL).
 	ResetQuery string `yaml:"reset_query"`
 }
@@ -392,6 +398,7 @@ const (
 	DefaultAcquireTimeout   = 10 * time.Second
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultServerLifetime   = time.Hour
 	DefaultProbeInterval    = 500 * time.Millisecond
 	DefaultProbeTimeout     = time.Second
 	DefaultStmtCacheSize    = 10000
@@ -447,6 +454,9 @@ func (c *Cluster) applyDefaults() {
 	orDefault(&p.AcquireTimeout, Duration(DefaultAcquireTimeout))
 	orDefault(&p.ConnectTimeout, Duration(DefaultConnectTimeout))
 	orDefault(&p.IdleTimeout, Duration(DefaultIdleTimeout))
+	if p.ServerLifetime == 0 && !p.serverLifetimeSet {
+		p.ServerLifetime = Duration(DefaultServerLifetime)
+	}
 	if p.ResetQuery == "" && c.Engine == EnginePostgres {
 		p.ResetQuery = "DISCARD ALL"
 	}

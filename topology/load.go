@@ -98,7 +98,7 @@ func lineOf(data []byte, path string) int {
 }
 
 // markExplicitZeros records which clusters name max_lag / max_lag_bytes / read_your_writes_wait
-// (and failover.max_data_loss), so that a written 0
+// (and failover.max_data_loss, pool.server_lifetime), so that a written 0
 // ("no bound") is told apart from an absent field (the default). data has already decoded.
 func markExplicitZeros(data []byte, cfg *Config) {
 	var raw struct {
@@ -114,6 +114,9 @@ func markExplicitZeros(data []byte, cfg *Config) {
 			_, cfg.Clusters[i].rywWaitSet = m["read_your_writes_wait"]
 			if f, ok := m["failover"].(map[string]any); ok {
 				_, cfg.Clusters[i].Failover.maxDataLossSet = f["max_data_loss"]
+			}
+			if p, ok := m["pool"].(map[string]any); ok {
+				_, cfg.Clusters[i].Pool.serverLifetimeSet = p["server_lifetime"]
 			}
 		}
 	}

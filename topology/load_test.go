@@ -49,6 +49,9 @@ func TestExplicitZeroVersusDefault(t *testing.T) {
 	if cl.MaxLag.D() != DefaultMaxLag || cl.MaxLagBytes != DefaultMaxLagBytes || cl.ReadYourWritesWait.D() != DefaultRYWWait {
 		t.Fatalf("defaults: max_lag %v, max_lag_bytes %v, read_your_writes_wait %v", cl.MaxLag, cl.MaxLagBytes, cl.ReadYourWritesWait)
 	}
+	if cl.Pool.ServerLifetime.D() != DefaultServerLifetime {
+		t.Fatalf("default pool.server_lifetime %v", cl.Pool.ServerLifetime)
+	}
 	if cl.Consistency != "read_your_writes" {
 		t.Fatalf("default consistency %q; want read_your_writes", cl.Consistency)
 	}
@@ -58,6 +61,10 @@ func TestExplicitZeroVersusDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl = cfg.Clusters[0]
+	if lt, err := Parse("x.yaml", []byte(strings.Replace(good, "    listen: 127.0.0.1:6432\n",
+		"    listen: 127.0.0.1:6432\n    pool: {server_lifetime: 0s}\n", 1))); err != nil || lt.Clusters[0].Pool.ServerLifetime != 0 {
+		t.Fatalf("an explicit pool.server_lifetime 0 (unlimited): %v", err)
+	}
 	if cl.MaxLag != 0 || cl.MaxLagBytes != 0 || cl.ReadYourWritesWait != 0 {
 		t.Fatalf("explicit zeros replaced: max_lag %v, max_lag_bytes %v, read_your_writes_wait %v", cl.MaxLag, cl.MaxLagBytes, cl.ReadYourWritesWait)
 	}

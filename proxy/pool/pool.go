@@ -1,7 +1,8 @@
 // Package pool keeps the backend connections of one database node for every engine: a bound on
 // open connections per node, idle connections kept per (user, database), eviction of idle ones
-// of other keys when the bound is reached, an acquire timeout, a reset before reuse, and the
-// closing of connections idle too long.
+// of other keys when the bound is reached, an acquire timeout, a reset before reuse, the
+// closing of connections idle too long, and a maximum lifetime (cfg.ServerLifetime): a
+// connection older than that is closed when it is checked in or out, never while in use.
 //
 // The engine supplies how to dial, reset and close a connection; the pool never looks inside,
 // except to check, before handing out an idle connection, that its server has not closed the
@@ -43,9 +44,11 @@ type Node[C Conn] struct {
 	reset func(C) bool
 	slots chan struct{} // one token per open connection
 
+	now   func() time.Time // the clock (tests inject one)
+
 	mu     sync.Mutex
 	idle   map[Key][]idleConn[C]
-	live   map[C]struct{} // every open connection, idle or handed out (for Cut)
+	live   map[C]time.Time // every open connection, idle or handed out (for Cut), and when it was opened
 	closed bool
 }
 
@@ -57,8 +60,8 @@ type idleConn[C Conn] struct {
 // NewNode returns a pool bounded by cfg.MaxPerNode. dial opens a connection (within ctx);
 // reset readies a released connection for another session and reports whether it may be reused.
 func NewNode[C Conn](cfg *topology.Pool, dial func(ctx context.Context, k Key) (C, error), reset func(C) bool) *Node[C] {
-	return &Node[C]{cfg: cfg, dial: dial, reset: reset, slots: make(chan struct{}, cfg.MaxPerNode),
-		idle: map[Key][]idleConn[C]{}, live: map[C]struct{}{}}
+	return &Node[C]{cfg: cfg, dial: dial, reset: reset, slots: make(chan struct{}, cfg.MaxPerNode), now: time.Now,
+		idle: map[Key][]idleConn[C]{}, live: map[C]time.Time{}}
 }
 
 // Acquire returns an idle connection for k or dials a new one, waiting up to the acquire timeout
@@ -80,8 +83,9 @@ func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 		}
 		c := l[len(l)-1].c
 		n.idle[k] = l[:len(l)-1]
+		old := n.expiredLocked(c, n.now())
 		n.mu.Unlock()
-		if nc := c.NetConn(); nc == nil || !peerClosed(nc) {
+		if nc := c.NetConn(); !old && (nc == nil || !peerClosed(nc)) {
 			return c, nil
 		}
 		n.discard(c)
@@ -107,9 +111,16 @@ func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 		return zero, err
 	}
 	n.mu.Lock()
-	n.live[c] = struct{}{}
+	n.live[c] = n.now()
 	n.mu.Unlock()
 	return c, nil
+}
+
+// expiredLocked reports whether c has outlived the server lifetime at now.
+func (n *Node[C]) expiredLocked(c C, now time.Time) bool {
+	life := n.cfg.ServerLifetime.D()
+	opened, ok := n.live[c]
+	return life > 0 && ok && now.Sub(opened) >= life
 }
 
 // discard closes a connection that was open (idle or handed out) and frees its slot.
@@ -151,6 +162,11 @@ func (n *Node[C]) evictOne() {
 // Release gives c (acquired for k) back. It is reset and kept when reusable, else closed.
 func (n *Node[C]) Release(c C, k Key, reusable bool) {
 	if reusable {
+		n.mu.Lock()
+		reusable = !n.expiredLocked(c, n.now())
+		n.mu.Unlock()
+	}
+	if reusable {
 		reusable = n.reset(c)
 	}
 	n.mu.Lock()
@@ -159,18 +175,19 @@ func (n *Node[C]) Release(c C, k Key, reusable bool) {
 		n.discard(c)
 		return
 	}
-	n.idle[k] = append(n.idle[k], idleConn[C]{c: c, since: time.Now()})
+	n.idle[k] = append(n.idle[k], idleConn[C]{c: c, since: n.now()})
 	n.mu.Unlock()
 }
 
-// Reap closes connections idle for longer than the idle timeout.
+// Reap closes connections idle for longer than the idle timeout, or older than the server
+// lifetime.
 func (n *Node[C]) Reap(now time.Time) {
 	var old []C
 	n.mu.Lock()
 	for k, l := range n.idle {
 		keep := l[:0]
 		for _, ic := range l {
-			if now.Sub(ic.since) > n.cfg.IdleTimeout.D() {
+			if now.Sub(ic.since) > n.cfg.IdleTimeout.D() || n.expiredLocked(ic.c, now) {
 				old = append(old, ic.c)
 			} else {
 				keep = append(keep, ic)

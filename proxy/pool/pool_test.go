@@ -126,3 +126,66 @@ func TestDropIdleLeavesBusy(t *testing.T) {
 		t.Fatalf("Acquire after DropIdle: %v, reused a dropped connection %v, dials %d", err, c == i1, dials.Load())
 	}
 }
+
+// ServerLifetime: a connection older than the lifetime is closed when it is checked in or out
+// (never while handed out); 0 keeps connections however old.
+func TestServerLifetime(t *testing.T) {
+	k := Key{User: "u"}
+	for _, tc := range []struct {
+		name string
+		life time.Duration
+		// what happens to a connection opened at 0 when it is released and re-acquired later
+		releaseAt, acquireAt time.Duration
+		wantReused           bool
+		wantClosedOnRelease  bool
+	}{
+		{"young", time.Hour, time.Minute, 2 * time.Minute, true, false},
+		{"expires while idle", time.Hour, time.Minute, time.Hour, false, false},
+		{"expired in use", time.Hour, time.Hour + time.Second, time.Hour + 2*time.Second, false, true},
+		{"unlimited", 0, 100 * time.Hour, 200 * time.Hour, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, dials := newTestNode(2, true)
+			n.cfg.ServerLifetime = topology.Duration(tc.life)
+			n.cfg.IdleTimeout = topology.Duration(1000 * time.Hour)
+			start := time.Now()
+			now := start
+			n.now = func() time.Time { return now }
+			c, _ := n.Acquire(context.Background(), k)
+			now = start.Add(tc.releaseAt)
+			n.Release(c, k, true)
+			if c.closed.Load() != tc.wantClosedOnRelease {
+				t.Fatalf("closed on release: %v, want %v", c.closed.Load(), tc.wantClosedOnRelease)
+			}
+			now = start.Add(tc.acquireAt)
+			c2, err := n.Acquire(context.Background(), k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (c2 == c) != tc.wantReused || (dials.Load() == 1) != tc.wantReused {
+				t.Fatalf("reused %v (dials %d), want %v", c2 == c, dials.Load(), tc.wantReused)
+			}
+			if !tc.wantReused && !c.closed.Load() {
+				t.Fatal("the expired connection was not closed")
+			}
+			if open, _ := n.Stats(); open != 1 {
+				t.Fatalf("open %d; want 1", open)
+			}
+		})
+	}
+	t.Run("reap", func(t *testing.T) {
+		n, _ := newTestNode(2, true)
+		n.cfg.ServerLifetime = topology.Duration(time.Hour)
+		n.cfg.IdleTimeout = topology.Duration(1000 * time.Hour)
+		c, _ := n.Acquire(context.Background(), k)
+		n.Release(c, k, true)
+		n.Reap(time.Now().Add(30 * time.Minute))
+		if c.closed.Load() {
+			t.Fatal("reaped a young connection")
+		}
+		n.Reap(time.Now().Add(61 * time.Minute))
+		if !c.closed.Load() {
+			t.Fatal("an idle connection past its lifetime was not reaped")
+		}
+	})
+}
