@@ -44,7 +44,7 @@ type Node[C Conn] struct {
 	reset func(C) bool
 	slots chan struct{} // one token per open connection
 
-	now   func() time.Time // the clock (tests inject one)
+	now func() time.Time // the clock (tests inject one)
 
 	mu     sync.Mutex
 	idle   map[Key][]idleConn[C]

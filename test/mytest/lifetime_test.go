@@ -61,7 +61,9 @@ func TestServerLifetime(t *testing.T) {
 		}
 	}
 	myExec(t, ctx, root, "SET GLOBAL max_allowed_packet = "+strconv.FormatInt(after, 10))
-	t.Cleanup(func() { root.ExecContext(context.Background(), "SET GLOBAL max_allowed_packet = "+strconv.FormatInt(before, 10)) })
+	t.Cleanup(func() {
+		root.ExecContext(context.Background(), "SET GLOBAL max_allowed_packet = "+strconv.FormatInt(before, 10))
+	})
 	if got := packet(my.Primary.AppDSN(), nil); got != after {
 		t.Fatalf("direct after SET GLOBAL: %d, want %d", got, after)
 	}
