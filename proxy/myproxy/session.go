@@ -110,6 +110,10 @@ func (s *session) run() {
 			s.w.Flush()
 			return
 		}
+		if p[0] != mywire.ComQuit && !s.checkIdleConns() {
+			s.w.Flush()
+			return
+		}
 		if !s.command(p) {
 			return
 		}
