@@ -41,7 +41,7 @@ func (s *Server) apply(cl *topology.Cluster) {
 				continue
 			}
 		}
-		st.nodes[n.Name] = newNodePool(n, &cl.Pool, s.password)
+		st.nodes[n.Name] = newNodePool(n, &cl.Pool, s.password, &s.pids)
 	}
 	s.st.Store(st)
 	if old != nil {

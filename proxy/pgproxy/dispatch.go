@@ -1,6 +1,7 @@
 package pgproxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -20,6 +21,9 @@ import (
 func (s *session) dispatchGroup(openEnded bool) bool {
 	frames := s.group
 	s.group = nil
+	if len(s.signals) > 0 || bytes.Contains(frames, []byte("_backend")) || bytes.Contains(frames, []byte("_BACKEND")) {
+		frames = s.signalGroup(frames)
+	}
 	cls, state, err := s.classifyGroup(frames)
 	if err != nil {
 		s.fatal("08P01", err.Error())
@@ -372,6 +376,10 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 			return nil, 0, fmt.Errorf("the connection holding this transaction was lost")
 		}
 		return s.txConn.node, router.Primary, nil
+	}
+	if np := s.forceNode; np != nil {
+		s.forceNode = nil
+		return np, router.Replica, nil // (Replica: a node that may not be the primary; nothing is retried elsewhere)
 	}
 	p := s.placement()
 	snap := s.srv.live.Load()

@@ -41,6 +41,9 @@ type backend struct {
 func (b *backend) close() {
 	b.broken = true
 	b.conn.Close()
+	if b.node != nil && b.node.pids != nil {
+		b.node.pids.remove(b.pid, b.node)
+	}
 }
 
 // NetConn implements pool.Conn.
@@ -55,12 +58,14 @@ type nodePool struct {
 	*pool.Node[*backend]
 	name, addr string
 
+	pids *backendPIDs // the server's registry of backend process ids
+
 	mu     sync.Mutex
 	params map[string]string // ParameterStatus values of the newest connection
 }
 
-func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string) *nodePool {
-	np := &nodePool{name: n.Name, addr: n.Address}
+func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, pids *backendPIDs) *nodePool {
+	np := &nodePool{name: n.Name, addr: n.Address, pids: pids}
 	np.Node = pool.NewNode(cfg,
 		func(ctx context.Context, k pool.Key) (*backend, error) { return np.dial(ctx, k, password(k.User)) },
 		func(b *backend) bool { return b.resetFor(cfg.ResetQuery) })
@@ -111,6 +116,9 @@ func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*bac
 	p.mu.Lock()
 	p.params = hc.ParameterStatuses
 	p.mu.Unlock()
+	if p.pids != nil {
+		p.pids.add(be.pid, p)
+	}
 	return be, nil
 }
 

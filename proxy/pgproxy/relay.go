@@ -68,6 +68,12 @@ func (s *session) relay() {
 	}
 }
 
+// nextUnit waits for the next unit; false when the client loop has closed the queue.
+func (s *session) nextUnit() (*unit, bool) {
+	u, ok := <-s.queue
+	return u, ok
+}
+
 // idleListen waits for the next unit while forwarding notifications that arrive on the LISTEN
 // connection in between.
 func (s *session) idleListen() (*unit, bool) {
@@ -95,11 +101,13 @@ func (s *session) idleListen() (*unit, bool) {
 				continue // woken by push
 			}
 			if s.closing.Load() {
-				return <-s.queue, true
+				return s.nextUnit()
 			}
-			be.close()
+			// The LISTEN connection died: the session's subscriptions (and notifications
+			// sent meanwhile) are gone, which a client must learn, as on a direct connection.
+			s.endWithServerFatal(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"), true)
 			s.listen = nil
-			return <-s.queue, true
+			return s.nextUnit()
 		}
 		select {
 		case u, ok := <-s.queue:
@@ -108,11 +116,17 @@ func (s *session) idleListen() (*unit, bool) {
 		}
 		f, err := be.rd.Next()
 		if err != nil {
-			be.close()
+			s.endWithServerFatal(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"), true)
 			s.listen = nil
-			continue
+			return s.nextUnit()
 		}
 		switch f[0] {
+		case 'E':
+			if pgwire.ErrorFatal(pgwire.Body(f)) { // terminated: the server's own FATAL
+				s.endWithServerFatal(be, append([]byte(nil), f...), true)
+				s.listen = nil
+				return s.nextUnit()
+			}
 		case 'A', 'N', 'S': // NotificationResponse, NoticeResponse, ParameterStatus
 			s.cw.Write(f)
 			if be.rd.Buffered() == 0 {
@@ -230,7 +244,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 				// nothing of which reached the client moves to another node when the replica
 				// is going away; anything else ends the client's session with the server's
 				// own FATAL, as on a direct connection (pg_terminate_backend, a fence).
-				if hold && connectionLost(code) {
+				if hold && connectionLost(code) && !s.terminated.Load() {
 					return s.lose(u, be, hold)
 				}
 				s.srv.metrics.errors.Add(1)

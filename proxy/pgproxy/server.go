@@ -87,6 +87,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[uint64]*session // by cancel key
 	startups startupCache        // startup parameter sets the server accepted
+	pids     backendPIDs         // process ids of the backends baton holds (identity.go)
 	stop     chan struct{}
 	ddl      chan struct{} // signalled after successful DDL: reload the function catalog
 }

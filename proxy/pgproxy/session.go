@@ -76,6 +76,8 @@ type session struct {
 	stmts    map[string]*stmt
 	stmtGen  uint64
 	pins     router.Pin
+	forceNode *nodePool             // the next unit runs on this node (identity.go)
+	signals   map[string]signalCall // prepared signals of baton process ids (identity.go)
 	// serializable: the session's default isolation is SERIALIZABLE, which a hot standby
 	// refuses: its reads go to the primary (txmode.go).
 	serializable, startupSerializable bool
@@ -104,6 +106,8 @@ type session struct {
 	active    atomic.Pointer[backend]
 	keyID     uint64
 	closing   atomic.Bool
+	// terminated: another session ran pg_terminate_backend of this session's process id.
+	terminated atomic.Bool
 
 	dispatching atomic.Bool // a unit is being routed and sent (cancel requests wait for it)
 	prefixing   atomic.Bool // baton's replays run in front of the unit; a cancel waits for them
@@ -176,6 +180,11 @@ func (s *session) run() {
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() && !s.closing.Load() {
 				s.deadline = true
+				if s.terminated.Load() {
+					s.wait()
+					s.fatal("57P01", "terminating connection due to administrator command")
+					return
+				}
 				if s.srv.draining.Load() {
 					continue
 				}
@@ -256,6 +265,15 @@ func (s *session) handle(f []byte) bool {
 		if err != nil {
 			s.fatal("08P01", err.Error())
 			return false
+		}
+		if terminate, pid, ok := signalTarget(q); ok {
+			s.wait()
+			if s.signal(terminate, pid) {
+				return !s.closing.Load()
+			}
+			if np := s.srv.pids.node(pid); np != nil && s.txStatusNow() == 'I' {
+				s.forceNode = np // the process is one of baton's backends: signal it on its node
+			}
 		}
 		cls := s.srv.classify(q)
 		state, dealloc := "", ""
