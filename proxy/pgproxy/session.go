@@ -68,14 +68,14 @@ type session struct {
 	user     *topology.User
 	key      poolKey
 
-	conns    map[*nodePool]*backend
-	replica  *backend // the replica connection reads prefer (session stickiness)
-	history  []histEntry
-	histBase int
-	pending  []histEntry // session state set inside the open transaction
-	stmts    map[string]*stmt
-	stmtGen  uint64
-	pins     router.Pin
+	conns     map[*nodePool]*backend
+	replica   *backend // the replica connection reads prefer (session stickiness)
+	history   []histEntry
+	histBase  int
+	pending   []histEntry // session state set inside the open transaction
+	stmts     map[string]*stmt
+	stmtGen   uint64
+	pins      router.Pin
 	forceNode *nodePool             // the next unit runs on this node (identity.go)
 	signals   map[string]signalCall // prepared signals of baton process ids (identity.go)
 	// serializable: the session's default isolation is SERIALIZABLE, which a hot standby
