@@ -461,7 +461,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	}
 	out = append(out, frames...)
 	if u.lsnProbe && !u.class.CopyIn {
-		out = pgwire.AppendQuery(out, lsnQuery) // (COPY FROM STDIN: after the copy, relay.go)
+		out = appendLSNProbe(out) // (COPY FROM STDIN: after the copy, relay.go)
 	}
 	return out
 }
@@ -494,7 +494,24 @@ func (s *session) appendReplay(out []byte, u *unit, be *backend) []byte {
 }
 
 // lsnQuery asks the primary for its WAL insert position after a session's write.
-const lsnQuery = "SELECT pg_current_wal_insert_lsn()::text"
+const lsnQuery = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text"
+
+// lsnStatement is the name baton prepares lsnQuery under.
+const lsnStatement = "baton_wal_insert_position"
+
+// appendLSNProbe appends the WAL position query in the extended protocol under baton's own
+// statement name: a simple Query would drop the client's unnamed prepared statement, which a
+// client may still Bind (pgx describe-exec parses and describes in one group, binds in the next).
+// Close first, so that it works whether or not the connection still holds it.
+func appendLSNProbe(out []byte) []byte {
+	out = pgwire.AppendCloseStmt(out, lsnStatement)
+	parse := append(append([]byte(lsnStatement), 0), lsnQuery...)
+	out = pgwire.AppendFrame(out, 'P', append(parse, 0, 0, 0)) // no parameter types
+	bind := append([]byte{0}, lsnStatement...)                 // unnamed portal
+	out = pgwire.AppendFrame(out, 'B', append(bind, 0, 0, 0, 0, 0, 0, 0))
+	out = pgwire.AppendFrame(out, 'E', []byte{0, 0, 0, 0, 0}) // unnamed portal, all rows
+	return append(out, syncFrame...)
+}
 
 // parseLSN parses PostgreSQL's "X/Y" LSN text (0 when it is not one).
 func parseLSN(s string) uint64 {

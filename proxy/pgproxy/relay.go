@@ -285,7 +285,7 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 				s.active.Store(nil) // the client's statement is over: cancel nothing of baton's
 				if u.class.CopyIn {
 					// A Query cannot follow COPY FROM STDIN before its data: ask now.
-					s.send(be, pgwire.AppendQuery(nil, lsnQuery))
+					s.send(be, appendLSNProbe(nil))
 				}
 				s.readLSN(be)
 			}
