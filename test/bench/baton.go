@@ -30,15 +30,16 @@ func ensureBaton(ctx context.Context, path string, rebuild bool) error {
 
 // batonConfig is baton's YAML configuration for the benchmark: one cluster
 // over the primary and the replicas, and the app user with SCRAM.
-func batonConfig(e *benchEnv, port int) string {
+func batonConfig(e *benchEnv, port int, consistency string) string {
 	cfg := fmt.Sprintf(`admin: {listen: "off"}
 clusters:
   - name: pg
     engine: postgres
     listen: 127.0.0.1:%d
+    consistency: %s
     nodes:
       - {name: primary, address: 127.0.0.1:%d}
-`, port, e.primary)
+`, port, consistency, e.primary)
 	for i, p := range e.replicas {
 		cfg += fmt.Sprintf("      - {name: replica%d, address: 127.0.0.1:%d}\n", i+1, p)
 	}
@@ -54,8 +55,12 @@ clusters:
 // child inherits the benchmark's raised RLIMIT_NOFILE; a baton run outside
 // this program needs the same (ulimit -n, or LimitNOFILE= under systemd) to
 // hold thousands of clients. Failures are recorded in the target.
-func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool) *target {
-	t := &target{name: targetBaton}
+func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool, name string) *target {
+	t := &target{name: name}
+	consistency := "read_your_writes"
+	if name == targetBatonEventual {
+		consistency = "eventual"
+	}
 	err := func() error {
 		if err := ensureBaton(ctx, bin, rebuild); err != nil {
 			return err
@@ -65,12 +70,12 @@ func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool) *tar
 			return err
 		}
 		t.port = port
-		dir := filepath.Join(e.root, "baton")
+		dir := filepath.Join(e.root, name)
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
 		cfgPath := filepath.Join(dir, "baton.yaml")
-		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port)}); err != nil {
+		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port, consistency)}); err != nil {
 			return err
 		}
 		abs, err := filepath.Abs(bin)

@@ -14,7 +14,9 @@
 // app user, waits until the replicas have replayed it, and starts:
 //
 //   - baton (bin/baton, built with "go build" when missing or with -rebuild),
-//     reads routed to the replicas;
+//     reads routed to the replicas, in its default read_your_writes
+//     consistency, and as "baton-eventual" with consistency: eventual, to
+//     show what the default costs;
 //   - PgBouncer, pool_mode=transaction, in front of the primary;
 //   - pgpool-II, streaming-replication mode, load balancing on, the primary
 //     weighted 0 so reads go to the replicas;
@@ -292,9 +294,9 @@ func startTargets(ctx context.Context, e *benchEnv, o options) []*target {
 		switch name {
 		case targetDirect:
 			t = &target{name: name, port: e.primary}
-		case targetBaton:
-			e.logf("starting baton (%s)", o.batonPath)
-			t = startBaton(ctx, e, o.batonPath, o.rebuild)
+		case targetBaton, targetBatonEventual:
+			e.logf("starting %s (%s)", name, o.batonPath)
+			t = startBaton(ctx, e, o.batonPath, o.rebuild, name)
 		default:
 			e.logf("starting %s", name)
 			t = startPeer(ctx, e, name)

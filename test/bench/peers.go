@@ -18,12 +18,15 @@ import (
 const (
 	targetDirect    = "direct"
 	targetBaton     = "baton"
+	// targetBatonEventual is baton with consistency: eventual, beside the default
+	// read_your_writes, to show what the default costs.
+	targetBatonEventual = "baton-eventual"
 	targetPgBouncer = "pgbouncer"
 	targetPgpool    = "pgpool"
 	targetHAProxy   = "haproxy"
 )
 
-var allTargets = []string{targetDirect, targetBaton, targetPgBouncer, targetPgpool, targetHAProxy}
+var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, targetPgBouncer, targetPgpool, targetHAProxy}
 
 // target is one endpoint that pgbench is pointed at.
 type target struct {
