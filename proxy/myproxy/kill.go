@@ -103,7 +103,7 @@ func (s *session) answerConnectionID(col string) {
 	out, seq = mywire.AppendPacket(out, seq, []byte{1})
 	out, seq = mywire.AppendPacket(out, seq, mywire.AppendColumnDef(nil, mywire.ColumnDef{
 		Name: col, Charset: 63, Length: 10, Type: mywire.TypeLong,
-		Flags: mywire.FlagNotNull | mywire.FlagUnsigned | mywire.FlagBinary | mywire.FlagNum,
+		Flags: mywire.FlagNotNull | mywire.FlagUnsigned | mywire.FlagBinary,
 	}, s.extMeta))
 	deprecateEOF := s.caps&mywire.ClientDeprecateEOF != 0
 	if !deprecateEOF {

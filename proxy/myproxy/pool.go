@@ -53,6 +53,8 @@ type nodePool struct {
 
 	mu      sync.Mutex
 	version string // server version of the newest connection
+	ext     uint32 // MariaDB extended capabilities the newest connection's server offered
+	known   bool   // a connection was made: version and ext are the server's
 	track   string // the SET that adds last_gtid to the server's session tracking ("" not known yet)
 }
 
@@ -66,6 +68,13 @@ func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string
 	return np
 }
 
+// learned returns what the newest connection learned of the server (ok false before any).
+func (p *nodePool) learned() (version string, ext uint32, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.version, p.ext, p.known
+}
+
 func (p *nodePool) serverVersion() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -73,12 +82,19 @@ func (p *nodePool) serverVersion() string {
 }
 
 func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPayload int) (*backend, error) {
-	capsText, csText, _ := strings.Cut(k.Variant, "/")
-	caps, err := strconv.ParseUint(capsText, 16, 32)
+	parts := strings.Split(k.Variant, "/")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("BUG: bad pool variant %q", k.Variant)
+	}
+	caps, err := strconv.ParseUint(parts[0], 16, 32)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: bad pool variant %q", k.Variant)
 	}
-	charset, _ := strconv.Atoi(csText)
+	charset, _ := strconv.Atoi(parts[1])
+	ext, err := strconv.ParseUint(parts[2], 16, 32)
+	if err != nil {
+		return nil, fmt.Errorf("BUG: bad pool variant %q", k.Variant)
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
@@ -88,13 +104,20 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		c.SetDeadline(dl)
 	}
 	cc, err := mywire.Connect(c, mywire.ClientConfig{
-		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps),
+		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps), ExtCaps: uint32(ext),
 		Charset: byte(charset), MaxPayload: maxPayload,
 		ConnectAttrs: map[string]string{"program_name": "baton"},
 	})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
+	}
+	p.mu.Lock()
+	p.version, p.ext, p.known = cc.ServerVersion, cc.ServerExtCaps, true
+	p.mu.Unlock()
+	if cc.ExtCaps != uint32(ext) {
+		c.Close()
+		return nil, fmt.Errorf("connecting to node %s: it does not offer the MariaDB extended capabilities %#x the client negotiated with baton (the cluster's servers differ)", p.name, ext)
 	}
 	c.SetDeadline(time.Time{})
 	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(c, 16<<10),
@@ -103,9 +126,6 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		be.close()
 		return nil, fmt.Errorf("connecting to node %s: setting up session tracking: %w", p.name, err)
 	}
-	p.mu.Lock()
-	p.version = cc.ServerVersion
-	p.mu.Unlock()
 	return be, nil
 }
 
@@ -113,9 +133,10 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 const utf8mb4GeneralCI = 45
 
 // variant is the pool-key variant of a session: backend connections must negotiate the same
-// capabilities (relayed bytes are in the format they imply) and the client's collation.
-func variant(caps uint32, charset byte) string {
-	return strconv.FormatUint(uint64(caps), 16) + "/" + strconv.Itoa(int(charset))
+// capabilities and MariaDB extended capabilities (relayed bytes are in the format they imply)
+// and the client's collation.
+func variant(caps uint32, charset byte, ext uint32) string {
+	return strconv.FormatUint(uint64(caps), 16) + "/" + strconv.Itoa(int(charset)) + "/" + strconv.FormatUint(uint64(ext), 16)
 }
 
 // resetForReuse readies b for another session with COM_RESET_CONNECTION (drops temporary
@@ -174,4 +195,4 @@ func (b *backend) roundTrip(cmd byte, arg []byte, timeout time.Duration) error {
 
 // extMeta reports whether the connection negotiated MariaDB's extended metadata (column
 // definitions carry one more field).
-func (b *backend) extMeta() bool { return false }
+func (b *backend) extMeta() bool { return b.cc.ExtCaps&mywire.MariaDBClientExtendedMetadata != 0 }

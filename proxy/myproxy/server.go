@@ -178,6 +178,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// honouredExt are the MariaDB extended capabilities baton relays faithfully: extended metadata
+// only changes column definitions, which baton counts but does not parse (except in the few
+// result sets it reads or writes itself, which handle the extra field). Progress reports, bulk
+// execution and metadata caching change the response stream: never offered.
+const honouredExt = mywire.MariaDBClientExtendedMetadata
+
+// advertisedExt are the MariaDB extended capabilities baton offers: what the cluster's servers
+// offer (as learned from the newest backend connection, the primary's first) and baton honours.
+func (s *Server) advertisedExt() uint32 {
+	if p := s.live.Load().PrimaryNode(); p != nil {
+		if np := s.node(p.Name); np != nil {
+			if _, ext, ok := np.learned(); ok {
+				return ext & honouredExt
+			}
+		}
+	}
+	for _, np := range s.nodeMap() {
+		if _, ext, ok := np.learned(); ok {
+			return ext & honouredExt
+		}
+	}
+	return 0
+}
+
 // advertised are the capabilities baton offers clients (and honours).
 func (s *Server) advertised() uint32 {
 	c := uint32(mywire.ClientLongPassword | mywire.ClientFoundRows | mywire.ClientLongFlag |
@@ -192,6 +216,16 @@ func (s *Server) advertised() uint32 {
 		c |= mywire.ClientLocalFiles
 	}
 	return c
+}
+
+// greeting returns the capabilities and MariaDB extended capabilities of baton's greeting. A
+// MariaDB server announces extended capabilities by clearing ClientLongPassword (CLIENT_MYSQL).
+func (s *Server) greeting() (caps, ext uint32) {
+	caps, ext = s.advertised(), s.advertisedExt()
+	if ext != 0 {
+		caps &^= mywire.ClientLongPassword
+	}
+	return caps, ext
 }
 
 // readRawPacket reads one packet straight from the socket (no read-ahead: TLS may follow).
@@ -214,7 +248,8 @@ func readRawPacket(c net.Conn, max int) ([]byte, byte, error) {
 func (s *Server) serveConn(c net.Conn) {
 	c.SetDeadline(time.Now().Add(s.config().Limits.StartupTimeout.D()))
 	id := s.connID.Add(1)
-	hs := &mywire.Handshake{ConnID: id, ServerVersion: s.serverVersion(), Caps: s.advertised(),
+	adv, advExt := s.greeting()
+	hs := &mywire.Handshake{ConnID: id, ServerVersion: s.serverVersion(), Caps: adv, ExtCaps: advExt,
 		Charset: utf8mb4GeneralCI, Status: mywire.StatusAutocommit, AuthPlugin: "mysql_native_password", Salt: mywire.NewSalt()}
 	out, _ := mywire.AppendPacket(nil, 0, hs.Append(nil))
 	if _, err := c.Write(out); err != nil {
@@ -279,13 +314,18 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 	u := s.config().User(resp.User)
-	caps := resp.Caps & s.advertised()
+	caps := resp.Caps & hs.Caps
+	var ext uint32
+	if resp.Caps&mywire.ClientLongPassword == 0 {
+		ext = resp.ExtCaps & hs.ExtCaps
+	}
 	// Backends always track session state (track.go); relay re-encodes their OK packets for a
 	// client that did not ask for it.
 	backendCaps := caps&^(mywire.ClientSSL|mywire.ClientConnectWithDB|mywire.ClientConnectAttrs) | mywire.ClientSessionTrack
 	db := resp.Database
 	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id, hs: hs, tls: isTLS,
-		key:        pool.Key{User: u.BackendUser, Database: db, Variant: variant(backendCaps, resp.Charset)},
+		extMeta:    ext&mywire.MariaDBClientExtendedMetadata != 0,
+		key:        pool.Key{User: u.BackendUser, Database: db, Variant: variant(backendCaps, resp.Charset, ext)},
 		conns:      map[*nodePool]*backend{},
 		stmts:      map[uint32]*stmt{},
 		autocommit: true,

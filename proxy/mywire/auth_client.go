@@ -34,7 +34,12 @@ type ClientConfig struct {
 	// intersection with the server's. ClientSSL, ClientConnectWithDB and ClientConnectAttrs
 	// follow TLS, Database and ConnectAttrs instead; compression and optional result-set
 	// metadata are never asked for.
-	Caps    uint32
+	Caps uint32
+	// ExtCaps are the MariaDB extended capabilities wanted (MariaDBClient*); with a MariaDB
+	// server that offers any, ClientLongPassword is then not asked for (that is how a client
+	// says it sends them) and the negotiated set is the intersection. Never more than this
+	// package speaks: ask only for MariaDBClientExtendedMetadata.
+	ExtCaps uint32
 	Charset byte // collation id; 0 = the server's default
 	// TLS, when set, makes the connection TLS (a server without TLS is refused). It must name
 	// the server (ServerName) or skip verification explicitly.
@@ -54,6 +59,8 @@ type ClientConn struct {
 	R             *PacketReader // reads from Conn; it may hold bytes already read
 	Caps          uint32        // negotiated capabilities
 	ConnID        uint32        // the server's connection (thread) id
+	ExtCaps       uint32        // negotiated MariaDB extended capabilities
+	ServerExtCaps uint32        // the MariaDB extended capabilities the server offered
 	ServerVersion string
 	Status        uint16 // status flags of the OK that ended authentication
 }
@@ -90,6 +97,11 @@ func Connect(c net.Conn, cfg ClientConfig) (*ClientConn, error) {
 		want |= ClientSSL
 	}
 	caps := want & h.Caps
+	var ext uint32
+	if h.Caps&ClientLongPassword == 0 && cfg.ExtCaps&h.ExtCaps != 0 {
+		ext = cfg.ExtCaps & h.ExtCaps
+		caps &^= ClientLongPassword
+	}
 	switch {
 	case caps&clientCapsRequired != clientCapsRequired:
 		return nil, fmt.Errorf("mywire: server %q lacks protocol 4.1, secure connection or plugin auth", h.ServerVersion)
@@ -109,7 +121,7 @@ func Connect(c net.Conn, cfg ClientConfig) (*ClientConn, error) {
 	conn := c
 	seq++
 	if cfg.TLS != nil {
-		out, next := AppendPacket(nil, seq, AppendSSLRequest(nil, caps, uint32(maxPacket), charset))
+		out, next := AppendPacket(nil, seq, appendSSLRequest(nil, caps, ext, uint32(maxPacket), charset))
 		seq = next
 		if _, err := c.Write(out); err != nil {
 			return nil, fmt.Errorf("mywire: sending SSLRequest: %w", err)
@@ -132,7 +144,7 @@ func Connect(c net.Conn, cfg ClientConfig) (*ClientConn, error) {
 		return nil, err
 	}
 	resp := &HandshakeResponse{
-		Caps: caps, MaxPacket: uint32(maxPacket), Charset: charset, User: cfg.User,
+		Caps: caps, ExtCaps: ext, MaxPacket: uint32(maxPacket), Charset: charset, User: cfg.User,
 		AuthResponse: auth, Database: cfg.Database, AuthPlugin: cl.plugin, Attrs: cfg.ConnectAttrs,
 	}
 	if err := cl.send(AppendHandshakeResponse(nil, resp)); err != nil {
@@ -145,6 +157,7 @@ func Connect(c net.Conn, cfg ClientConfig) (*ClientConn, error) {
 	cl.r.SetMaxPayload(cfg.MaxPayload)
 	return &ClientConn{
 		Conn: conn, R: cl.r, Caps: caps, ConnID: h.ConnID, ServerVersion: h.ServerVersion,
+		ExtCaps: ext, ServerExtCaps: h.ExtCaps,
 		Status: ok.Status,
 	}, nil
 }

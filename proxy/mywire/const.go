@@ -36,6 +36,17 @@ const (
 	ClientRememberOptions            uint32 = 1 << 31
 )
 
+// MariaDB extended capabilities: 32 more bits, exchanged in reserved bytes of the greeting and
+// of the HandshakeResponse (and SSLRequest) when the server, and then the client, clear
+// ClientLongPassword ("CLIENT_MYSQL").
+const (
+	MariaDBClientProgress           uint32 = 1 << 0 // progress reports inside a response: not honoured by this package
+	MariaDBClientComMulti           uint32 = 1 << 1
+	MariaDBClientStmtBulkOperations uint32 = 1 << 2 // COM_STMT_BULK_EXECUTE
+	MariaDBClientExtendedMetadata   uint32 = 1 << 3 // column definitions carry a data-type field (json, uuid …)
+	MariaDBClientCacheMetadata      uint32 = 1 << 4 // result sets may omit unchanged column definitions
+)
+
 // Server status flags (OK and EOF packets).
 const (
 	StatusInTrans             uint16 = 1 << 0

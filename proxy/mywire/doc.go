@@ -26,10 +26,12 @@
 //	           _, err := (&ServerAuth{Handshake: h, Resp: resp, Cred: …}).Run(r, conn, seq+1)
 //	commands:  r.SetMaxPayload(maxAllowedPacket); caps := resp.Caps & h.Caps
 //
-// No buffered reader may exist before the TLS upgrade. Advertise ClientLongPassword in
-// Handshake.Caps: MariaDB servers clear that bit to announce MariaDB extended capabilities
-// (in the greeting's reserved bytes), which this package does not implement — a MariaDB client
-// seeing it cleared could ask for metadata caching and change the result-set format.
+// No buffered reader may exist before the TLS upgrade. MariaDB servers clear ClientLongPassword
+// in Handshake.Caps to announce MariaDB extended capabilities (Handshake.ExtCaps, in the
+// greeting's reserved bytes); a client that clears it in its response sends its own
+// (HandshakeResponse.ExtCaps). Offer only what the proxy relays faithfully: extended metadata
+// (one more field in column definitions: AppendColumnDef, ColumnDefType) is safe; progress
+// reports, bulk execution and metadata caching change the response stream.
 //
 // # Connection phase (client side)
 //

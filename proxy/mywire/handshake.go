@@ -26,10 +26,13 @@ type Handshake struct {
 	ConnID        uint32
 	ServerVersion string
 	Caps          uint32
-	Charset       byte
-	Status        uint16
-	AuthPlugin    string
-	Salt          []byte // SaltLen bytes (the 8-byte first part and the 12-byte second part)
+	// ExtCaps are MariaDB's extended capabilities; they are sent (and read) only when Caps
+	// lacks ClientLongPassword, which is how a MariaDB server announces them.
+	ExtCaps    uint32
+	Charset    byte
+	Status     uint16
+	AuthPlugin string
+	Salt       []byte // SaltLen bytes (the 8-byte first part and the 12-byte second part)
 }
 
 // Append appends the greeting payload (not framed: frame it with AppendPacket, sequence id 0).
@@ -52,7 +55,12 @@ func (h *Handshake) Append(dst []byte) []byte {
 	} else {
 		dst = append(dst, 0)
 	}
-	dst = append(dst, make([]byte, 10)...) // reserved (MariaDB: 6 bytes + extended capabilities)
+	dst = append(dst, make([]byte, 6)...) // reserved
+	if h.Caps&ClientLongPassword == 0 {
+		dst = binary.LittleEndian.AppendUint32(dst, h.ExtCaps) // MariaDB extended capabilities
+	} else {
+		dst = append(dst, 0, 0, 0, 0)
+	}
 	if h.Caps&ClientSecureConnection != 0 {
 		dst = append(dst, salt[8:]...)
 		dst = append(dst, 0)
@@ -87,9 +95,12 @@ func DecodeHandshake(payload []byte) (*Handshake, error) {
 	h.Status = c.u16()
 	h.Caps |= uint32(c.u16()) << 16
 	authLen := int(c.u8())
-	c.bytes(10)
+	reserved := c.bytes(10)
 	if c.bad {
 		return nil, formatErrorf("truncated handshake")
+	}
+	if h.Caps&ClientLongPassword == 0 {
+		h.ExtCaps = binary.LittleEndian.Uint32(reserved[6:])
 	}
 	if h.Caps&ClientSecureConnection != 0 {
 		n := min(max(13, authLen-8), len(c.b))
@@ -133,6 +144,7 @@ func NewSalt() []byte {
 // HandshakeResponse is a client's HandshakeResponse41.
 type HandshakeResponse struct {
 	Caps         uint32
+	ExtCaps      uint32 // MariaDB extended capabilities (when Caps lacks ClientLongPassword)
 	MaxPacket    uint32
 	Charset      byte
 	User         string
@@ -147,9 +159,12 @@ type HandshakeResponse struct {
 func DecodeHandshakeResponse(payload []byte) (*HandshakeResponse, error) {
 	c := cursor{b: payload}
 	r := &HandshakeResponse{Caps: c.u32(), MaxPacket: c.u32(), Charset: c.u8()}
-	c.bytes(23)
+	reserved := c.bytes(23)
 	if c.bad {
 		return nil, formatErrorf("truncated handshake response")
+	}
+	if r.Caps&ClientLongPassword == 0 {
+		r.ExtCaps = binary.LittleEndian.Uint32(reserved[19:])
 	}
 	if r.Caps&ClientProtocol41 == 0 {
 		return nil, formatErrorf("client does not support protocol 4.1")
@@ -212,7 +227,7 @@ func decodeAttrs(b []byte) (map[string]string, error) {
 // AppendHandshakeResponse appends the payload of a HandshakeResponse41 for r (the client side
 // of the connection phase). Fields are written as r.Caps says.
 func AppendHandshakeResponse(dst []byte, r *HandshakeResponse) []byte {
-	dst = appendSSLRequest(dst, r.Caps, r.MaxPacket, r.Charset)
+	dst = appendSSLRequest(dst, r.Caps, r.ExtCaps, r.MaxPacket, r.Charset)
 	dst = append(dst, r.User...)
 	dst = append(dst, 0)
 	switch {
@@ -254,14 +269,21 @@ func AppendHandshakeResponse(dst []byte, r *HandshakeResponse) []byte {
 
 // AppendSSLRequest appends the 32-byte SSLRequest payload (caps must include ClientSSL).
 func AppendSSLRequest(dst []byte, caps, maxPacket uint32, charset byte) []byte {
-	return appendSSLRequest(dst, caps, maxPacket, charset)
+	return appendSSLRequest(dst, caps, 0, maxPacket, charset)
 }
 
-func appendSSLRequest(dst []byte, caps, maxPacket uint32, charset byte) []byte {
+// appendSSLRequest appends the fixed part of a HandshakeResponse41 (the whole SSLRequest):
+// the MariaDB extended capabilities go in the last 4 of the 23 reserved bytes when caps lacks
+// ClientLongPassword.
+func appendSSLRequest(dst []byte, caps, extCaps, maxPacket uint32, charset byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, caps)
 	dst = binary.LittleEndian.AppendUint32(dst, maxPacket)
 	dst = append(dst, charset)
-	return append(dst, make([]byte, 23)...)
+	dst = append(dst, make([]byte, 19)...)
+	if caps&ClientLongPassword == 0 {
+		return binary.LittleEndian.AppendUint32(dst, extCaps)
+	}
+	return append(dst, 0, 0, 0, 0)
 }
 
 // IsSSLRequest reports whether payload is the SSLRequest a client sends (instead of its

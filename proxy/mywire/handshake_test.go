@@ -148,3 +148,29 @@ func TestScrambles(t *testing.T) {
 		t.Fatal("short scramble verified")
 	}
 }
+
+// MariaDB extended capabilities travel only when ClientLongPassword ("CLIENT_MYSQL") is clear.
+func TestExtCapsRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		caps    uint32
+		ext     uint32
+		wantExt uint32
+	}{
+		{"mariadb", DefaultClientCaps &^ ClientLongPassword, MariaDBClientExtendedMetadata | MariaDBClientProgress, MariaDBClientExtendedMetadata | MariaDBClientProgress},
+		{"mysql bit set: none", DefaultClientCaps, MariaDBClientExtendedMetadata, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Handshake{ServerVersion: "5.5.5-10.11.0-MariaDB", Caps: tc.caps, ExtCaps: tc.ext, AuthPlugin: PluginNativePassword, Salt: NewSalt()}
+			got, err := DecodeHandshake(h.Append(nil))
+			if err != nil || got.ExtCaps != tc.wantExt || got.Caps != tc.caps {
+				t.Fatalf("greeting: %+v %v; want ext %#x", got, err, tc.wantExt)
+			}
+			r := &HandshakeResponse{Caps: tc.caps, ExtCaps: tc.ext, User: "u", AuthPlugin: PluginNativePassword}
+			gr, err := DecodeHandshakeResponse(AppendHandshakeResponse(nil, r))
+			if err != nil || gr.ExtCaps != tc.wantExt {
+				t.Fatalf("response: %+v %v; want ext %#x", gr, err, tc.wantExt)
+			}
+		})
+	}
+}

@@ -75,17 +75,20 @@ func (c *cutter) cut() {
 	}
 }
 
-// cliAt runs the mariadb command-line client against addr (batch mode, -e sql) as the app
-// user, in the background; wait returns its stdout, stderr and exit code.
-func cliAt(t *testing.T, addr, sql string) (wait func() (stdout, stderr string, code int)) {
+// cliAt runs the mariadb command-line client against addr (batch mode, options, then -e sql)
+// as the app user, in the background; wait returns its stdout, stderr and exit code.
+func cliAt(t *testing.T, addr string, args ...string) (wait func() (stdout, stderr string, code int)) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, mariadbCLI, "--no-defaults", "--protocol=TCP", "-h", host, "-P", port,
-		"-u", my.Opts.AppUser, "-p"+my.Opts.AppPassword, "--batch", "--skip-column-names", "-e", sql, my.Opts.AppDB)
+	argv := []string{"--no-defaults", "--protocol=TCP", "-h", host, "-P", port,
+		"-u", my.Opts.AppUser, "-p" + my.Opts.AppPassword, "--batch", "--skip-column-names"}
+	argv = append(argv, args[:len(args)-1]...)
+	argv = append(argv, "-e", args[len(args)-1], my.Opts.AppDB)
+	cmd := exec.CommandContext(ctx, mariadbCLI, argv...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,93 @@
+package mytest
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/mywire"
+)
+
+// columnDefs connects to addr as a MariaDB client asking for extended metadata, runs q and
+// returns the negotiated extended capabilities, what the server offered, and the raw column
+// definitions of the result.
+func columnDefs(t *testing.T, addr, q string) (ext, offered uint32, defs [][]byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	cc, err := mywire.Connect(c, mywire.ClientConfig{User: my.Opts.AppUser, Password: my.Opts.AppPassword,
+		Database: my.Opts.AppDB, ExtCaps: mywire.MariaDBClientExtendedMetadata})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Conn.Write(mywire.AppendQuery(nil, q))
+	tr := mywire.NewTracker(mywire.ComQuery, cc.Caps)
+	var cols uint64
+	for i, done := 0, false; !done; i++ {
+		p, _, err := cc.R.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done, err = tr.Feed(p); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case i == 0:
+			cols, _, _ = mywire.ReadLenEncInt(p)
+		case uint64(i) <= cols:
+			defs = append(defs, append([]byte(nil), p...))
+		}
+	}
+	if e := tr.Err(); e != nil {
+		t.Fatalf("%s: %s", q, e.Message)
+	}
+	return cc.ExtCaps, cc.ServerExtCaps, defs
+}
+
+// TestMariaDBExtendedMetadata (issue 9, item 1): baton offers MariaDB's extended metadata when
+// the servers do, and relays it: a JSON column's definition says "json" (node mysql2 then
+// parses JSON columns), byte for byte as directly; the column baton writes itself (SELECT
+// CONNECTION_ID()) has the same definition as the server's. The mariadb CLI shows the same
+// column types.
+func TestMariaDBExtendedMetadata(t *testing.T) {
+	where(t, open(t, ""), ctxT(t), "") // baton has met the servers
+	batonAddr := baton.Inst.Clusters()[0].Addr().String()
+	for _, q := range []string{"SELECT JSON_OBJECT('a', 1) AS j, 2 AS n", "SELECT CONNECTION_ID()"} {
+		dExt, dOffered, dDefs := columnDefs(t, my.Primary.Addr(), q)
+		bExt, bOffered, bDefs := columnDefs(t, batonAddr, q)
+		if dExt != mywire.MariaDBClientExtendedMetadata || bExt != dExt {
+			t.Fatalf("%s: extended capabilities negotiated: direct %#x, baton %#x (offered: direct %#x, baton %#x)", q, dExt, bExt, dOffered, bOffered)
+		}
+		if bOffered&^dOffered != 0 || bOffered&(mywire.MariaDBClientProgress|mywire.MariaDBClientCacheMetadata|mywire.MariaDBClientStmtBulkOperations) != 0 {
+			t.Fatalf("baton offers %#x; the server %#x: only what both offer and baton relays", bOffered, dOffered)
+		}
+		if len(dDefs) != len(bDefs) {
+			t.Fatalf("%s: %d columns direct, %d through baton", q, len(dDefs), len(bDefs))
+		}
+		for i := range dDefs {
+			if !bytes.Equal(dDefs[i], bDefs[i]) {
+				t.Fatalf("%s: column %d:\ndirect %q\nbaton  %q", q, i, dDefs[i], bDefs[i])
+			}
+		}
+		if strings.HasPrefix(q, "SELECT JSON") && !bytes.Contains(bDefs[0], []byte("json")) {
+			t.Fatalf("the JSON column's definition has no extended type: %q", bDefs[0])
+		}
+	}
+	var outs [2]string
+	for i, addr := range []string{my.Primary.Addr(), batonAddr} {
+		out, errOut, code := cliAt(t, addr, "--column-type-info", "--table", "SELECT JSON_OBJECT('a', 1) AS j")()
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", addr, code, errOut)
+		}
+		outs[i] = out
+	}
+	if outs[0] != outs[1] || !strings.Contains(outs[0], "(format=json)") {
+		t.Fatalf("mariadb --column-type-info:\ndirect %s\nbaton  %s", outs[0], outs[1])
+	}
+}
