@@ -16,14 +16,14 @@ import (
 
 // Target names, in the order their rows are printed.
 const (
-	targetDirect    = "direct"
-	targetBaton     = "baton"
+	targetDirect = "direct"
+	targetBaton  = "baton"
 	// targetBatonEventual is baton with consistency: eventual, beside the default
 	// read_your_writes, to show what the default costs.
 	targetBatonEventual = "baton-eventual"
-	targetPgBouncer = "pgbouncer"
-	targetPgpool    = "pgpool"
-	targetHAProxy   = "haproxy"
+	targetPgBouncer     = "pgbouncer"
+	targetPgpool        = "pgpool"
+	targetHAProxy       = "haproxy"
 )
 
 var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, targetPgBouncer, targetPgpool, targetHAProxy}
