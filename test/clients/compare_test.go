@@ -56,12 +56,11 @@ type scenario struct {
 // client is one real client program; run executes one scenario against one target and returns
 // its canonical output (whatever it printed, including its errors and exit status).
 type client struct {
-	name   string
-	pg     bool // a PostgreSQL client (else MySQL/MariaDB)
-	need   func() error
-	run    func(ctx context.Context, tg target, sc scenario, table string) string
-	scens  []scenario
-	serial bool // scenarios must not overlap (they share server-wide objects)
+	name  string
+	pg    bool // a PostgreSQL client (else MySQL/MariaDB)
+	need  func() error
+	run   func(ctx context.Context, tg target, sc scenario, table string) string
+	scens []scenario
 }
 
 func pgTargets() []target {

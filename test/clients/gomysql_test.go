@@ -41,9 +41,9 @@ var goMySQLClient = &client{
 		{name: "errors", setup: myStd, want: []string{"1064 42000", "1062 23000", "1365 22012"}},
 		{name: "tx", setup: myStd},
 		{name: "prepared", setup: myStd},
-		{name: "warnings", setup: myStd, want: []string{"1365"}, broken: "issue 9 MySQL item 4"},
+		{name: "warnings", setup: myStd, want: []string{"1365"}},
 		{name: "row_count", setup: myStd, want: []string{"row: \"2\""}},
-		{name: "kill_query", setup: myStd, want: []string{"interrupted: true"}, broken: "issue 9 MySQL item 3"},
+		{name: "kill_query", setup: myStd, want: []string{"interrupted: true"}},
 	},
 }
 
@@ -218,9 +218,9 @@ var goMySQLScenarios = map[string]func(context.Context, *out, *sql.DB, string){
 		began := time.Now()
 		go func() {
 			defer close(done)
-			myQuery(ctx, o, a, "sleep", "SELECT SLEEP(5) AS kill_query_marker FROM "+T+" WHERE id = 1")
+			myQuery(ctx, o, a, "sleep", "SELECT SLEEP(5) AS kill_query_marker_go FROM "+T+" WHERE id = 1")
 		}()
-		if _, _, err := waitMyRunning(ctx, "kill_query_marker"); err != nil {
+		if _, _, err := waitMyRunning(ctx, "kill_query_marker_go"); err != nil {
 			o.err("wait for the sleep", err)
 		}
 		_, kerr := b.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id))

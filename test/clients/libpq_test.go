@@ -31,18 +31,13 @@ var libpqClient = &client{
 	},
 	scens: []scenario{
 		{name: "basic", setup: pgTypes},
-		{name: "errors", setup: pgStd, want: []string{"42601", "23505", "22012"}, broken: libpqUnnamed},
-		{name: "write_params", setup: pgStd, want: []string{"insert: 1 affected", "row: \"4\""}, broken: libpqUnnamed},
+		{name: "errors", setup: pgStd, want: []string{"42601", "23505", "22012"}},
+		{name: "write_params", setup: pgStd, want: []string{"insert: 1 affected", "row: \"4\""}},
 		{name: "tx", setup: pgStd},
 		{name: "prepared", setup: pgStd},
 		{name: "begin_cancel_loop", want: []string{"failures: 0"}},
 	},
 }
-
-// libpqUnnamed is a difference this suite found (not an issue-9 item): a parameterized write
-// outside a transaction (lib/pq: Parse+Describe+Sync, then Bind+Execute+Sync of the unnamed
-// statement) fails through baton with 26000 "unnamed prepared statement does not exist".
-const libpqUnnamed = "found by test/clients: lib/pq unnamed statement across Sync, 26000"
 
 var libpqScenarios = map[string]func(context.Context, *out, *sql.DB, string){
 	"basic": func(ctx context.Context, o *out, db *sql.DB, T string) {
@@ -59,7 +54,8 @@ var libpqScenarios = map[string]func(context.Context, *out, *sql.DB, string){
 		myQuery(ctx, o, db, "after errors", "SELECT count(*) FROM "+T)
 	},
 	// Parameterized writes outside a transaction: lib/pq sends Parse+Describe+Sync, then
-	// Bind+Execute+Sync for the unnamed statement.
+	// Bind+Execute+Sync for the unnamed statement. (This suite found baton answering the Bind
+	// with 26000 "unnamed prepared statement does not exist"; fixed since.)
 	"write_params": func(ctx context.Context, o *out, db *sql.DB, T string) {
 		db.SetMaxOpenConns(1)
 		myExec(ctx, o, db, "insert", "INSERT INTO "+T+" VALUES ($1, $2)", 4, "four")

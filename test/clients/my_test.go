@@ -20,7 +20,11 @@ INSERT INTO {T} VALUES
 
 // TestMySQL runs every MySQL/MariaDB client through baton and directly and compares.
 func TestMySQL(t *testing.T) {
+	t.Parallel()
 	for _, c := range []*client{mariadbCLI, goMySQLClient, pymysqlClient, mysqlclientClient, mysql2Client, mariaDBJClient} {
-		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // clients never share tables; -parallel (GOMAXPROCS) bounds how many run at once
+			runClient(t, c)
+		})
 	}
 }

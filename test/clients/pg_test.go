@@ -20,7 +20,11 @@ INSERT INTO {T} VALUES
 
 // TestPG runs every PostgreSQL client through baton and directly and compares.
 func TestPG(t *testing.T) {
+	t.Parallel()
 	for _, c := range []*client{psqlClient, pgxClient, libpqClient, pgwireClient, pgbenchClient, psycopgClient, psycopg2Client, nodePGClient, pgJDBCClient} {
-		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // clients never share tables; -parallel (GOMAXPROCS) bounds how many run at once
+			runClient(t, c)
+		})
 	}
 }

@@ -29,7 +29,6 @@ var pgbenchClient = &client{
 		run := runProc(ctx, "", "", nil, "pgbench", append(args, tg.pgURL())...)
 		return "init:\n" + keepLines(init, pgbenchInitKeep) + "run:\n" + keepLines(run, pgbenchRunKeep)
 	},
-	serial: true,
 	scens: []scenario{
 		{name: "tpcb_simple", want: []string{"number of transactions actually processed: 100/100", "number of failed transactions: 0"}},
 		{name: "tpcb_extended", want: []string{"number of transactions actually processed: 100/100"}},

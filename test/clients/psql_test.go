@@ -44,7 +44,7 @@ var psqlClient = &client{
 		{name: "errors", setup: pgStd, want: []string{"42601", "23505", "22012"}},
 		{name: "tx", setup: pgStd},
 		{name: "prepared", setup: pgStd},
-		{name: "copy", setup: pgStd, want: []string{"COPY 3", "\n6\n"}, broken: "issue 9 PG item 11"},
+		{name: "copy", setup: pgStd, want: []string{"COPY 3", "\n6\n"}},
 		{name: "discard_all", want: []string{"DISCARD ALL"}},
 		{name: "pgoptions_search_path", setup: pgStd, want: []string{"public,pg_catalog"}},
 		{name: "serializable_read_only", setup: pgStd},

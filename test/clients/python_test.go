@@ -44,7 +44,7 @@ func pyMy(driver, module, pkg string) *client {
 			{name: "errors", setup: myStd, want: []string{"1064", "1062", "1365"}},
 			{name: "tx", setup: myStd},
 			{name: "many", setup: myStd, want: []string{"executemany: 12"}},
-			{name: "warnings", setup: myStd, want: []string{"1365"}, broken: "issue 9 MySQL item 4"},
+			{name: "warnings", setup: myStd, want: []string{"1365"}},
 			{name: "row_count", setup: myStd, want: []string{"row: 2"}},
 		},
 	}

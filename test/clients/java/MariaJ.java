@@ -157,13 +157,15 @@ public class MariaJ {
         c.setAutoCommit(false);
         Statement s = c.createStatement();
         long began = System.currentTimeMillis();
+        // The canceller's result is printed after the statement's: the two threads race.
+        String[] cancelled = {"cancel: not run"};
         Thread t = new Thread(() -> {
             try (Connection k = DriverManager.getConnection(url)) {
                 waitRunning(k, "cancel_marker_java");
                 s.cancel();
-                out("cancel: sent");
+                cancelled[0] = "cancel: sent";
             } catch (Exception e) {
-                out("cancel: " + e);
+                cancelled[0] = "cancel: " + e;
             }
         });
         t.start();
@@ -174,6 +176,7 @@ public class MariaJ {
             err("sleep", e);
         }
         t.join();
+        out(cancelled[0]);
         out("interrupted: " + (System.currentTimeMillis() - began < 4000));
         q(c, "after cancel", "SELECT 1");
         c.commit();

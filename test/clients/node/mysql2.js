@@ -136,10 +136,13 @@ const scenarios = {
     const k = await mysql.createConnection(opts);
     await c.query('BEGIN');
     const began = Date.now();
-    const sleep = q(c, 'sleep', 'SELECT SLEEP(5) AS kill_query_marker_node');
+    // Both results are printed after both are in: the two replies race each other.
+    const sleep = c.query('SELECT SLEEP(5) AS kill_query_marker_node').then(
+      ([r]) => `sleep: ${JSON.stringify(r)}`,
+      (e) => `sleep: error ${e.code} ${e.errno} ${e.sqlState} ${e.sqlMessage}`);
     await waitRunning(k, 'kill_query_marker_node');
     await q(k, 'kill query', `KILL QUERY ${c.connection.threadId}`);
-    await sleep;
+    console.log(await sleep);
     console.log('interrupted:', Date.now() - began < 4000);
     await q(c, 'after kill', 'SELECT 1 AS one');
     await c.query('COMMIT');
