@@ -321,7 +321,10 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	// Backends always track session state (track.go); relay re-encodes their OK packets for a
 	// client that did not ask for it.
-	backendCaps := caps&^(mywire.ClientSSL|mywire.ClientConnectWithDB|mywire.ClientConnectAttrs) | mywire.ClientSessionTrack
+	// ClientLongPassword only says whether MariaDB extended capabilities follow (ext): it does
+	// not change the format, and must not split the pool.
+	backendCaps := caps&^(mywire.ClientSSL|mywire.ClientConnectWithDB|mywire.ClientConnectAttrs|mywire.ClientLongPassword) |
+		mywire.ClientSessionTrack
 	db := resp.Database
 	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id, hs: hs, tls: isTLS,
 		extMeta:    ext&mywire.MariaDBClientExtendedMetadata != 0,

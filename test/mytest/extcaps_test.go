@@ -2,10 +2,8 @@ package mytest
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
 )
@@ -15,39 +13,10 @@ import (
 // definitions of the result.
 func columnDefs(t *testing.T, addr, q string) (ext, offered uint32, defs [][]byte) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	cc, err := mywire.Connect(c, mywire.ClientConfig{User: my.Opts.AppUser, Password: my.Opts.AppPassword,
-		Database: my.Opts.AppDB, ExtCaps: mywire.MariaDBClientExtendedMetadata})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.Conn.Write(mywire.AppendQuery(nil, q))
-	tr := mywire.NewTracker(mywire.ComQuery, cc.Caps)
-	var cols uint64
-	for i, done := 0, false; !done; i++ {
-		p, _, err := cc.R.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if done, err = tr.Feed(p); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case i == 0:
-			cols, _, _ = mywire.ReadLenEncInt(p)
-		case uint64(i) <= cols:
-			defs = append(defs, append([]byte(nil), p...))
-		}
-	}
-	if e := tr.Err(); e != nil {
-		t.Fatalf("%s: %s", q, e.Message)
-	}
-	return cc.ExtCaps, cc.ServerExtCaps, defs
+	cc := rawConn(t, addr, mywire.ClientConfig{ExtCaps: mywire.MariaDBClientExtendedMetadata})
+	answer, _ := rawQuery(t, cc, q)
+	cols, _, _ := mywire.ReadLenEncInt(answer[0])
+	return cc.ExtCaps, cc.ServerExtCaps, answer[1 : 1+cols]
 }
 
 // TestMariaDBExtendedMetadata (issue 9, item 1): baton offers MariaDB's extended metadata when

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -46,31 +45,9 @@ func errNumber(err error) uint16 {
 // TestConnectionIDIsTheHandshakes (issue 9, item 3): SELECT CONNECTION_ID() through baton
 // answers the thread id of baton's greeting, with the column the server sends.
 func TestConnectionIDIsTheHandshakes(t *testing.T) {
-	c, err := net.DialTimeout("tcp", baton.Inst.Clusters()[0].Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	cc, err := mywire.Connect(c, mywire.ClientConfig{User: my.Opts.AppUser, Password: my.Opts.AppPassword, Database: my.Opts.AppDB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.Conn.Write(mywire.AppendQuery(nil, "SELECT CONNECTION_ID()"))
-	var row []byte
-	tr := mywire.NewTracker(mywire.ComQuery, cc.Caps)
-	for i, done := 0, false; !done; i++ {
-		p, _, err := cc.R.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if done, err = tr.Feed(p); err != nil {
-			t.Fatal(err)
-		}
-		if i == 2 { // column count, definition, row (DEPRECATE_EOF)
-			row = append(row, p...)
-		}
-	}
+	cc := rawConn(t, baton.Inst.Clusters()[0].Addr().String(), mywire.ClientConfig{})
+	answer, _ := rawQuery(t, cc, "SELECT CONNECTION_ID()")
+	row := answer[2] // column count, definition, row (DEPRECATE_EOF)
 	v, _, _ := mywire.ReadLenEncString(row)
 	if string(v) != fmt.Sprint(cc.ConnID) {
 		t.Fatalf("CONNECTION_ID() = %q; the greeting said %d", v, cc.ConnID)

@@ -3,11 +3,9 @@ package mytest
 import (
 	"database/sql"
 	"fmt"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/test/batontest"
@@ -143,36 +141,11 @@ func TestRYWRowCountCLI(t *testing.T) {
 // q, and returns q's OK packet.
 func rawOK(t *testing.T, addr string, caps uint32, q string, setup ...string) mywire.OK {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	cc, err := mywire.Connect(c, mywire.ClientConfig{User: my.Opts.AppUser, Password: my.Opts.AppPassword, Database: my.Opts.AppDB, Caps: caps})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cc := rawConn(t, addr, mywire.ClientConfig{Caps: caps})
 	var ok mywire.OK
 	for _, s := range append(setup, q) {
-		if _, err := c.Write(mywire.AppendQuery(nil, s)); err != nil {
-			t.Fatal(err)
-		}
-		tr := mywire.NewTracker(mywire.ComQuery, cc.Caps)
-		for done := false; !done; {
-			p, _, err := cc.R.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if done, err = tr.Feed(p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if e := tr.Err(); e != nil {
-			t.Fatalf("%s: %d %s", s, e.Code, e.Message)
-		}
-		if o := tr.OK(); o != nil {
-			ok = *o
+		if _, tr := rawQuery(t, cc, s); tr.OK() != nil {
+			ok = *tr.OK()
 		}
 	}
 	return ok
