@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,6 +131,9 @@ func compare(t *testing.T, c *client, sc scenario, targets []target) {
 		t.Logf("%s run: %v, %d lines", tg.name, time.Since(began).Round(time.Millisecond), strings.Count(outs[i], "\n"))
 	}
 	viaBaton, direct := outs[0], outs[1]
+	if os.Getenv("BATON_CLIENTS_SHOW") != "" {
+		t.Logf("direct output:\n%s", direct)
+	}
 	if strings.TrimSpace(direct) == "" {
 		t.Fatalf("the direct run printed nothing: the client program does not do scenario %q", sc.name)
 	}

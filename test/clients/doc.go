@@ -26,5 +26,5 @@
 // with the package to install (test/scripts/deps.sh installs all of them).
 //
 // Run: go test -race -count=1 ./test/clients/ (add -run 'TestPG/psql' for one client, -v to see
-// each comparison).
+// each comparison, and BATON_CLIENTS_SHOW=1 with -v to see each direct run's output).
 package clients

@@ -55,7 +55,7 @@ var mariadbCLI = &client{
 		{name: "read_only_tx_write", setup: myStd, want: []string{"ERROR 1792 (25006)"}, broken: "found by test/clients: warning 1290 after 1792 in a read-only transaction on a replica"},
 		{name: "warnings", setup: myStd, want: []string{"1365"}},
 		{name: "row_count", setup: myStd, want: []string{"ROW_COUNT()\n2\n"}},
-		{name: "killed_backend", setup: myStd, want: []string{"killed"}},
+		{name: "killed_backend", setup: myStd, want: []string{"killed", "ERROR 2013 (HY000) at line 3: Lost connection"}},
 	},
 }
 
