@@ -20,7 +20,11 @@ var goMySQLClient = &client{
 		if f == nil {
 			panic("BUG: go-sql-driver has no scenario " + sc.name)
 		}
-		cfg, err := mysql.ParseDSN(tg.myDSN(""))
+		params := ""
+		if sc.name == "multi_statements" {
+			params = "multiStatements=true"
+		}
+		cfg, err := mysql.ParseDSN(tg.myDSN(params))
 		if err != nil {
 			o.err("dsn", err)
 			return o.String()
@@ -44,6 +48,8 @@ var goMySQLClient = &client{
 		{name: "warnings", setup: myStd, want: []string{"1365"}},
 		{name: "row_count", setup: myStd, want: []string{"row: \"2\""}},
 		{name: "kill_query", setup: myStd, want: []string{"interrupted: true"}},
+		{name: "session_state", setup: myStd + "\nDROP TABLE IF EXISTS {T}_ai;\nCREATE TABLE {T}_ai (id int AUTO_INCREMENT PRIMARY KEY, v int);", want: []string{"row: \"5\"|\"+05:00\"", "row: \"3\"\nfound_rows"}},
+		{name: "multi_statements", setup: myStd, want: []string{"result set 2"}},
 	},
 }
 
@@ -100,6 +106,69 @@ func myExec(ctx context.Context, o *out, q interface {
 }
 
 var goMySQLScenarios = map[string]func(context.Context, *out, *sql.DB, string){
+	// Session state a pooled proxy must carry: user variables, SET SESSION, temporary tables,
+	// GET_LOCK, LAST_INSERT_ID, FOUND_ROWS.
+	"session_state": func(ctx context.Context, o *out, db *sql.DB, T string) {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			o.err("conn", err)
+			return
+		}
+		defer c.Close()
+		myExec(ctx, o, c, "set var", "SET @x = 5")
+		myExec(ctx, o, c, "set tz", "SET time_zone = '+05:00'")
+		myQuery(ctx, o, c, "read vars", "SELECT @x, @@time_zone")
+		myExec(ctx, o, c, "sql_mode", "SET SESSION sql_mode = 'ANSI_QUOTES'")
+		myQuery(ctx, o, c, "ansi quotes", `SELECT "v" FROM `+T+` WHERE id = 1`)
+		myExec(ctx, o, c, "temp table", "CREATE TEMPORARY TABLE tmp_x AS SELECT * FROM "+T)
+		myExec(ctx, o, c, "temp insert", "INSERT INTO tmp_x VALUES (9, 'nine')")
+		myQuery(ctx, o, c, "temp read", "SELECT id, v FROM tmp_x ORDER BY id")
+		myQuery(ctx, o, c, "get_lock", "SELECT GET_LOCK('lock_x', 1)")
+		myQuery(ctx, o, c, "is_used_lock", "SELECT IS_USED_LOCK('lock_x') = CONNECTION_ID()")
+		myQuery(ctx, o, c, "release_lock", "SELECT RELEASE_LOCK('lock_x')")
+		myExec(ctx, o, c, "auto_increment", "INSERT INTO "+T+"_ai (v) VALUES (1), (2)")
+		myQuery(ctx, o, c, "last_insert_id", "SELECT LAST_INSERT_ID()")
+		myQuery(ctx, o, c, "calc rows", "SELECT SQL_CALC_FOUND_ROWS id FROM "+T+" ORDER BY id LIMIT 1")
+		myQuery(ctx, o, c, "found_rows", "SELECT FOUND_ROWS()")
+	},
+	// Several statements in one COM_QUERY (the DSN has multiStatements=true): every result set,
+	// and an error in the middle.
+	"multi_statements": func(ctx context.Context, o *out, db *sql.DB, T string) {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			o.err("conn", err)
+			return
+		}
+		defer c.Close()
+		for _, q := range []string{
+			"SELECT 1 AS a; SELECT v FROM " + T + " ORDER BY id; INSERT INTO " + T + " VALUES (7, 'x'); SELECT count(*) FROM " + T,
+			"SELECT 1; SELEC 2; SELECT 3",
+			"SET @m = 3; SELECT @m",
+		} {
+			rows, err := c.QueryContext(ctx, q)
+			if err != nil {
+				o.err("multi", err)
+				continue
+			}
+			for set := 1; ; set++ {
+				o.linef("result set %d", set)
+				for rows.Next() {
+					var v sql.RawBytes
+					if err := rows.Scan(&v); err != nil {
+						o.err("scan", err)
+						continue
+					}
+					o.linef("row: %q", v)
+				}
+				if !rows.NextResultSet() {
+					break
+				}
+			}
+			o.err("multi end", rows.Err())
+			rows.Close()
+		}
+		myQuery(ctx, o, c, "after", "SELECT count(*) FROM "+T)
+	},
 	"basic": func(ctx context.Context, o *out, db *sql.DB, T string) {
 		myQuery(ctx, o, db, "all rows (text)", "SELECT * FROM "+T+" ORDER BY id")
 		myQuery(ctx, o, db, "by id (binary)", "SELECT * FROM "+T+" WHERE id = ?", 1)

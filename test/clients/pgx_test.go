@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -41,6 +42,7 @@ var pgxClient = &client{
 		{name: "plan_change", setup: pgStd, want: []string{"0A000 cached plan must not change result type"}},
 		{name: "close_prepared", setup: pgStd, want: []string{"row: int64:0"}},
 		{name: "terminate_self", want: []string{"FATAL 57P01"}},
+		{name: "session_state", setup: pgStd, want: []string{"notification: chan_x hello", "row: bool:true"}},
 	},
 }
 
@@ -77,6 +79,32 @@ func pgxExec(ctx context.Context, o *out, c *pgx.Conn, what, q string, args ...a
 }
 
 var pgxScenarios = map[string]func(context.Context, *out, *pgx.Conn, string){
+	// Session state a pooled proxy must carry: SET, temp tables, LISTEN/NOTIFY, advisory locks.
+	"session_state": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		pgxExec(ctx, o, c, "set tz", "SET TimeZone = 'Asia/Kolkata'")
+		pgxExec(ctx, o, c, "set path", "SET search_path = pg_catalog, public")
+		pgxQuery(ctx, o, c, "show", "SELECT current_setting('TimeZone'), current_setting('search_path'), '2024-01-01 00:00:00+00'::timestamptz::text")
+		pgxQuery(ctx, o, c, "read with state", "SELECT count(*) FROM "+T)
+		pgxExec(ctx, o, c, "temp table", "CREATE TEMP TABLE tmp_x AS SELECT * FROM "+T)
+		pgxExec(ctx, o, c, "temp insert", "INSERT INTO tmp_x VALUES (9, 'nine')")
+		pgxQuery(ctx, o, c, "temp read", "SELECT id, v FROM tmp_x ORDER BY id")
+		pgxExec(ctx, o, c, "listen", "LISTEN chan_x")
+		pgxExec(ctx, o, c, "notify", "NOTIFY chan_x, 'hello'")
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := c.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			o.err("notification", err)
+		} else {
+			o.linef("notification: %s %s", n.Channel, n.Payload)
+		}
+		pgxExec(ctx, o, c, "unlisten", "UNLISTEN *")
+		pgxQuery(ctx, o, c, "advisory lock", "SELECT pg_try_advisory_lock(4242)")
+		pgxQuery(ctx, o, c, "lock held", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+		pgxQuery(ctx, o, c, "advisory unlock", "SELECT pg_advisory_unlock(4242)")
+		pgxExec(ctx, o, c, "reset", "RESET ALL")
+		pgxQuery(ctx, o, c, "after reset", "SELECT current_setting('search_path')")
+	},
 	"basic": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
 		pgxQuery(ctx, o, c, "all rows", "SELECT * FROM "+T+" ORDER BY id")
 		pgxQuery(ctx, o, c, "params", "SELECT $1::int + 1, $2::text, $3::bytea, $4::numeric, $5::text IS NULL", 41, "ünï 🐘", []byte{0, 1, 255}, "3.14159", nil)
