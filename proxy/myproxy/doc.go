@@ -18,10 +18,18 @@
 // execution cached so an execution that does not resend them still works there.
 //
 // Consistency read_your_writes follows each session's writes by GTID (ryw.go): after a write
-// commits on the primary baton learns its GTID (the OK packet's tracked last_gtid, else
+// commits on the primary baton learns its GTID (the OK packets' last_gtid, which every backend
+// connection tracks — track.go — so nothing is injected after the client's statement; else
 // SELECT @@last_gtid; MySQL: @@global.gtid_executed), and a later read goes to a replica whose
 // probed position covers it, else to a replica after MASTER_GTID_WAIT (MySQL:
 // WAIT_FOR_EXECUTED_GTID_SET) succeeded within a second, else to the primary.
+//
+// Session fidelity: statements that read the previous statement's outcome (SHOW WARNINGS,
+// ROW_COUNT(), GET DIAGNOSTICS …) run where it ran (diag.go); baton's thread ids are its own, and
+// KILL [QUERY] of them and SELECT CONNECTION_ID() are answered by baton (kill.go); a backend
+// connection the server closed while the session was idle is replaced, or ends the session when
+// it held state baton cannot rebuild (idle.go); MariaDB's extended metadata is offered when the
+// servers offer it, and relayed.
 //
 // Safety nets: a replica's read-only refusal (1290, 1836) or a catalog-lag error (1146, 1049,
 // 1305) on a held-back read outside a transaction is resent to the primary, invisibly.
