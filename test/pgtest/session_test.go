@@ -31,10 +31,13 @@ func TestTempTablePinsToPrimary(t *testing.T) {
 			port, rep = where(t, c, ctx, "")
 			wantPrimary(t, "any read after CREATE TEMP TABLE", port, rep)
 
-			// DISCARD TEMP drops the temp state; reads may leave the primary again.
+			// DISCARD TEMP drops the temp state; reads may leave the primary again (once a
+			// replica has the session's writes: read_your_writes, the default, waits at most
+			// read_your_writes_wait for one, which a loaded test machine can exceed).
 			if _, err := c.Exec(ctx, "DISCARD TEMP"); err != nil {
 				t.Fatal(err)
 			}
+			caughtUp(t)
 			port, rep = where(t, c, ctx, "")
 			wantReplica(t, "a read after DISCARD TEMP", port, rep)
 		})
