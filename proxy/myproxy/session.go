@@ -2,6 +2,7 @@ package myproxy
 
 import (
 	"bufio"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -183,6 +184,12 @@ func (s *session) command(p []byte) bool {
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "set-option", Pin: router.PinOther}})
 	case mywire.ComFieldList, mywire.ComStatistics:
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "command"}})
+	case mywire.ComProcessKill: // mysql_kill(): KILL CONNECTION of a 4-byte thread id
+		if len(p) < 5 {
+			s.writeErr(s.rseq, 1835, "HY000", "Malformed communication packet")
+			break
+		}
+		s.kill(uint64(binary.LittleEndian.Uint32(p[1:5])), false)
 	case mywire.ComChangeUser:
 		return s.changeUser(p)
 	case mywire.ComBinlogDump:

@@ -2,6 +2,7 @@ package mytest
 
 import (
 	"context"
+	"encoding/binary"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -179,5 +180,27 @@ func TestKillConnection(t *testing.T) {
 	}
 	if res[0] != res[1] || !res[1].idleKilled || !res[1].busyKilled || res[1].unknown != 1094 {
 		t.Fatalf("direct %+v; baton %+v", res[0], res[1])
+	}
+}
+
+// TestComProcessKill: COM_PROCESS_KILL (mysql_kill() of Connector/C) of the greeting's thread
+// id ends that session, through baton as directly.
+func TestComProcessKill(t *testing.T) {
+	for _, addr := range []string{my.Primary.Addr(), baton.Inst.Clusters()[0].Addr().String()} {
+		victim := rawConn(t, addr, mywire.ClientConfig{})
+		killer := rawConn(t, addr, mywire.ClientConfig{})
+		var id [4]byte
+		binary.LittleEndian.PutUint32(id[:], victim.ConnID)
+		if _, err := killer.Conn.Write(mywire.AppendCommand(nil, mywire.ComProcessKill, id[:])); err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := killer.R.Next()
+		if err != nil || p[0] != 0x00 {
+			t.Fatalf("%s: COM_PROCESS_KILL answered %q, %v; want OK", addr, p, err)
+		}
+		victim.Conn.Write(mywire.AppendQuery(nil, "SELECT 1"))
+		if p, _, err := victim.R.Next(); err == nil && p[0] != 0xff {
+			t.Fatalf("%s: the killed session still answers: %q", addr, p)
+		}
 	}
 }
