@@ -115,8 +115,9 @@ func (s *Server) Serve() error {
 			return err
 		}
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.reaper()
+	go s.learnServers()
 	return listen.Loop(s.ln, s.draining.Load, func() int { return s.config().Limits.MaxClients },
 		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
 		&s.wg, s.serveConn, rejectTooMany)
@@ -134,6 +135,33 @@ func errPayload(code uint16, state, msg string) []byte {
 	p := []byte{0xff, byte(code), byte(code >> 8), '#'}
 	p = append(p, state...)
 	return append(p, msg...)
+}
+
+// learnServers connects once to each node, until one answers, as the monitoring user, so that
+// the first clients' greeting already carries the servers' version and MariaDB extended
+// capabilities (otherwise learned from the first backend connection a session makes).
+func (s *Server) learnServers() {
+	defer s.wg.Done()
+	cl := s.config()
+	if len(cl.Users) == 0 {
+		return
+	}
+	u := cl.MonitorCredentials()
+	for _, np := range s.nodeMap() {
+		ctx, cancel := context.WithTimeout(context.Background(), cl.Pool.ConnectTimeout.D())
+		be, err := np.dial(ctx, pool.Key{User: u.BackendUser, Database: cl.Database,
+			Variant: variant(mywire.DefaultClientCaps, utf8mb4GeneralCI, 0)}, s.password(u.BackendUser), int(cl.Limits.MaxMessageSize))
+		cancel()
+		if err == nil {
+			be.close()
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+	}
 }
 
 func (s *Server) reaper() {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/test/cluster"
 )
 
 // columnDefs connects to addr as a MariaDB client asking for extended metadata, runs q and
@@ -58,5 +61,20 @@ func TestMariaDBExtendedMetadata(t *testing.T) {
 	}
 	if outs[0] != outs[1] || !strings.Contains(outs[0], "(format=json)") {
 		t.Fatalf("mariadb --column-type-info:\ndirect %s\nbaton  %s", outs[0], outs[1])
+	}
+}
+
+// TestExtendedMetadataBeforeAnyStatement: a freshly started baton learns the servers'
+// extended capabilities by itself, so clients that connect before any session ran a statement
+// are offered them too.
+func TestExtendedMetadataBeforeAnyStatement(t *testing.T) {
+	b := batontest.StartMyBatonForTest(t, my, nil)
+	addr := b.Inst.Clusters()[0].Addr().String()
+	cluster.Eventually(t, 10*time.Second, "baton's greeting offers extended metadata", func() (bool, error) {
+		cc := rawConn(t, addr, mywire.ClientConfig{ExtCaps: mywire.MariaDBClientExtendedMetadata})
+		return cc.ExtCaps == mywire.MariaDBClientExtendedMetadata, nil
+	})
+	if n := b.Inst.Clusters()[0].My.Metrics().ToPrimary.Load() + b.Inst.Clusters()[0].My.Metrics().ToReplica.Load(); n != 0 {
+		t.Fatalf("%d statements ran: the test needs none", n)
 	}
 }
