@@ -127,7 +127,15 @@ const maxAnsweredLen = 512
 // mentions is a cheap filter before router.MyKill / MyConnectionIDQuery: a short text that
 // contains word (case-insensitively).
 func mentions(q, word string) bool {
-	return len(q) <= maxAnsweredLen && strings.Contains(strings.ToLower(q), word)
+	if len(q) > maxAnsweredLen {
+		return false
+	}
+	for i := 0; i+len(word) <= len(q); i++ {
+		if strings.EqualFold(q[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
 }
 
 func killOf(q string) (id uint64, query, ok bool) {

@@ -38,3 +38,21 @@ func TestLearnTracking(t *testing.T) {
 		}
 	}
 }
+
+func TestMentions(t *testing.T) {
+	for _, tc := range []struct {
+		q, w string
+		want bool
+	}{
+		{"KILL 1", "kill", true},
+		{"/* x */ Kill query 1", "kill", true},
+		{"SELECT 1", "kill", false},
+		{"ki", "kill", false},
+		{"select CONNECTION_ID()", "connection_id", true},
+		{"SELECT '" + string(make([]byte, maxAnsweredLen)) + "' KILL", "kill", false},
+	} {
+		if got := mentions(tc.q, tc.w); got != tc.want {
+			t.Errorf("mentions(%.20q, %q) = %v", tc.q, tc.w, got)
+		}
+	}
+}
