@@ -72,6 +72,8 @@ type Server struct {
 	draining atomic.Bool
 	wg       sync.WaitGroup
 	stop     chan struct{}
+	ctx      context.Context // cancelled by Shutdown: bounds baton's own dials (learnServers)
+	cancel   context.CancelFunc
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -81,6 +83,7 @@ type Server struct {
 func NewServer(cl *topology.Cluster, live *topology.Live, c Classifier, tlsConf *tls.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{live: live, classer: c, log: log, tlsConf: tlsConf,
 		sha2: mywire.NewSHA2Cache(), stop: make(chan struct{}), sessions: map[*session]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -148,7 +151,7 @@ func (s *Server) learnServers() {
 	}
 	u := cl.MonitorCredentials()
 	for _, np := range s.nodeMap() {
-		ctx, cancel := context.WithTimeout(context.Background(), cl.Pool.ConnectTimeout.D())
+		ctx, cancel := context.WithTimeout(s.ctx, cl.Pool.ConnectTimeout.D())
 		be, err := np.dial(ctx, pool.Key{User: u.BackendUser, Database: cl.Database,
 			Variant: variant(mywire.DefaultClientCaps, utf8mb4GeneralCI, 0)}, s.password(u.BackendUser), int(cl.Limits.MaxMessageSize))
 		cancel()
@@ -156,10 +159,8 @@ func (s *Server) learnServers() {
 			be.close()
 			return
 		}
-		select {
-		case <-s.stop:
+		if s.ctx.Err() != nil {
 			return
-		default:
 		}
 	}
 }
@@ -183,6 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	close(s.stop)
+	s.cancel()
 	s.buf.Close()
 	s.mu.Lock()
 	for ss := range s.sessions {
