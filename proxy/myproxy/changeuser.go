@@ -75,7 +75,9 @@ func (s *session) changeUser(p []byte) bool {
 	}
 	s.resetSession()
 	u := s.srv.config().User(resp.User)
+	s.srv.mu.Lock() // kill reads the user of other sessions under it
 	s.user = u
+	s.srv.mu.Unlock()
 	s.key = pool.Key{User: u.BackendUser, Database: resp.Database, Variant: s.key.Variant}
 	return true
 }

@@ -26,26 +26,27 @@ import (
 //     the result column's name. The plain query is what drivers and tools send (Connector/J,
 //     ORMs, the tools that then KILL QUERY it).
 
-// sessionByID returns the session with connection id id, or nil.
-func (s *Server) sessionByID(id uint64) *session {
+// sessionByID returns the session with connection id id, or nil, and its user's name (a
+// session changes its user under s.mu: COM_CHANGE_USER).
+func (s *Server) sessionByID(id uint64) (*session, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ss := range s.sessions {
 		if uint64(ss.connID) == id {
-			return ss
+			return ss, ss.user.Name
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // kill handles KILL [QUERY] id of a baton thread id.
 func (s *session) kill(id uint64, query bool) {
-	target := s.srv.sessionByID(id)
+	target, owner := s.srv.sessionByID(id)
 	switch {
 	case target == nil:
 		s.writeErr(s.rseq, 1094, "HY000", fmt.Sprintf("Unknown thread id: %d", id))
 		return
-	case target.user.Name != s.user.Name:
+	case owner != s.user.Name:
 		s.writeErr(s.rseq, 1095, "HY000", fmt.Sprintf("You are not owner of thread %d", id))
 		return
 	case target == s && query:
