@@ -97,6 +97,11 @@ func commonConf(o PGOptions) string {
 	}
 	if o.Fast {
 		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+		// With asynchronous commit a commit reaches the replicas only when the WAL writer
+		// flushes it, and an idle WAL writer sleeps up to 25 × wal_writer_delay: keep that
+		// short, so that replicas trail the primary by milliseconds as they do with
+		// synchronous commit (read_your_writes waits on them, bounded by one second).
+		b.WriteString("wal_writer_delay = 10ms\n")
 	}
 	for _, l := range o.Settings {
 		b.WriteString(l + "\n")
