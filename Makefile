@@ -36,7 +36,7 @@ BATON_CHAOS_RUNS ?= 10
 chaos: deps
 	BATON_CHAOS_RUNS=$(BATON_CHAOS_RUNS) $(GO) test -count=1 -v -timeout 60m -run Chaos ./test/chaos/
 
-# A local PostgreSQL primary + 2 replicas with baton in front; Ctrl-C stops everything.
+# Local PostgreSQL and MariaDB clusters (primary + 2 replicas each) with baton in front; Ctrl-C stops everything.
 demo: deps build
 	bin/baton demo
 

@@ -31,6 +31,9 @@ func KeepCatalog(ctx context.Context, cl *topology.Cluster, live *topology.Live,
 		if p := live.Load().PrimaryNode(); p != nil && (stale || p.Name != loadedFrom || time.Since(loadedAt) > 10*time.Minute) {
 			cat, n, err := loadCatalog(ctx, cl, p.Address)
 			if err != nil {
+				if ctx.Err() != nil {
+					return // shutting down: an interrupted load is no problem
+				}
 				log.Warn("loading function catalog", "cluster", cl.Name, "node", p.Name, "error", err)
 			} else {
 				if last == nil || !last.Equal(cat) {

@@ -103,7 +103,9 @@ func (s *session) stmtClass(local map[string]router.Class, name string) (router.
 		return c, true
 	}
 	if st := s.stmts[name]; st != nil {
-		return st.class, true
+		// Classified again (a cache hit): a statement prepared before the function catalog
+		// loaded, or before DDL changed a function, routes by what is known now.
+		return s.srv.classify(st.query), true
 	}
 	return router.Class{Route: router.Primary, Reason: "unknown-statement"}, true
 }
