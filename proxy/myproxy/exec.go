@@ -25,6 +25,7 @@ type unit struct {
 	// gtid is the last last_gtid the response's OK packets reported (gtidTracked) — track.go.
 	gtid        string
 	gtidTracked bool
+	retrack     bool // the statement may set session_track_system_variables (track.go)
 }
 
 // outcome of sending a unit to one backend.
@@ -116,6 +117,9 @@ func (s *session) exec(u *unit) {
 			}
 			if route == router.Replica {
 				s.noteDiagnosticVars(u, be)
+			}
+			if u.retrack {
+				s.retrack(be)
 			}
 			s.srv.metrics.count(route)
 			if route == router.Primary {
@@ -339,6 +343,11 @@ func (s *session) replay(be *backend) error {
 		}
 		if e := t.Err(); e != nil {
 			s.srv.log.Warn("replaying session state failed", "cluster", s.srv.config().Name, "node", be.node.name, "code", e.Code, "error", e.Message)
+		}
+		if containsFold(q, "session_track_system_variables") {
+			if err := be.retrack(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package myproxy
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/router"
@@ -128,15 +127,7 @@ const maxAnsweredLen = 512
 // mentions is a cheap filter before router.MyKill / MyConnectionIDQuery: a short text that
 // contains word (case-insensitively).
 func mentions(q, word string) bool {
-	if len(q) > maxAnsweredLen {
-		return false
-	}
-	for i := 0; i+len(word) <= len(q); i++ {
-		if strings.EqualFold(q[i:i+len(word)], word) {
-			return true
-		}
-	}
-	return false
+	return len(q) <= maxAnsweredLen && containsFold(q, word)
 }
 
 func killOf(q string) (id uint64, query, ok bool) {

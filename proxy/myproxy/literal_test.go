@@ -25,7 +25,7 @@ func TestSQLLiteral(t *testing.T) {
 	}
 }
 
-func TestLearnTracking(t *testing.T) {
+func TestTrackSet(t *testing.T) {
 	for _, tc := range []struct{ def, want string }{
 		{"autocommit,time_zone", "SET SESSION session_track_system_variables = 'autocommit,time_zone,last_gtid'"},
 		{"", "SET SESSION session_track_system_variables = 'last_gtid'"},
@@ -33,8 +33,8 @@ func TestLearnTracking(t *testing.T) {
 		{"time_zone, LAST_GTID", "-"},
 		{`a'b\c`, `SET SESSION session_track_system_variables = 'a''b\\c,last_gtid'`},
 	} {
-		if got := (&nodePool{}).learnTracking(tc.def); got != tc.want {
-			t.Errorf("learnTracking(%q) = %s; want %s", tc.def, got, tc.want)
+		if got := trackSet(tc.def); got != tc.want {
+			t.Errorf("trackSet(%q) = %s; want %s", tc.def, got, tc.want)
 		}
 	}
 }

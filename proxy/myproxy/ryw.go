@@ -84,7 +84,7 @@ func (s *session) noteWrite(u *unit, be *backend, wasInTx bool) {
 	if !wasInTx && (u.class.Route != router.Primary || (u.class.SessionState && !u.class.Multi)) {
 		return // a read the primary served, or a SET / USE
 	}
-	if be.gtidTracked && !s.ownTracking && !u.gtidTracked {
+	if be.gtidTracked && !u.gtidTracked {
 		return // the server tracks last_gtid on be and reported none: nothing was committed
 	}
 	pos, my, err := s.writePosition(u, be)

@@ -34,25 +34,24 @@ type session struct {
 	connID  uint32
 	key     pool.Key
 
-	conns       map[*nodePool]*backend
-	replica     *backend // the replica reads prefer
-	last        *backend // the connection that ran the previous statement (its warnings, ROW_COUNT …)
-	varsFrom    *backend // a replica connection where GET DIAGNOSTICS set vars (diag.go)
-	vars        []string
-	history     []string // session state replayed on every backend (SET …, USE …)
-	stmts       map[uint32]*stmt
-	nextStmt    uint32
-	pins        router.Pin
-	wrote       bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
-	gtid        string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
-	gtidMy      bool
-	caughtUp    string            // read_your_writes: the replica a wait proved to hold gtid ("" none)
-	missed      router.WaitMisses // read_your_writes: when a wait on a replica last timed out
-	ownTracking bool              // the client set session_track_system_variables itself (track.go)
-	inTx        bool
-	txConn      *backend
-	autocommit  bool
-	status      uint16 // last server status reported to the client
+	conns      map[*nodePool]*backend
+	replica    *backend // the replica reads prefer
+	last       *backend // the connection that ran the previous statement (its warnings, ROW_COUNT …)
+	varsFrom   *backend // a replica connection where GET DIAGNOSTICS set vars (diag.go)
+	vars       []string
+	history    []string // session state replayed on every backend (SET …, USE …)
+	stmts      map[uint32]*stmt
+	nextStmt   uint32
+	pins       router.Pin
+	wrote      bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
+	gtid       string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
+	gtidMy     bool
+	caughtUp   string            // read_your_writes: the replica a wait proved to hold gtid ("" none)
+	missed     router.WaitMisses // read_your_writes: when a wait on a replica last timed out
+	inTx       bool
+	txConn     *backend
+	autocommit bool
+	status     uint16 // last server status reported to the client
 
 	rseq    byte // sequence id of the first packet of the answer to the current command
 	scratch []byte
@@ -150,15 +149,12 @@ func (s *session) command(p []byte) bool {
 		}
 		cls := s.srv.classer.Classify(q)
 		state := ""
-		if cls.SessionState {
-			s.noteOwnTracking(q)
-		}
 		if cls.SessionState && !cls.Multi {
 			state = q
 		} else if cls.SessionState {
 			s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary
 		}
-		s.exec(&unit{cmd: p, class: cls, state: state})
+		s.exec(&unit{cmd: p, class: cls, state: state, retrack: setsTracking(q, cls)})
 	case mywire.ComInitDB:
 		db := string(p[1:])
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "init-db", SessionState: true},
@@ -308,7 +304,7 @@ func (s *session) resetSession() {
 	s.conns = map[*nodePool]*backend{}
 	s.replica, s.last, s.txConn, s.inTx = nil, nil, nil, false
 	s.varsFrom, s.vars = nil, nil
-	s.history, s.ownTracking = nil, false
+	s.history = nil
 	s.stmts = map[uint32]*stmt{}
 	s.pins = 0
 	s.autocommit = true

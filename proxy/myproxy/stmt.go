@@ -118,7 +118,7 @@ func (s *session) executeStmt(p []byte) {
 		st.types = append(st.types[:0], p[bound+1:bound+1+2*int(st.params)]...)
 	}
 	cursor := len(p) > 5 && p[5] != 0
-	u := &unit{cmd: p, class: st.class, force: st.longData}
+	u := &unit{cmd: p, class: st.class, force: st.longData, retrack: setsTracking(st.query, st.class)}
 	if st.class.SessionState {
 		// A prepared SET is session state like a COM_QUERY one: replayed as text on the other
 		// backends. With parameters (or several statements) the text alone cannot replay it:
@@ -128,7 +128,6 @@ func (s *session) executeStmt(p []byte) {
 		} else {
 			u.class.Pin |= router.PinOther
 		}
-		s.noteOwnTracking(st.query)
 	}
 	u.build = func(be *backend) ([]byte, *mywire.ERR, error) {
 		e, err := s.ensurePrepared(be, st)

@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/router"
 )
 
 // Session tracking of GTIDs (consistency read_your_writes, issue 9 item 6).
 //
 // Every backend connection negotiates CLIENT_SESSION_TRACK, whatever the client asked for, and
-// on MariaDB adds last_gtid to session_track_system_variables. The OK packet of every statement
+// on MariaDB has last_gtid in session_track_system_variables. The OK packet of every statement
 // that commits then carries the transaction's GTID, which baton reads instead of asking the
 // server afterwards (an extra SELECT @@last_gtid would replace ROW_COUNT(), FOUND_ROWS(), the
 // warnings and GET DIAGNOSTICS of the client's statement). A statement whose OK packets report
@@ -19,16 +20,20 @@ import (
 //
 // What the client sees is what the server would have sent it directly: for a client without
 // CLIENT_SESSION_TRACK every OK packet is re-encoded without session-state information (and
-// without SERVER_SESSION_STATE_CHANGED); for a client with it, the last_gtid entries baton
-// added are removed (the flag is cleared when nothing is left) — unless the client set
-// session_track_system_variables itself: its own value then replaced baton's on the backend
-// (it is session state, replayed), and the server reports exactly what the client asked for.
+// without SERVER_SESSION_STATE_CHANGED); for a client with it, the last_gtid entries are
+// removed when baton added last_gtid to the list (the flag is cleared when nothing is left).
+//
+// A client may set session_track_system_variables itself (MariaDB Connector/J does at connect).
+// After a statement that names the variable ran on a connection — the client's own, or its
+// replay on another connection — baton reads the list the connection now has and adds
+// last_gtid again when it is missing (backend.retrack); when the client's list has it, the
+// client sees it, as directly.
 
 // trackGTIDs sets up last_gtid tracking on a new MariaDB connection (MySQL reports GTIDs
 // through session_track_gtids, which baton does not use: its read_your_writes reads
 // @@global.gtid_executed).
 func (b *backend) trackGTIDs(ctx context.Context) error {
-	if b.cc.Caps&mywire.ClientSessionTrack == 0 || !strings.Contains(b.cc.ServerVersion, "MariaDB") {
+	if !b.mayTrack() {
 		return nil
 	}
 	timeout := posQueryTimeout
@@ -43,19 +48,57 @@ func (b *backend) trackGTIDs(ctx context.Context) error {
 		}
 		q = b.node.learnTracking(v)
 	}
-	if q == "-" { // the server tracks last_gtid (or everything) by default
-		b.gtidTracked = true
-		return nil
+	return b.applyTracking(q, timeout)
+}
+
+// mayTrack reports whether b can track last_gtid (a MariaDB server, CLIENT_SESSION_TRACK).
+func (b *backend) mayTrack() bool {
+	return b.cc.Caps&mywire.ClientSessionTrack != 0 && strings.Contains(b.cc.ServerVersion, "MariaDB")
+}
+
+// applyTracking runs the tracking SET q (trackSet's answer) and records the result.
+func (b *backend) applyTracking(q string, timeout time.Duration) error {
+	b.gtidTracked, b.addedGTID = false, false
+	if q != "-" {
+		if err := b.roundTrip(mywire.ComQuery, []byte(q), timeout); err != nil {
+			return err
+		}
+		b.addedGTID = true
 	}
-	if err := b.roundTrip(mywire.ComQuery, []byte(q), timeout); err != nil {
-		return err
-	}
-	b.gtidTracked, b.addedGTID = true, true
+	b.gtidTracked = true
 	return nil
 }
 
-// trackQuery returns the SET that adds last_gtid to the node's default tracking list, "-" when
-// the default list has it, "" when not known yet.
+// retrack restores last_gtid tracking after a statement that set session_track_system_variables
+// ran on b.
+func (b *backend) retrack() error {
+	if !b.mayTrack() || b.broken {
+		return nil
+	}
+	b.gtidTracked, b.addedGTID = false, false
+	v, null, err := b.queryValue("SELECT @@session_track_system_variables", posQueryTimeout)
+	if err != nil || null {
+		return err
+	}
+	return b.applyTracking(trackSet(v), posQueryTimeout)
+}
+
+// trackSet returns the SET that adds last_gtid to the tracking list def, or "-" when def tracks
+// it already (by name or "*").
+func trackSet(def string) string {
+	for _, v := range strings.Split(def, ",") {
+		if v = strings.TrimSpace(v); v == "*" || strings.EqualFold(v, "last_gtid") {
+			return "-"
+		}
+	}
+	list := "last_gtid"
+	if def != "" {
+		list = def + ",last_gtid"
+	}
+	return "SET SESSION session_track_system_variables = '" + strings.ReplaceAll(strings.ReplaceAll(list, `\`, `\\`), "'", "''") + "'"
+}
+
+// trackQuery returns trackSet's answer for the node's default tracking list ("" not known yet).
 func (p *nodePool) trackQuery() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -63,26 +106,29 @@ func (p *nodePool) trackQuery() string {
 }
 
 // learnTracking records the node's default session_track_system_variables value def and
-// returns trackQuery's answer.
+// returns trackSet's answer for it.
 func (p *nodePool) learnTracking(def string) string {
-	q := "-"
-	tracksGTID := false
-	for _, v := range strings.Split(def, ",") {
-		if v = strings.TrimSpace(v); v == "*" || strings.EqualFold(v, "last_gtid") {
-			tracksGTID = true
-		}
-	}
-	if !tracksGTID {
-		list := "last_gtid"
-		if def != "" {
-			list = def + ",last_gtid"
-		}
-		q = "SET SESSION session_track_system_variables = '" + strings.ReplaceAll(strings.ReplaceAll(list, `\`, `\\`), "'", "''") + "'"
-	}
+	q := trackSet(def)
 	p.mu.Lock()
 	p.track = q
 	p.mu.Unlock()
 	return q
+}
+
+// setsTracking reports whether the statement text q (of class cls) may change
+// session_track_system_variables: baton then re-tracks last_gtid after it.
+func setsTracking(q string, cls router.Class) bool {
+	return (cls.SessionState || cls.Pin != 0) && containsFold(q, "session_track_system_variables")
+}
+
+// containsFold reports whether s contains word, ignoring ASCII case, without allocating.
+func containsFold(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
 }
 
 // trackedOK handles an OK packet p of be's response to unit u (t has just decoded it): it
@@ -96,7 +142,7 @@ func (s *session) trackedOK(u *unit, be *backend, t *mywire.Tracker, p []byte) [
 	if ok.Status&mywire.StatusSessionStateChanged == 0 && s.caps&mywire.ClientSessionTrack != 0 {
 		return p
 	}
-	if be.gtidTracked && !s.ownTracking {
+	if be.gtidTracked {
 		if g, found := mywire.TrackedGTIDs(ok.SessionState); found {
 			u.gtid, u.gtidTracked = g, true
 		}
@@ -105,7 +151,7 @@ func (s *session) trackedOK(u *unit, be *backend, t *mywire.Tracker, p []byte) [
 	case s.caps&mywire.ClientSessionTrack == 0:
 		ok.SessionState = nil
 		ok.Status &^= mywire.StatusSessionStateChanged
-	case be.addedGTID && !s.ownTracking:
+	case be.addedGTID:
 		ss, removed := mywire.StripTrackedVariable(ok.SessionState, "last_gtid")
 		if !removed {
 			return p
@@ -120,9 +166,13 @@ func (s *session) trackedOK(u *unit, be *backend, t *mywire.Tracker, p []byte) [
 	return mywire.AppendOKPayload(nil, *ok, s.caps, p[0] == 0xfe)
 }
 
-// noteOwnTracking records that the session-state statement q sets session tracking itself.
-func (s *session) noteOwnTracking(q string) {
-	if strings.Contains(strings.ToLower(q), "session_track_system_variables") {
-		s.ownTracking = true
+// retrack runs backend.retrack after the client's statement; a failure leaves be untracked
+// (read_your_writes then asks the server for the position) or, on an I/O error, drops it.
+func (s *session) retrack(be *backend) {
+	if err := be.retrack(); err != nil {
+		s.srv.log.Warn("restoring last_gtid tracking failed", "cluster", s.srv.config().Name, "node", be.node.name, "error", err)
+		if be.broken {
+			s.drop(be)
+		}
 	}
 }

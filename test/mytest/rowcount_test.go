@@ -123,6 +123,21 @@ func TestRYWKeepsRowCount(t *testing.T) {
 	})
 }
 
+// TestRYWRowCountOwnTracking: a client that sets session_track_system_variables itself (as
+// MariaDB Connector/J does) keeps exact ROW_COUNT() in read_your_writes mode.
+func TestRYWRowCountOwnTracking(t *testing.T) {
+	b := rywBaton(t)
+	compareSessions(t, b, []string{
+		"SET SESSION session_track_system_variables = 'time_zone'",
+		"INSERT INTO {t} (id) VALUES (6), (7)",
+		"SELECT ROW_COUNT()",
+		"SET session_track_system_variables = CONCAT(@@global.session_track_system_variables, ',auto_increment_increment')",
+		"INSERT INTO {t} (id) VALUES (8), (9), (10)",
+		"SELECT ROW_COUNT()",
+		"SELECT COUNT(*) FROM {t}",
+	})
+}
+
 // TestRYWRowCountCLI: the mariadb CLI (which negotiates CLIENT_SESSION_TRACK) sees ROW_COUNT()
 // 2 after a two-row INSERT through baton in read_your_writes mode, as directly.
 func TestRYWRowCountCLI(t *testing.T) {
@@ -169,6 +184,9 @@ func TestSessionTrackStripped(t *testing.T) {
 		{"tracking insert", mywire.DefaultClientCaps, "INSERT INTO " + tbl + " VALUES (%d)", nil},
 		{"tracking set", mywire.DefaultClientCaps, "SET time_zone = '+03:00'", nil},
 		{"tracking own list", mywire.DefaultClientCaps, "INSERT INTO " + tbl + " VALUES (%d)", []string{"SET SESSION session_track_system_variables = 'last_gtid,time_zone'"}},
+		{"own list without last_gtid", mywire.DefaultClientCaps, "INSERT INTO " + tbl + " VALUES (%d)", []string{"SET SESSION session_track_system_variables = 'time_zone'"}},
+		{"Connector/J's list", mywire.DefaultClientCaps, "INSERT INTO " + tbl + " VALUES (%d)",
+			[]string{"SET session_track_system_variables = CONCAT(@@global.session_track_system_variables, ',auto_increment_increment')", "SET auto_increment_increment = 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var oks [2]mywire.OK
