@@ -148,8 +148,8 @@ func (b *backend) resetForReuse() bool {
 	if err := b.roundTrip(mywire.ComResetConnection, nil, 5*time.Second); err != nil {
 		return false
 	}
-	if b.addedGTID { // the reset restored the server's default tracking list
-		if err := b.roundTrip(mywire.ComQuery, []byte(b.node.trackQuery()), 5*time.Second); err != nil {
+	if b.mayTrack() { // the reset restored the server's default tracking list
+		if q := b.node.trackQuery(); q == "" || b.applyTracking(q, 5*time.Second) != nil {
 			return false
 		}
 	}

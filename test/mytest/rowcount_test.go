@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/test/batontest"
@@ -209,5 +210,47 @@ func TestSessionTrackStripped(t *testing.T) {
 				t.Fatalf("OK packets differ:\ndirect %+v\nbaton  %+v", d, bt)
 			}
 		})
+	}
+}
+
+// TestTrackingRestoredOnReuse: a backend connection on which a client set its own tracking
+// list goes back to the pool, is reset to the server's default list, and still reports the
+// GTIDs of the next session's writes (baton re-adds last_gtid after the reset).
+func TestTrackingRestoredOnReuse(t *testing.T) {
+	ctx := ctxT(t)
+	b := batontest.StartMyBatonForTest(t, my, func(cl *topology.Cluster) {
+		cl.Consistency = topology.ReadYourWrites
+		cl.Pool.MaxPerNode = 1 // the second session gets the first one's connection
+	})
+	session := func(qs ...string) string {
+		db, err := sql.Open("mysql", b.DSN(my, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			db.Close()
+			cluster.Eventually(t, 10*time.Second, "the session ended", func() (bool, error) {
+				return b.Inst.Clusters()[0].My.Metrics().Sessions.Load() == 0, nil
+			})
+		}()
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, q := range qs {
+			mustExec(t, c, q)
+		}
+		var list string
+		if err := c.QueryRowContext(ctx, "/* baton:primary */ SELECT @@session_track_system_variables").Scan(&list); err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+	if got := session("SET SESSION session_track_system_variables = 'last_gtid,time_zone'"); got != "last_gtid,time_zone" {
+		t.Fatalf("the client's own list reads %q", got)
+	}
+	if got := session(); !strings.Contains(got, "last_gtid") {
+		t.Fatalf("after the reset the reused connection tracks %q: no last_gtid", got)
 	}
 }
