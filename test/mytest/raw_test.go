@@ -12,12 +12,7 @@ import (
 // cfg sets the capabilities wanted. The connection closes when the test ends.
 func rawConn(t *testing.T, addr string, cfg mywire.ClientConfig) *mywire.ClientConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dialTest(t, addr)
 	cfg.User, cfg.Password, cfg.Database = my.Opts.AppUser, my.Opts.AppPassword, my.Opts.AppDB
 	cc, err := mywire.Connect(c, cfg)
 	if err != nil {
@@ -49,4 +44,16 @@ func rawQuery(t *testing.T, cc *mywire.ClientConn, q string) ([][]byte, *mywire.
 		t.Fatalf("%s: %d %s", q, e.Code, e.Message)
 	}
 	return out, tr
+}
+
+// dialTest opens a TCP connection to addr with a 20-second deadline, closed when the test ends.
+func dialTest(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c
 }

@@ -59,12 +59,7 @@ func (e *wireErr) Error() string { return fmt.Sprintf("ERR %d (%s): %s", e.Code,
 // wireDial connects to addr and reads the server greeting (protocol 10).
 func wireDial(t testing.TB, addr string) *wireConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dialTest(t, addr)
 	w := &wireConn{t: t, c: c}
 	p, seq, err := w.read()
 	if err != nil {
