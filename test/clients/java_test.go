@@ -7,22 +7,22 @@ import (
 
 // javaRun runs one of the java/ programs. The JVM's time zone is fixed so that timestamps print
 // the same whatever the machine's.
-func javaRun(ctx context.Context, class string, args ...string) string {
+func javaRun(ctx context.Context, class, jar string, args ...string) string {
 	return runProc(ctx, "", "", nil, "java", append([]string{"-Duser.timezone=UTC", "-Xshare:auto", "-XX:TieredStopAtLevel=1",
-		"-cp", javaClasspath(), class}, args...)...)
+		"-cp", javaClasspath(jar), class}, args...)...)
 }
 
 // pgJDBCClient is pgJDBC (java/PgJdbc.java). Scenario options go into the JDBC URL.
 var pgJDBCClient = &client{
 	name: "pgjdbc",
 	pg:   true,
-	need: needJava(pgJDBCJar, "libpostgresql-jdbc-java"),
+	need: needJava("PgJdbc", pgJDBCJar, "libpostgresql-jdbc-java"),
 	run: func(ctx context.Context, tg target, sc scenario, T string) string {
 		url := fmt.Sprintf("jdbc:postgresql://%s/%s?user=%s&password=%s&sslmode=disable", tg.addr(), tg.db, tg.user, tg.password)
 		if sc.name == "autosave" {
 			url += "&autosave=always"
 		}
-		return javaRun(ctx, "PgJdbc", sc.name, url, T)
+		return javaRun(ctx, "PgJdbc", pgJDBCJar, sc.name, url, T)
 	},
 	scens: []scenario{
 		{name: "basic", setup: pgTypes},
@@ -38,7 +38,7 @@ var pgJDBCClient = &client{
 // mariaDBJClient is MariaDB Connector/J (java/MariaJ.java).
 var mariaDBJClient = &client{
 	name: "connector-j",
-	need: needJava(mariaDBJJar, "libmariadb-java"),
+	need: needJava("MariaJ", mariaDBJJar, "libmariadb-java"),
 	run: func(ctx context.Context, tg target, sc scenario, T string) string {
 		url := fmt.Sprintf("jdbc:mariadb://%s/%s?user=%s&password=%s", tg.addr(), tg.db, tg.user, tg.password)
 		switch sc.name {
@@ -47,7 +47,7 @@ var mariaDBJClient = &client{
 		case "rewrite_batch":
 			url += "&rewriteBatchedStatements=true"
 		}
-		return javaRun(ctx, "MariaJ", sc.name, url, T)
+		return javaRun(ctx, "MariaJ", mariaDBJJar, sc.name, url, T)
 	},
 	scens: []scenario{
 		{name: "basic", setup: myTypes},

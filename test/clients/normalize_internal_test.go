@@ -1,6 +1,9 @@
 package clients
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNormalize(t *testing.T) {
 	tg := target{port: 20003}
@@ -23,5 +26,22 @@ func TestDiff(t *testing.T) {
 	want := "  a\n+ x\n- b\n  c\n"
 	if got != want {
 		t.Errorf("diff = %q; want %q", got, want)
+	}
+}
+
+// A missing client fails its test with the package to install (runClient calls need first).
+func TestMissingClientNamesPackage(t *testing.T) {
+	for _, c := range []struct {
+		need func() error
+		pkg  string
+	}{
+		{needCmd("baton-no-such-client", "baton-no-such-package"), "apt-get install -y baton-no-such-package"},
+		{needPython("baton_no_such_module", "python3-baton-no-such"), "python3-baton-no-such"},
+		{needJava("PgJdbc", "/nonexistent/driver.jar", "libbaton-no-such-java"), "apt-get install -y libbaton-no-such-java"},
+	} {
+		err := c.need()
+		if err == nil || !strings.Contains(err.Error(), c.pkg) {
+			t.Errorf("need() = %v; want an error naming %q", err, c.pkg)
+		}
 	}
 }

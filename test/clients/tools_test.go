@@ -80,11 +80,14 @@ func srcDir(sub string) string {
 	return filepath.Join(wd, sub)
 }
 
-// Java: the programs under java/ are compiled once per test binary into a temporary directory.
+// Java: each program under java/ is compiled once per test binary, against its driver only,
+// into one temporary directory.
 var (
-	javaOnce sync.Once
-	javaDir  string
-	javaErr  error
+	javaDirOnce sync.Once
+	javaDir     string
+	javaDirErr  error
+	javaMu      sync.Mutex
+	javaBuilt   = map[string]error{}
 )
 
 const (
@@ -92,12 +95,12 @@ const (
 	mariaDBJJar = "/usr/share/java/mariadb-java-client.jar"
 )
 
-func javaClasspath() string {
-	return strings.Join([]string{javaDir, pgJDBCJar, mariaDBJJar}, string(os.PathListSeparator))
+func javaClasspath(jar string) string {
+	return javaDir + string(os.PathListSeparator) + jar
 }
 
-// needJava checks javac, java and the driver jar, then compiles java/*.java.
-func needJava(jar, pkg string) func() error {
+// needJava checks javac, java and the driver jar, then compiles java/<class>.java.
+func needJava(class, jar, pkg string) func() error {
 	return func() error {
 		if err := needCmd("javac", "openjdk-17-jdk-headless")(); err != nil {
 			return err
@@ -105,19 +108,24 @@ func needJava(jar, pkg string) func() error {
 		if _, err := os.Stat(jar); err != nil {
 			return fmt.Errorf("%s not found: apt-get install -y %s (or run test/scripts/deps.sh test)", jar, pkg)
 		}
-		javaOnce.Do(func() {
-			if javaDir, javaErr = os.MkdirTemp("", "baton-clients-java-"); javaErr != nil {
-				return
-			}
-			srcs, _ := filepath.Glob(srcDir("java/*.java"))
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			args := append([]string{"-nowarn", "-d", javaDir, "-cp", javaClasspath()}, srcs...)
-			if out, err := exec.CommandContext(ctx, "javac", args...).CombinedOutput(); err != nil {
-				javaErr = fmt.Errorf("javac: %v\n%s", err, out)
-			}
-		})
-		return javaErr
+		javaDirOnce.Do(func() { javaDir, javaDirErr = os.MkdirTemp("", "baton-clients-java-") })
+		if javaDirErr != nil {
+			return javaDirErr
+		}
+		javaMu.Lock()
+		defer javaMu.Unlock()
+		if err, done := javaBuilt[class]; done {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var err error
+		if out, cerr := exec.CommandContext(ctx, "javac", "-nowarn", "-d", javaDir, "-cp", jar,
+			srcDir(filepath.Join("java", class+".java"))).CombinedOutput(); cerr != nil {
+			err = fmt.Errorf("javac %s.java: %v\n%s", class, cerr, out)
+		}
+		javaBuilt[class] = err
+		return err
 	}
 }
 
