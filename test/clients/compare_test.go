@@ -99,7 +99,7 @@ func tableName(c *client, sc scenario) string {
 // runClient runs every scenario of c through baton and directly, and compares.
 func runClient(t *testing.T, c *client) {
 	if err := c.need(); err != nil {
-		t.Fatalf("client %s is not installed: %v", c.name, err)
+		t.Fatalf("client %s cannot run: %v", c.name, err)
 	}
 	targets := myTargets()
 	if c.pg {

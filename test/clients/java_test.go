@@ -8,7 +8,7 @@ import (
 // javaRun runs one of the java/ programs. The JVM's time zone is fixed so that timestamps print
 // the same whatever the machine's.
 func javaRun(ctx context.Context, class, jar string, args ...string) string {
-	return runProc(ctx, "", "", nil, "java", append([]string{"-Duser.timezone=UTC", "-Xshare:auto", "-XX:TieredStopAtLevel=1",
+	return runProc(ctx, "", "", nil, "java", append([]string{"-Duser.timezone=UTC", "-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Xshare:auto", "-XX:TieredStopAtLevel=1",
 		"-cp", javaClasspath(jar), class}, args...)...)
 }
 

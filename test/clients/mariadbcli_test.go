@@ -19,7 +19,7 @@ var mariadbCLI = &client{
 			panic("BUG: mariadb CLI has no scenario " + sc.name)
 		}
 		args := []string{"--no-defaults", "--protocol=TCP", "-h", tg.host, "-P", strconv.Itoa(tg.port),
-			"-u", tg.user, "-p" + tg.password, "--batch", "--force", "--show-warnings", "--column-names", tg.db}
+			"-u", tg.user, "-p" + tg.password, "--default-character-set=utf8mb4", "--batch", "--force", "--show-warnings", "--column-names", tg.db}
 		if s.kill == "" {
 			return runProc(ctx, "", strings.ReplaceAll(s.script, "{T}", T), nil, "mariadb", args...)
 		}

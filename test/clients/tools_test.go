@@ -120,7 +120,7 @@ func needJava(class, jar, pkg string) func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		var err error
-		if out, cerr := exec.CommandContext(ctx, "javac", "-nowarn", "-d", javaDir, "-cp", jar,
+		if out, cerr := exec.CommandContext(ctx, "javac", "-encoding", "UTF-8", "-nowarn", "-d", javaDir, "-cp", jar,
 			srcDir(filepath.Join("java", class+".java"))).CombinedOutput(); cerr != nil {
 			err = fmt.Errorf("javac %s.java: %v\n%s", class, cerr, out)
 		}
