@@ -253,7 +253,7 @@ func TestAdminAgainstPostgres(t *testing.T) {
 				t.Errorf("replica at %s: %+v, want up, readable, checked", r.Addr(), n)
 			}
 		}
-		if cs.Engine != "postgres" || cs.Consistency != "eventual" || cs.Listen != b.Inst.Clusters()[0].Addr().String() {
+		if cs.Engine != "postgres" || cs.Consistency != "read_your_writes" || cs.Listen != b.Inst.Clusters()[0].Addr().String() {
 			t.Errorf("cluster header: %+v", cs)
 		}
 		if cs.Sessions != 1 || cs.Statements.Replica == 0 || cs.Statements.Primary == 0 || cs.ReadableReplicas != 2 {
@@ -267,6 +267,49 @@ func TestAdminAgainstPostgres(t *testing.T) {
 		}
 		if code, body := get(t, s, "/api/v1/clusters/nope", ""); code != http.StatusNotFound || !strings.Contains(string(body), "nope") {
 			t.Errorf("/api/v1/clusters/nope: %d %s", code, body)
+		}
+	})
+
+	t.Run("pinned sessions", func(t *testing.T) {
+		pinned := func() (api int64, metric float64, table string) {
+			doc := clusters(t, s, "")
+			metric, _ = value(scrape(t, s, ""), "baton_pinned_sessions", map[string]string{"cluster": "pg", "reason": "temp_table"})
+			var buf strings.Builder
+			if err := admin.WriteTable(&buf, &doc); err != nil {
+				t.Fatal(err)
+			}
+			return doc.Clusters[0].Pinned["temp_table"], metric, buf.String()
+		}
+		if api, metric, _ := pinned(); api != 0 || metric != 0 {
+			t.Fatalf("before: temp_table pins %d (metric %v); want 0", api, metric)
+		}
+		other, err := pgx.Connect(ctx, b.URL(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Exec(ctx, "CREATE TEMP TABLE admin_pin (x int)"); err != nil {
+			t.Fatal(err)
+		}
+		api, metric, table := pinned()
+		if api != 1 || metric != 1 || !strings.Contains(table, "pinned sessions: 1 temp_table") {
+			t.Fatalf("with a temp table: pins %d, metric %v, table:\n%s\nwant 1, 1 and a 'pinned sessions: 1 temp_table' line", api, metric, table)
+		}
+		if _, err := other.Exec(ctx, "DISCARD TEMP"); err != nil {
+			t.Fatal(err)
+		}
+		if api, metric, _ := pinned(); api != 0 || metric != 0 {
+			t.Fatalf("after DISCARD TEMP: pins %d (metric %v); want 0", api, metric)
+		}
+		if _, err := other.Exec(ctx, "CREATE TEMP TABLE admin_pin2 (x int)"); err != nil {
+			t.Fatal(err)
+		}
+		other.Close(ctx)
+		deadline := time.Now().Add(10 * time.Second)
+		for api, metric, _ := pinned(); api != 0 || metric != 0; api, metric, _ = pinned() {
+			if time.Now().After(deadline) {
+				t.Fatalf("10 s after the pinned client left: pins %d (metric %v); want 0", api, metric)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the API for the session's end
 		}
 	})
 

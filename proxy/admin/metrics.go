@@ -58,6 +58,8 @@ var (
 		"1 while the coordinator reports a problem it will not act on by itself (an automatic failover refused: failover.auto off, or within failover.min_interval).", []string{"cluster"}, nil)
 	descRYWWaits = prometheus.NewDesc("baton_read_your_writes_waits_total",
 		"read_your_writes: waits on a replica for the session's last write before a read.", []string{"cluster"}, nil)
+	descPinned = prometheus.NewDesc("baton_pinned_sessions",
+		"Client sessions holding state that keeps them on one backend, by reason.", []string{"cluster", "reason"}, nil)
 	descRYWFallbacks = prometheus.NewDesc("baton_read_your_writes_fallbacks_total",
 		"read_your_writes: reads sent to the primary because no replica had the session's last write in time.", []string{"cluster"}, nil)
 )
@@ -73,7 +75,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
 		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
 		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed,
-		descRYWWaits, descRYWFallbacks, descAlert} {
+		descRYWWaits, descRYWFallbacks, descAlert, descPinned} {
 		ch <- d
 	}
 }
@@ -123,6 +125,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descAlert, b2f(cs.Alert != ""), cl)
 		counter(descRYWWaits, cs.RYWWaits, cl)
 		counter(descRYWFallbacks, cs.RYWFallbacks, cl)
+		for reason, n := range cs.Pinned {
+			gauge(descPinned, float64(n), cl, reason)
+		}
 	}
 }
 

@@ -55,6 +55,9 @@ type ClusterStatus struct {
 	// it in time.
 	RYWWaits     int64 `json:"ryw_waits"`
 	RYWFallbacks int64 `json:"ryw_fallbacks"`
+	// Pinned counts the sessions that hold each kind of state keeping them on one backend
+	// (temp_table, listen, advisory_lock, …); every reason is present.
+	Pinned map[string]int64 `json:"pinned_sessions"`
 }
 
 // StatementCounts counts the statements routed to each kind of node.
@@ -119,6 +122,7 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		cs.Statements = StatementCounts{Primary: m.ToPrimary.Load(), Replica: m.ToReplica.Load()}
 		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
 		cs.RYWWaits, cs.RYWFallbacks = m.RYWWaits(), m.RYWFallbacks()
+		cs.Pinned = m.Pinned.Snapshot()
 		pools = c.PG.PoolStats()
 	case c.My != nil:
 		m := c.My.Metrics()
@@ -126,6 +130,7 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		cs.Statements = StatementCounts{Primary: m.ToPrimary.Load(), Replica: m.ToReplica.Load()}
 		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
 		cs.RYWWaits, cs.RYWFallbacks = m.GTIDWaits(), m.GTIDFallbacks()
+		cs.Pinned = m.Pinned.Snapshot()
 		pools = c.My.PoolStats()
 	}
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -43,6 +44,9 @@ func WriteTable(w io.Writer, doc *ClustersResponse) error {
 			c.Statements.Primary, c.Statements.Replica, c.Misroutes, c.Retries)
 		if err != nil {
 			return err
+		}
+		if pinned := pinnedLine(c.Pinned); pinned != "" {
+			fmt.Fprintf(w, "\n  pinned sessions: %s", pinned)
 		}
 		if c.Epoch > 0 {
 			fmt.Fprintf(w, "\n  epoch %d, %s", c.Epoch, c.Phase)
@@ -138,4 +142,24 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// pinnedLine renders the non-zero pinned-session counts, most first ("" when none).
+func pinnedLine(m map[string]int64) string {
+	type kv struct {
+		k string
+		v int64
+	}
+	var kvs []kv
+	for k, v := range m {
+		if v > 0 {
+			kvs = append(kvs, kv{k, v})
+		}
+	}
+	sort.Slice(kvs, func(i, j int) bool { return kvs[i].v > kvs[j].v || kvs[i].v == kvs[j].v && kvs[i].k < kvs[j].k })
+	parts := make([]string, len(kvs))
+	for i, e := range kvs {
+		parts[i] = fmt.Sprintf("%d %s", e.v, e.k)
+	}
+	return strings.Join(parts, ", ")
 }

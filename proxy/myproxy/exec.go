@@ -43,6 +43,7 @@ const holdLimit = 64 << 10
 
 // exec routes and runs a unit, resending it elsewhere when that is invisible to the client.
 func (s *session) exec(u *unit) {
+	defer s.publishPins()
 	avoid := map[*nodePool]bool{}
 	var hold *buffer.Hold
 	if u.force == nil && !s.inTx && router.ReadsLastStatement(u.class) && s.last != nil && !s.last.broken {

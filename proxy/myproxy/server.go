@@ -19,6 +19,7 @@ import (
 	"github.com/baton-proxy/baton/proxy/listen"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pins"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -34,6 +35,9 @@ type Metrics struct {
 	Sessions, Accepted, Rejected, ToPrimary, ToReplica atomic.Int64
 	misroutes, retries, errors, authFail               atomic.Int64
 	gtidWaits, gtidFallbacks                           atomic.Int64 // read_your_writes (ryw.go)
+
+	// Pinned counts the sessions holding each kind of pinned state now.
+	Pinned pins.Counts
 }
 
 // Misroutes counts writes a replica refused that were resent to the primary.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pins"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -43,8 +44,9 @@ type session struct {
 	stmts      map[uint32]*stmt
 	nextStmt   uint32
 	pins       router.Pin
-	wrote      bool   // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
-	gtid       string // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
+	pinned     pins.Session // what publishPins last reported
+	wrote      bool         // read_your_writes: the session wrote and baton could not learn where: it reads from the primary from then on
+	gtid       string       // read_your_writes: position of the session's writes (MariaDB GTID list; a MySQL GTID set when gtidMy)
 	gtidMy     bool
 	caughtUp   string            // read_your_writes: the replica a wait proved to hold gtid ("" none)
 	missed     router.WaitMisses // read_your_writes: when a wait on a replica last timed out
@@ -310,8 +312,18 @@ func (s *session) resetSession() {
 	s.autocommit = true
 }
 
+// publishPins reports the session's pins to the metrics, and logs once per session and reason
+// what pinned it.
+func (s *session) publishPins() {
+	if first := s.srv.metrics.Pinned.Publish(&s.pinned, s.pins); first != 0 {
+		s.srv.log.Info("session pinned to its backend", "cluster", s.srv.config().Name, "user", s.user.Name,
+			"remote", s.client.RemoteAddr().String(), "reasons", pins.Names(first))
+	}
+}
+
 func (s *session) cleanup() {
 	s.closing.Store(true)
+	s.srv.metrics.Pinned.Publish(&s.pinned, 0)
 	for np, be := range s.conns {
 		np.Release(be, be.key, !be.broken && !s.inTx)
 	}

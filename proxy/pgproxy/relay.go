@@ -347,6 +347,7 @@ func commandTag(f []byte) string {
 
 // finish applies a unit's effects on session state once its ReadyForQuery arrived.
 func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string) {
+	defer s.publishPins()
 	s.txStatus = status
 	s.trackReadOnlyTx(u, status, startTx)
 	if status == 'I' {

@@ -18,6 +18,7 @@ import (
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/listen"
 	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/proxy/pins"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -41,6 +42,9 @@ type Metrics struct {
 	authFail  atomic.Int64
 
 	rywWaits, rywFallbacks atomic.Int64 // read_your_writes (ryw.go)
+
+	// Pinned counts the sessions holding each kind of pinned state now.
+	Pinned pins.Counts
 }
 
 // Misroutes counts writes a replica refused that were resent to the primary.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/proxy/pins"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
@@ -76,6 +77,7 @@ type session struct {
 	stmts     map[string]*stmt
 	stmtGen   uint64
 	pins      router.Pin
+	pinned    pins.Session          // what publishPins last reported
 	forceNode *nodePool             // the next unit runs on this node (identity.go)
 	signals   map[string]signalCall // prepared signals of baton process ids (identity.go)
 	// serializable: the session's default isolation is SERIALIZABLE, which a hot standby
@@ -405,6 +407,7 @@ func (s *session) cleanup() {
 		}
 	}
 	s.resolveCancel(nil) // a cancel still waiting cancels nothing now
+	defer s.srv.metrics.Pinned.Publish(&s.pinned, 0)
 	if s.queue != nil {
 		close(s.queue)
 		if c := s.idleConn.Load(); c != nil {
@@ -446,6 +449,15 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	be.applied = s.histBase
 	s.conns[np] = be
 	return be, nil
+}
+
+// publishPins reports the session's pins to the metrics, and logs once per session and reason
+// what pinned it (pinned sessions cannot leave their backend: operators want to know why).
+func (s *session) publishPins() {
+	if first := s.srv.metrics.Pinned.Publish(&s.pinned, s.pins); first != 0 {
+		s.srv.log.Info("session pinned to its backend", "cluster", s.srv.config().Name, "user", s.user.Name,
+			"remote", s.client.RemoteAddr().String(), "reasons", pins.Names(first))
+	}
 }
 
 // sessionLost: a connection that carried state baton cannot rebuild died between statements;
