@@ -46,6 +46,7 @@ func TestLoadDataLocalInfile(t *testing.T) {
 			tbl := unique("infile")
 			c := conn2(t, b, "allowAllFiles=true&"+m.params)
 			mustExec(t, c, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, name VARCHAR(30))")
+			caughtUpMy(t) // read_your_writes: a replica serves the session's reads once it has its writes
 			wantReplica(t, "a read before LOAD DATA", where(t, c, ctx, ""))
 			res, err := c.ExecContext(ctx, "LOAD DATA LOCAL INFILE '"+file+"' INTO TABLE "+tbl+" FIELDS TERMINATED BY ','")
 			if err != nil {
@@ -58,6 +59,7 @@ func TestLoadDataLocalInfile(t *testing.T) {
 				t.Fatalf("the primary holds %d rows (sum %d); want %d", n, sum, rows)
 			}
 			// The session is in sync after the file exchange.
+			caughtUpMy(t)
 			wantReplica(t, "a read after LOAD DATA", where(t, c, ctx, ""))
 			// A missing file: the driver sends an empty file; the server loads nothing.
 			if _, err := c.ExecContext(ctx, "LOAD DATA LOCAL INFILE '"+file+".missing' INTO TABLE "+tbl); err == nil {
@@ -86,9 +88,20 @@ func TestLoadDataLocalInfileDisabled(t *testing.T) {
 	if n, _ := primaryCount(t, tbl); n != 0 {
 		t.Fatalf("%d rows loaded although local_infile is off", n)
 	}
+	caughtUpMy(t)
 	wantReplica(t, "a read after the refused LOAD DATA", where(t, c, ctx, ""))
 	mustExec(t, c, "INSERT INTO "+tbl+" VALUES (1, 'after')")
 	if n, _ := primaryCount(t, tbl); n != 1 {
 		t.Fatalf("a write after the refused LOAD DATA: %d rows", n)
+	}
+}
+
+// caughtUpMy waits until every replica has applied everything the primary has: a
+// read_your_writes session (the default) reads on a replica only once one has its writes, and a
+// large write can take a loaded machine longer than read_your_writes_wait to apply.
+func caughtUpMy(t *testing.T) {
+	t.Helper()
+	if err := my.WaitCaughtUp(ctxT(t)); err != nil {
+		t.Fatal(err)
 	}
 }
