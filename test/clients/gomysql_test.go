@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -37,6 +38,11 @@ var goMySQLClient = &client{
 		}
 		db := sql.OpenDB(conn)
 		defer db.Close()
+		if sc.name != "kill_query" {
+			// One connection, one session: a read after the session's own write is what
+			// read_your_writes guarantees; across two pooled connections it is not.
+			db.SetMaxOpenConns(1)
+		}
 		f(ctx, o, db, T)
 		return o.String()
 	},
@@ -50,6 +56,7 @@ var goMySQLClient = &client{
 		{name: "kill_query", setup: myStd, want: []string{"interrupted: true"}},
 		{name: "session_state", setup: myStd + "\nDROP TABLE IF EXISTS {T}_ai;\nCREATE TABLE {T}_ai (id int AUTO_INCREMENT PRIMARY KEY, v int);", want: []string{"row: \"5\"|\"+05:00\"", "row: \"3\"\nfound_rows"}},
 		{name: "multi_statements", setup: myStd, want: []string{"result set 2"}},
+		{name: "big_packet", setup: "DROP TABLE IF EXISTS {T};\nCREATE TABLE {T} (id int PRIMARY KEY, b longblob);", want: []string{"length 17825792"}},
 	},
 }
 
@@ -106,6 +113,22 @@ func myExec(ctx context.Context, o *out, q interface {
 }
 
 var goMySQLScenarios = map[string]func(context.Context, *out, *sql.DB, string){
+	// A 17 MiB value each way: MySQL packets over 16 MiB are split, and joined again.
+	"big_packet": func(ctx context.Context, o *out, db *sql.DB, T string) {
+		big := make([]byte, 17<<20)
+		for i := range big {
+			big[i] = byte(i * 7)
+		}
+		myExec(ctx, o, db, "insert (binary protocol)", "INSERT INTO "+T+" VALUES (?, ?)", 1, big)
+		myExec(ctx, o, db, "insert (text protocol)", "INSERT INTO "+T+" VALUES (2, REPEAT('x', 17825792))")
+		for _, id := range []int{1, 2} {
+			var got []byte
+			err := db.QueryRowContext(ctx, "SELECT b FROM "+T+" WHERE id = ?", id).Scan(&got)
+			o.err(fmt.Sprint("read ", id), err)
+			o.linef("length %d sum %x", len(got), sha256.Sum256(got))
+		}
+		myQuery(ctx, o, db, "server side", "SELECT id, LENGTH(b), MD5(b) FROM "+T+" ORDER BY id")
+	},
 	// Session state a pooled proxy must carry: user variables, SET SESSION, temporary tables,
 	// GET_LOCK, LAST_INSERT_ID, FOUND_ROWS.
 	"session_state": func(ctx context.Context, o *out, db *sql.DB, T string) {

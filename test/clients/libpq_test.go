@@ -26,6 +26,9 @@ var libpqClient = &client{
 			return o.String()
 		}
 		defer db.Close()
+		// One connection, one session: a read after the session's own write is what
+		// read_your_writes guarantees; across two pooled connections it is not.
+		db.SetMaxOpenConns(1)
 		f(ctx, o, db, T)
 		return o.String()
 	},
@@ -46,7 +49,6 @@ var libpqScenarios = map[string]func(context.Context, *out, *sql.DB, string){
 		myQuery(ctx, o, db, "literals", "SELECT 1::int2, 3::int8, 1.5::float4, '{\"a\":1}'::json, ARRAY['a',NULL,'c'], '2001-02-03'::date, NULL::text")
 	},
 	"errors": func(ctx context.Context, o *out, db *sql.DB, T string) {
-		db.SetMaxOpenConns(1)
 		myExec(ctx, o, db, "syntax", "SELEC 1")
 		myExec(ctx, o, db, "unique", "INSERT INTO "+T+" VALUES ($1, $2)", 1, "dup")
 		myQuery(ctx, o, db, "division", "SELECT 1 / $1::int", 0)
@@ -57,7 +59,6 @@ var libpqScenarios = map[string]func(context.Context, *out, *sql.DB, string){
 	// Bind+Execute+Sync for the unnamed statement. (This suite found baton answering the Bind
 	// with 26000 "unnamed prepared statement does not exist"; fixed since.)
 	"write_params": func(ctx context.Context, o *out, db *sql.DB, T string) {
-		db.SetMaxOpenConns(1)
 		myExec(ctx, o, db, "insert", "INSERT INTO "+T+" VALUES ($1, $2)", 4, "four")
 		myExec(ctx, o, db, "update", "UPDATE "+T+" SET v = $1 WHERE id > $2", "x", 2)
 		myExec(ctx, o, db, "unique", "INSERT INTO "+T+" VALUES ($1, $2)", 1, "dup")
@@ -121,7 +122,6 @@ var libpqScenarios = map[string]func(context.Context, *out, *sql.DB, string){
 	// issue 9 PG item 5: BeginTx, cancel its context, Rollback, Begin again, 1000 times. lib/pq
 	// sends a CancelRequest when the context ends; it must never hit the next BEGIN.
 	"begin_cancel_loop": func(ctx context.Context, o *out, db *sql.DB, T string) {
-		db.SetMaxOpenConns(1)
 		fails := 0
 		errs := map[string]int{}
 		for range 1000 {

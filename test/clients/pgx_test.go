@@ -2,6 +2,8 @@ package clients
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -43,6 +45,10 @@ var pgxClient = &client{
 		{name: "close_prepared", setup: pgStd, want: []string{"row: int64:0"}},
 		{name: "terminate_self", want: []string{"FATAL 57P01"}},
 		{name: "session_state", setup: pgStd, want: []string{"notification: chan_x hello", "row: bool:true"}},
+		{name: "pipeline", setup: pgStd, want: []string{"23505", "row: int64:4"}},
+		{name: "copy_from", setup: pgStd, want: []string{"copied 5000", "row: int64:5003"}},
+		{name: "cursor_with_hold", setup: pgStd, want: []string{"fetch: FETCH 2"}},
+		{name: "large_result", want: []string{"rows 100000"}},
 	},
 }
 
@@ -79,6 +85,86 @@ func pgxExec(ctx context.Context, o *out, c *pgx.Conn, what, q string, args ...a
 }
 
 var pgxScenarios = map[string]func(context.Context, *out, *pgx.Conn, string){
+	// A pgx batch: many Parse/Bind/Execute groups and one Sync, with an error in the middle.
+	"pipeline": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		b := &pgx.Batch{}
+		b.Queue("SELECT count(*) FROM " + T)
+		b.Queue("INSERT INTO "+T+" VALUES ($1, $2)", 4, "four")
+		b.Queue("SELECT count(*) FROM " + T)
+		b.Queue("INSERT INTO "+T+" VALUES ($1, $2)", 1, "dup")
+		b.Queue("SELECT 1")
+		br := c.SendBatch(ctx, b)
+		for i := range b.Len() {
+			rows, err := br.Query()
+			if err != nil {
+				o.err(fmt.Sprint("batch ", i), err)
+				continue
+			}
+			for rows.Next() {
+				v, _ := rows.Values()
+				o.row(v)
+			}
+			rows.Close()
+			o.err(fmt.Sprint("batch ", i), rows.Err())
+		}
+		o.err("batch close", br.Close())
+		pgxQuery(ctx, o, c, "after the batch", "SELECT count(*) FROM "+T)
+		// The same outside an implicit transaction, in a transaction block of its own.
+		b = &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("INSERT INTO "+T+" VALUES ($1, $2)", 5, "five")
+		b.Queue("COMMIT")
+		o.err("tx batch", c.SendBatch(ctx, b).Close())
+		pgxQuery(ctx, o, c, "after the tx batch", "SELECT count(*) FROM "+T)
+	},
+	// Binary COPY FROM STDIN (pgx CopyFrom), then a read of what it wrote.
+	"copy_from": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		rows := make([][]any, 5000)
+		for i := range rows {
+			rows[i] = []any{int32(i + 4), fmt.Sprint("v", i)}
+		}
+		n, err := c.CopyFrom(ctx, pgx.Identifier{T}, []string{"id", "v"}, pgx.CopyFromRows(rows))
+		o.err("copy from", err)
+		o.linef("copied %d", n)
+		pgxQuery(ctx, o, c, "count", "SELECT count(*), sum(id) FROM "+T)
+		_, err = c.CopyFrom(ctx, pgx.Identifier{T}, []string{"id", "v"}, pgx.CopyFromRows([][]any{{int32(1), "dup"}}))
+		o.err("copy a duplicate", err)
+		pgxQuery(ctx, o, c, "count after the failed copy", "SELECT count(*) FROM "+T)
+	},
+	// A cursor WITH HOLD outlives its transaction (baton pins the session to its node).
+	"cursor_with_hold": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		pgxExec(ctx, o, c, "begin", "BEGIN")
+		pgxExec(ctx, o, c, "declare", "DECLARE cur CURSOR WITH HOLD FOR SELECT id, v FROM "+T+" ORDER BY id")
+		pgxExec(ctx, o, c, "commit", "COMMIT")
+		pgxQuery(ctx, o, c, "fetch", "FETCH 2 FROM cur", pgx.QueryExecModeSimpleProtocol)
+		pgxQuery(ctx, o, c, "fetch", "FETCH 2 FROM cur", pgx.QueryExecModeSimpleProtocol)
+		pgxExec(ctx, o, c, "close", "CLOSE cur")
+		pgxQuery(ctx, o, c, "fetch closed", "FETCH 1 FROM cur", pgx.QueryExecModeSimpleProtocol)
+	},
+	// A result of 100,000 rows: printed as a count and checksums.
+	"large_result": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
+		rows, err := c.Query(ctx, "SELECT i, md5(i::text) FROM generate_series(1, $1::int) i", 100000)
+		if err != nil {
+			o.err("query", err)
+			return
+		}
+		var n, sum int64
+		h := fnv.New64a()
+		for rows.Next() {
+			var i int64
+			var m string
+			if err := rows.Scan(&i, &m); err != nil {
+				o.err("scan", err)
+				break
+			}
+			n++
+			sum += i
+			h.Write([]byte(m))
+		}
+		rows.Close()
+		o.err("rows", rows.Err())
+		o.linef("rows %d sum %d hash %x", n, sum, h.Sum64())
+	},
 	// Session state a pooled proxy must carry: SET, temp tables, LISTEN/NOTIFY, advisory locks.
 	"session_state": func(ctx context.Context, o *out, c *pgx.Conn, T string) {
 		pgxExec(ctx, o, c, "set tz", "SET TimeZone = 'Asia/Kolkata'")
