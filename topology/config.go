@@ -25,6 +25,18 @@ const (
 // Consistency is a cluster's read-consistency mode (DESIGN §2).
 type Consistency string
 
+// PoolMode says how long a client session keeps a backend connection.
+type PoolMode string
+
+// Pool modes.
+const (
+	// PoolSession: a session keeps a connection to each node it uses until it ends.
+	PoolSession PoolMode = "session"
+	// PoolTransaction: a session holds a connection for one statement outside a transaction or
+	// for one whole transaction; pinned state (temp tables, LISTEN, …) keeps it longer.
+	PoolTransaction PoolMode = "transaction"
+)
+
 // Consistency modes.
 const (
 	Eventual       Consistency = "eventual"
@@ -118,6 +130,8 @@ type Cluster struct {
 	Engine      Engine      `yaml:"engine"`
 	Listen      string      `yaml:"listen"`
 	Consistency Consistency `yaml:"consistency"`
+	// PoolMode: session (default) or transaction; users[].pool_mode overrides it.
+	PoolMode PoolMode `yaml:"pool_mode"`
 	// Database is the default database for backend connections when the client names none.
 	Database      string   `yaml:"database"`
 	ProbeInterval Duration `yaml:"probe_interval"`
@@ -243,6 +257,8 @@ type User struct {
 	BackendUser        string `yaml:"backend_user"`
 	BackendPassword    Secret `yaml:"backend_password"`
 	BackendPasswordEnv string `yaml:"backend_password_env"`
+	// PoolMode overrides the cluster's pool_mode for this user ("" = the cluster's).
+	PoolMode PoolMode `yaml:"pool_mode"`
 }
 
 // Pool bounds the per-node backend connection pools.
@@ -421,6 +437,7 @@ const (
 
 func (c *Cluster) applyDefaults() {
 	orDefault(&c.Consistency, ReadYourWrites)
+	orDefault(&c.PoolMode, PoolSession)
 	orDefault(&c.ProbeInterval, Duration(DefaultProbeInterval))
 	orDefault(&c.ProbeTimeout, Duration(DefaultProbeTimeout))
 	if c.MaxLag == 0 && !c.maxLagSet {

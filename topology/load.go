@@ -207,6 +207,16 @@ func (c *Cluster) validate(p string) error {
 	default:
 		return ferr(p+".consistency", "must be eventual, read_your_writes or primary, not %q", c.Consistency)
 	}
+	if err := validPoolMode(c.PoolMode); err != nil {
+		return ferr(p+".pool_mode", "%v", err)
+	}
+	for i, u := range c.Users {
+		if u.PoolMode != "" {
+			if err := validPoolMode(u.PoolMode); err != nil {
+				return ferr(fmt.Sprintf("%s.users[%d].pool_mode", p, i), "%v", err)
+			}
+		}
+	}
 	if len(c.Nodes) == 0 {
 		return ferr(p+".nodes", "at least one node is required")
 	}
@@ -317,6 +327,22 @@ func (c *Cluster) MonitorCredentials() *User {
 }
 
 // User looks a user up by name; nil when absent.
+func validPoolMode(m PoolMode) error {
+	switch m {
+	case PoolSession, PoolTransaction:
+		return nil
+	}
+	return fmt.Errorf("must be session or transaction, not %q", m)
+}
+
+// PoolModeOf returns the pool mode of user u's sessions (the user's own, else the cluster's).
+func (c *Cluster) PoolModeOf(u *User) PoolMode {
+	if u != nil && u.PoolMode != "" {
+		return u.PoolMode
+	}
+	return c.PoolMode
+}
+
 func (c *Cluster) User(name string) *User {
 	for _, u := range c.Users {
 		if u.Name == name {

@@ -55,6 +55,9 @@ func TestExplicitZeroVersusDefault(t *testing.T) {
 	if cl.Consistency != "read_your_writes" {
 		t.Fatalf("default consistency %q; want read_your_writes", cl.Consistency)
 	}
+	if cl.PoolMode != "session" || cl.PoolModeOf(cl.Users[0]) != "session" {
+		t.Fatalf("default pool_mode %q; want session", cl.PoolMode)
+	}
 	zeros := strings.Replace(good, "    listen: 127.0.0.1:6432\n",
 		"    listen: 127.0.0.1:6432\n    max_lag: 0s\n    max_lag_bytes: 0\n    read_your_writes_wait: 0s\n", 1)
 	if cfg, err = Parse("x.yaml", []byte(zeros)); err != nil {
@@ -89,6 +92,8 @@ func TestLoadErrorsNameLineAndField(t *testing.T) {
 		{"bad duration", strings.Replace(good, "    nodes:\n", "    probe_interval: 5 seconds\n    nodes:\n", 1), "clusters[0].probe_interval", 6},
 		{"bad size", strings.Replace(good, "    nodes:\n", "    max_lag_bytes: lots\n    nodes:\n", 1), "clusters[0].max_lag_bytes", 6},
 		{"list for a duration", strings.Replace(good, "    nodes:\n", "    max_lag: [1s]\n    nodes:\n", 1), "clusters[0].max_lag", 6},
+		{"bad pool_mode", strings.Replace(good, "    nodes:\n", "    pool_mode: statement\n    nodes:\n", 1), "clusters[0].pool_mode", 6},
+		{"bad user pool_mode", strings.Replace(good, "password: s3cret-value", "password: s3cret-value\n        pool_mode: txn", 1), "clusters[0].users[0].pool_mode", 14},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -333,6 +333,7 @@ func (s *session) sendInline(u *unit, out []byte) {
 	}
 	s.process(u)
 	s.active.Store(nil)
+	s.checkIn()
 	close(u.done)
 	if s.listen != nil {
 		// LISTEN ran inline: the relay must watch the connection for notifications from now on.
@@ -416,7 +417,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	be.closeLater = be.closeLater[:0]
 	if s.replica != be && u.class.Route == router.Replica && be.node != nil {
 		if snap := s.srv.live.Load(); snap != nil && snap.PrimaryNode() != nil && snap.PrimaryNode().Name != be.node.name {
-			s.replica = be
+			s.replica, s.sticky = be, be.node.name
 		}
 	}
 	if u.dealloc != "" {

@@ -64,6 +64,9 @@ func (s *session) relay() {
 		}
 		s.process(u)
 		s.active.Store(nil)
+		if u.be != nil {
+			s.checkIn()
+		}
 		close(u.done)
 	}
 }

@@ -50,6 +50,8 @@ func (s *session) placement() router.Placement {
 	}
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
+	} else if s.replica == nil {
+		p.Sticky = s.sticky
 	}
 	return p
 }

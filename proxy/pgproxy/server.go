@@ -338,6 +338,7 @@ func (s *Server) serveConn(c net.Conn) {
 		crd:   pgwire.NewMsgReader(br, int(s.config().Limits.MaxMessageSize)),
 		key:   poolKey{User: u.BackendUser, Database: db},
 		conns: map[*nodePool]*backend{}, stmts: map[string]*stmt{}, txStatus: 'I',
+		txPooling: s.config().PoolModeOf(u) == topology.PoolTransaction,
 	}
 	if err := s.greet(sess, params); err != nil {
 		var rej *startupRejected

@@ -69,8 +69,12 @@ type session struct {
 	user     *topology.User
 	key      poolKey
 
-	conns     map[*nodePool]*backend
-	replica   *backend // the replica connection reads prefer (session stickiness)
+	conns   map[*nodePool]*backend
+	replica *backend // the replica connection reads prefer (session stickiness)
+	sticky  string   // the replica node reads prefer when no connection to it is held
+	// txPooling: pool_mode transaction; the session gives its connections back after each
+	// unit that leaves it idle and unpinned (checkIn).
+	txPooling bool
 	history   []histEntry
 	histBase  int
 	pending   []histEntry // session state set inside the open transaction
@@ -449,6 +453,22 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	be.applied = s.histBase
 	s.conns[np] = be
 	return be, nil
+}
+
+// checkIn returns the session's backend connections to their pools after a unit (transaction
+// pool mode), when nothing keeps the session on them: no open transaction, no pinned state, no
+// LISTEN. The session's state is data (history, prepared statements, write position); the next
+// unit brings whichever connection it gets up to it. Runs where the connections are owned: the
+// relay before it answers the unit done, or the client loop while no unit is outstanding.
+func (s *session) checkIn() {
+	if !s.txPooling || s.txStatusNow() != 'I' || s.pins != 0 || s.listen != nil || s.closing.Load() {
+		return
+	}
+	for np, be := range s.conns {
+		delete(s.conns, np)
+		np.release(be, !be.broken)
+	}
+	s.replica = nil
 }
 
 // publishPins reports the session's pins to the metrics, and logs once per session and reason

@@ -199,6 +199,7 @@ func (s *Server) greet(sess *session, params map[string]string) error {
 	s.mu.Lock()
 	s.sessions[sess.keyID] = sess
 	s.mu.Unlock()
+	sess.checkIn() // transaction pooling: an idle new session holds no connection
 	sess.cw.Write(out)
 	return nil
 }

@@ -49,6 +49,7 @@ type Node[C Conn] struct {
 	mu     sync.Mutex
 	idle   map[Key][]idleConn[C]
 	live   map[C]time.Time // every open connection, idle or handed out (for Cut), and when it was opened
+	wake   chan struct{}   // closed (and cleared) when a connection is released to the idle list
 	closed bool
 }
 
@@ -65,43 +66,35 @@ func NewNode[C Conn](cfg *topology.Pool, dial func(ctx context.Context, k Key) (
 }
 
 // Acquire returns an idle connection for k or dials a new one, waiting up to the acquire timeout
-// for room under the bound. An idle connection whose server has closed it (a node killed or
-// restarted, a fenced primary's sessions terminated) is discarded, not handed out: a statement
-// sent on it would fail with an unknown outcome.
+// for room under the bound or for a connection of k to come back (transaction pooling hands
+// connections from session to session). An idle connection whose server has closed it (a node
+// killed or restarted, a fenced primary's sessions terminated) is discarded, not handed out: a
+// statement sent on it would fail with an unknown outcome.
 func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 	var zero C
-	for {
-		n.mu.Lock()
-		if n.closed {
-			n.mu.Unlock()
-			return zero, ErrClosed
-		}
-		l := n.idle[k]
-		if len(l) == 0 {
-			n.mu.Unlock()
-			break
-		}
-		c := l[len(l)-1].c
-		n.idle[k] = l[:len(l)-1]
-		old := n.expiredLocked(c, n.now())
-		n.mu.Unlock()
-		if nc := c.NetConn(); !old && (nc == nil || !peerClosed(nc)) {
-			return c, nil
-		}
-		n.discard(c)
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.AcquireTimeout.D())
 	defer cancel()
-	select {
-	case n.slots <- struct{}{}:
-	default:
-		n.evictOne()
+	for {
+		c, ok, wake, err := n.idleFor(k)
+		if err != nil {
+			return zero, err
+		}
+		if ok {
+			return c, nil
+		}
 		select {
 		case n.slots <- struct{}{}:
-		case <-ctx.Done():
-			return zero, ErrTimeout
+		default:
+			n.evictOne()
+			select {
+			case n.slots <- struct{}{}:
+			case <-wake:
+				continue // a connection came back: look at the idle ones again
+			case <-ctx.Done():
+				return zero, ErrTimeout
+			}
 		}
+		break
 	}
 	dctx, dcancel := context.WithTimeout(ctx, n.cfg.ConnectTimeout.D())
 	defer dcancel()
@@ -114,6 +107,35 @@ func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 	n.live[c] = n.now()
 	n.mu.Unlock()
 	return c, nil
+}
+
+// idleFor takes a live idle connection of k. Without one it returns the channel that is closed
+// when a connection is next released to the idle list.
+func (n *Node[C]) idleFor(k Key) (c C, ok bool, wake <-chan struct{}, err error) {
+	for {
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return c, false, nil, ErrClosed
+		}
+		l := n.idle[k]
+		if len(l) == 0 {
+			if n.wake == nil {
+				n.wake = make(chan struct{})
+			}
+			wake = n.wake
+			n.mu.Unlock()
+			return c, false, wake, nil
+		}
+		c = l[len(l)-1].c
+		n.idle[k] = l[:len(l)-1]
+		old := n.expiredLocked(c, n.now())
+		n.mu.Unlock()
+		if nc := c.NetConn(); !old && (nc == nil || !peerClosed(nc)) {
+			return c, true, nil, nil
+		}
+		n.discard(c)
+	}
 }
 
 // expiredLocked reports whether c has outlived the server lifetime at now.
@@ -176,6 +198,10 @@ func (n *Node[C]) Release(c C, k Key, reusable bool) {
 		return
 	}
 	n.idle[k] = append(n.idle[k], idleConn[C]{c: c, since: n.now()})
+	if n.wake != nil {
+		close(n.wake) // waiters look at the idle list again
+		n.wake = nil
+	}
 	n.mu.Unlock()
 }
 
