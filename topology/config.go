@@ -279,6 +279,10 @@ type Pool struct {
 	ServerLifetime Duration `yaml:"server_lifetime"`
 	// serverLifetimeSet records that the file names server_lifetime (an explicit 0 = unlimited).
 	serverLifetimeSet bool
+	// MaxPreparedStatements bounds the statements baton keeps prepared on one backend connection
+	// in transaction pooling (shared across sessions, least recently used closed first).
+	// Default 200.
+	MaxPreparedStatements int `yaml:"max_prepared_statements"`
 	// ResetQuery runs when a session gives a connection back. Default "DISCARD ALL" (PostgreSQL).
 	ResetQuery string `yaml:"reset_query"`
 }
@@ -469,6 +473,7 @@ func (c *Cluster) applyDefaults() {
 	p := &c.Pool
 	orDefault(&p.MaxPerNode, DefaultMaxPerNode)
 	orDefault(&p.AcquireTimeout, Duration(DefaultAcquireTimeout))
+	orDefault(&p.MaxPreparedStatements, 200)
 	orDefault(&p.ConnectTimeout, Duration(DefaultConnectTimeout))
 	orDefault(&p.IdleTimeout, Duration(DefaultIdleTimeout))
 	if p.ServerLifetime == 0 && !p.serverLifetimeSet {

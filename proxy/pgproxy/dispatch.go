@@ -402,6 +402,11 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 func (s *session) prepare(u *unit, be *backend) []byte {
 	u.be, u.replays, u.swallow = be, 0, 0
 	var out []byte
+	if be.needReset {
+		be.needReset = false
+		out = pgwire.AppendQuery(out, "RESET ALL;RESET ROLE") // another session's settings
+		u.replays++
+	}
 	if be.applied < len(s.history) {
 		out = s.appendReplay(out, u, be)
 	}
@@ -420,12 +425,28 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			s.replica, s.sticky = be, be.node.name
 		}
 	}
-	if u.dealloc != "" {
+	if u.dealloc != "" && !s.txPooling {
 		// SQL DEALLOCATE of a statement the client prepared with Parse: it must exist here.
 		if st := s.stmts[u.dealloc]; st != nil {
 			out = s.ensurePrepared(out, u, be, u.dealloc, st)
 			s.closeElsewhere(be, u.dealloc)
 		}
+	}
+	if s.txPooling {
+		if u.dealloc != "" {
+			// SQL DEALLOCATE of a protocol-level statement: the server knows it by baton's name;
+			// give it the client's name for the DEALLOCATE to drop.
+			if st := s.stmts[u.dealloc]; st != nil && st.srv != "" {
+				out = append(out, renamedParse(u.dealloc, parseRest(pgwire.Body(st.parse)))...)
+				u.swallow++
+				delete(s.stmts, u.dealloc)
+			}
+		}
+		out = s.prepareShared(out, u, be)
+		if u.lsnProbe && !u.class.CopyIn {
+			out = appendLSNProbe(out)
+		}
+		return out
 	}
 	// Walk the client's frames: re-prepare statements this connection lacks; track Parse/Close.
 	frames := u.frames

@@ -36,6 +36,18 @@ type backend struct {
 	closeLater []string
 	applied    int // how many session-history entries this connection has run
 	broken     bool
+
+	// Transaction pooling (shared.go): the settings history text this connection has applied
+	// ("" as dialled or reset), whether the next unit must RESET them first, whether the next
+	// check-in keeps its state, and the LRU clock of its shared statements.
+	settings  string
+	needReset bool
+	keepState bool
+	used      map[string]uint64
+	tick      uint64
+	// shapes / shapeParams: the RowDescription (or NoData) and ParameterDescription of shared
+	// statements on this connection, where known (shape.go).
+	shapes, shapeParams map[string][]byte
 }
 
 func (b *backend) close() {
@@ -127,6 +139,12 @@ func (b *backend) resetFor(q string) bool {
 	if b.broken {
 		return false
 	}
+	if b.keepState {
+		b.keepState = false
+		b.closeLater = nil
+		return true
+	}
+	b.settings, b.needReset, b.used, b.shapes, b.shapeParams = "", false, nil, nil, nil
 	if q != "" && b.reset(q) != nil {
 		return false
 	}

@@ -209,7 +209,7 @@ func holdable(t byte) bool {
 func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 	be := u.be
 	replays, swallow := u.replays, u.swallow
-	shapes := shapeRecorder{names: describedStatements(u.frames)}
+	shapes := shapeRecorder{names: describedStatements(u.frames), be: be}
 	hold := u.retryable
 	var held []byte
 	var failed, misrouted, lagged bool
@@ -275,6 +275,9 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			if len(held) > 0 {
 				s.cw.Write(held)
 			}
+			// The session's state (transaction, pins) is up to date before the client can
+			// act on the ReadyForQuery.
+			s.finish(u, f[5], startTx, failed, tag)
 			if u.impliedSync.Load() {
 				// baton's own Sync in front of a Query that followed the group: the client
 				// did not send it and gets no ReadyForQuery for it.
@@ -283,7 +286,6 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 				s.cw.Write(f)
 			}
 			s.flush()
-			s.finish(u, f[5], startTx, failed, tag)
 			if u.lsnProbe {
 				s.active.Store(nil) // the client's statement is over: cancel nothing of baton's
 				if u.class.CopyIn {
@@ -388,6 +390,11 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 		if u.class.Unpin&router.PinListen != 0 {
 			s.listen = nil
 		}
+	}
+	if s.txPooling && dropsStatements(u.class) {
+		clear(u.be.stmts) // DISCARD ALL / DEALLOCATE ALL ran on the server: shared statements too
+		clear(u.be.used)
+		clear(u.be.shapes)
 	}
 	if u.class.Unpin&router.PinPrepare != 0 { // DEALLOCATE ALL drops Parse'd statements too
 		for name := range s.stmts {

@@ -31,6 +31,7 @@ type stmt struct {
 	// params, rows: the ParameterDescription and RowDescription (or NoData) frames the client
 	// was told when it described the statement (nil until it did); shape.go.
 	params, rows []byte
+	srv          string // transaction pooling: the shared server-side name ("" = the client's own)
 }
 
 // unit is one routing unit handed from the client loop to the relay.
@@ -75,6 +76,8 @@ type session struct {
 	// txPooling: pool_mode transaction; the session gives its connections back after each
 	// unit that leaves it idle and unpinned (checkIn).
 	txPooling bool
+	keyCache  string // settingsKey's text, for keyVer history entries
+	keyVer    int
 	history   []histEntry
 	histBase  int
 	pending   []histEntry // session state set inside the open transaction
@@ -419,6 +422,8 @@ func (s *session) cleanup() {
 		}
 		<-s.relayDone
 	}
+	s.cancelMu.Lock() // a cancel in flight reaches its connection before the pool hands it on
+	s.cancelMu.Unlock()
 	for np, be := range s.conns {
 		np.release(be, clean && !be.broken && (s.txConn == nil || s.txConn != be))
 	}
@@ -451,6 +456,15 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 		return nil, nodeDown(err)
 	}
 	be.applied = s.histBase
+	if s.txPooling {
+		// A connection another session used: bring its settings to this session's.
+		if be.settings == s.settingsKey() {
+			be.applied = len(s.history)
+		} else {
+			be.needReset = be.settings != ""
+		}
+		delete(be.stmts, "")
+	}
 	s.conns[np] = be
 	return be, nil
 }
@@ -464,8 +478,22 @@ func (s *session) checkIn() {
 	if !s.txPooling || s.txStatusNow() != 'I' || s.pins != 0 || s.listen != nil || s.closing.Load() {
 		return
 	}
+	key := s.settingsKey()
+	// A cancel being delivered to one of these connections (it found the statement running)
+	// completes before the connection can serve anyone else.
+	s.cancelMu.Lock()
+	s.cancelMu.Unlock() // (a barrier: nothing to do inside)
 	for np, be := range s.conns {
 		delete(s.conns, np)
+		// The connection keeps its settings and shared statements for the next session, which
+		// reconciles them (shared.go); the reset query runs only when a session ends.
+		be.keepState = true
+		if be.applied == len(s.history) && !be.needReset {
+			be.settings = key
+		} else {
+			be.settings = "\x00unknown"
+		}
+		delete(be.stmts, "") // the unnamed statement is this session's
 		np.release(be, !be.broken)
 	}
 	s.replica = nil

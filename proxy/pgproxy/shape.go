@@ -40,6 +40,7 @@ func describedStatements(frames []byte) []string {
 type shapeRecorder struct {
 	names []string
 	cur   *stmt
+	be    *backend
 }
 
 func (r *shapeRecorder) see(s *session, f []byte) {
@@ -56,9 +57,21 @@ func (r *shapeRecorder) see(s *session, f []byte) {
 	case 'T', 'n':
 		if r.cur != nil {
 			r.cur.rows = append([]byte(nil), f...)
+			r.be.noteShape(r.cur)
 			r.cur = nil
 		}
 	}
+}
+
+// noteShape records the shape of a shared statement as this connection's server holds it.
+func (be *backend) noteShape(st *stmt) {
+	if st.srv == "" || be == nil {
+		return
+	}
+	if be.shapes == nil {
+		be.shapes, be.shapeParams = map[string][]byte{}, map[string][]byte{}
+	}
+	be.shapes[st.srv], be.shapeParams[st.srv] = st.rows, st.params
 }
 
 // checkShape prepares st on be and describes it, before anything of the unit is sent. It
@@ -93,6 +106,7 @@ func (s *session) checkShape(be *backend, name string, st *stmt) []byte {
 	}
 	if failure == nil && bytes.Equal(params, st.params) && bytes.Equal(rows, st.rows) {
 		be.stmts[name] = st.gen
+		be.noteShape(st)
 		return nil
 	}
 	// Undo: the statement must not stay prepared here with another shape.
@@ -117,6 +131,7 @@ func (s *session) checkShape(be *backend, name string, st *stmt) []byte {
 		}
 	}
 	delete(be.stmts, name)
+	delete(be.shapes, name)
 	if failure != nil {
 		return failure
 	}

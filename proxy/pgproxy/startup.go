@@ -79,7 +79,7 @@ func (e *startupRejected) Error() string { return "the server rejected a startup
 // checkStartup runs the session's startup statements on a connection to the primary (once per
 // distinct parameter set; cached after) and returns the ParameterStatus values they changed.
 // A refusal (unknown parameter, invalid value) comes back as *startupRejected.
-func (s *Server) checkStartup(sess *session, sql string) (map[string]string, error) {
+func (s *Server) checkStartup(sess *session, sql string, names []string) (map[string]string, error) {
 	if r, ok := s.startups.get(sql); ok {
 		return r, nil
 	}
@@ -93,12 +93,16 @@ func (s *Server) checkStartup(sess *session, sql string) (map[string]string, err
 	}
 	be.conn.SetDeadline(time.Now().Add(s.config().Limits.StartupTimeout.D()))
 	defer be.conn.SetDeadline(time.Time{})
-	be.w.Write(pgwire.AppendQuery(nil, sql))
+	// From the connection's own defaults (a pooled connection may carry another session's
+	// settings), so that the server reports every value the startup parameters change.
+	be.w.Write(pgwire.AppendQuery(nil, "RESET ALL;RESET ROLE;"+sql))
+	be.needReset = false
 	if err := be.w.Flush(); err != nil {
 		sess.drop(be)
 		return nil, err
 	}
 	reported := map[string]string{}
+	var setValues [][2]string
 	var rejected []byte
 	for {
 		f, err := be.rd.Next()
@@ -112,6 +116,16 @@ func (s *Server) checkStartup(sess *session, sql string) (map[string]string, err
 			if ps.Decode(pgwire.Body(f)) == nil {
 				reported[ps.Name] = ps.Value
 			}
+		case 'D':
+			// Each set_config answers the value it set, as the server shows it. The server
+			// reports only values that differ from what it last reported on this connection,
+			// which a pooled connection may already have had: take the answers.
+			if b := pgwire.Body(f); len(b) >= 6 && len(names) > 0 {
+				if n := int(int32(be32(b[2:6]))); n >= 0 && 6+n <= len(b) {
+					setValues = append(setValues, [2]string{names[0], string(b[6 : 6+n])})
+				}
+				names = names[1:]
+			}
 		case 'E':
 			if rejected == nil {
 				rejected = asFatal(f)
@@ -121,6 +135,13 @@ func (s *Server) checkStartup(sess *session, sql string) (map[string]string, err
 				return nil, &startupRejected{fatal: rejected}
 			}
 			be.applied = len(sess.history) // this connection has the session's settings now
+			for _, kv := range setValues {
+				for k := range np.serverParams() { // names the server reports, in its spelling
+					if strings.EqualFold(k, kv[0]) {
+						reported[k] = kv[1]
+					}
+				}
+			}
 			s.startups.put(sql, reported)
 			return reported, nil
 		}
@@ -170,10 +191,10 @@ func (s *Server) greet(sess *session, params map[string]string) error {
 	}
 	sess.startupSerializable = startupSerializable(params)
 	sess.serializable = sess.startupSerializable
-	if sql, _ := startupSQL(params); sql != "" {
+	if sql, names := startupSQL(params); sql != "" {
 		sess.startup = sql
 		sess.history = append(sess.history, histEntry{sql: sql})
-		reported, err := s.checkStartup(sess, sql)
+		reported, err := s.checkStartup(sess, sql, names)
 		if err != nil {
 			return err
 		}

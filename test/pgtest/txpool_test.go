@@ -3,6 +3,7 @@ package pgtest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,5 +178,58 @@ func TestTransactionPoolingPinKeepsTheConnection(t *testing.T) {
 	}
 	if got := b.Inst.Clusters()[0].PG.Metrics().Pinned.Snapshot()["temp_table"]; got != 0 {
 		t.Fatalf("after DISCARD TEMP baton_pinned_sessions{temp_table} = %d; want 0", got)
+	}
+}
+
+// pool_mode transaction: prepared statements live on the connections under baton's own names,
+// shared by every session that prepares the same text. One session's Close leaves another's
+// statement working; a bound of 3 statements per connection closes and re-prepares as needed.
+func TestTransactionPoolingSharedStatements(t *testing.T) {
+	b := batontest.StartPGBatonForTest(t, pg, func(cl *topology.Cluster) {
+		cl.PoolMode = topology.PoolTransaction
+		cl.Pool.MaxPerNode = 1
+		cl.Pool.MaxPreparedStatements = 3
+	})
+	u := b.URL(pg)
+	ctx := ctxT(t)
+	a, c := connectURL(t, u), connectURL(t, u)
+	const q = "select $1::int * 7"
+	if _, err := a.PgConn().Prepare(ctx, "a_name", q, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PgConn().Prepare(ctx, "c_name", q, nil); err != nil {
+		t.Fatal(err)
+	}
+	run := func(conn *pgx.Conn, name string, arg int) string {
+		rr := conn.PgConn().ExecPrepared(ctx, name, [][]byte{[]byte(fmt.Sprint(arg))}, nil, nil).Read()
+		if rr.Err != nil {
+			return describeErr(rr.Err)
+		}
+		return string(rr.Rows[0][0])
+	}
+	if got := run(a, "a_name", 2); got != "14" {
+		t.Fatalf("a: %s", got)
+	}
+	if err := a.PgConn().Deallocate(ctx, "a_name"); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(c, "c_name", 3); got != "21" {
+		t.Fatalf("c after a closed the same text under its own name: %s", got)
+	}
+	if got := run(a, "a_name", 2); !strings.Contains(got, "26000") {
+		t.Fatalf("a's closed statement answered %q; want 26000 (does not exist), as directly", got)
+	}
+	// Ten statements in rotation through a bound of three per connection.
+	for i := range 10 {
+		if _, err := c.PgConn().Prepare(ctx, fmt.Sprintf("r%d", i), fmt.Sprintf("select %d + $1::int", i*100), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 3 {
+		for i := range 10 {
+			if got, want := run(c, fmt.Sprintf("r%d", i), round), fmt.Sprint(i*100+round); got != want {
+				t.Fatalf("round %d statement r%d: %s; want %s", round, i, got, want)
+			}
+		}
 	}
 }
