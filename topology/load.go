@@ -207,12 +207,12 @@ func (c *Cluster) validate(p string) error {
 	default:
 		return ferr(p+".consistency", "must be eventual, read_your_writes or primary, not %q", c.Consistency)
 	}
-	if err := validPoolMode(c.PoolMode); err != nil {
+	if err := validPoolMode(c.PoolMode, c.Engine); err != nil {
 		return ferr(p+".pool_mode", "%v", err)
 	}
 	for i, u := range c.Users {
 		if u.PoolMode != "" {
-			if err := validPoolMode(u.PoolMode); err != nil {
+			if err := validPoolMode(u.PoolMode, c.Engine); err != nil {
 				return ferr(fmt.Sprintf("%s.users[%d].pool_mode", p, i), "%v", err)
 			}
 		}
@@ -327,9 +327,11 @@ func (c *Cluster) MonitorCredentials() *User {
 }
 
 // User looks a user up by name; nil when absent.
-func validPoolMode(m PoolMode) error {
-	switch m {
-	case PoolSession, PoolTransaction:
+func validPoolMode(m PoolMode, e Engine) error {
+	switch {
+	case m == PoolTransaction && e == EngineMySQL:
+		return fmt.Errorf("transaction pooling is not available for MySQL/MariaDB yet: use session")
+	case m == PoolSession, m == PoolTransaction:
 		return nil
 	}
 	return fmt.Errorf("must be session or transaction, not %q", m)
