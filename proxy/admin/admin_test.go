@@ -290,6 +290,9 @@ func TestAdminAgainstPostgres(t *testing.T) {
 		if _, err := other.Exec(ctx, "CREATE TEMP TABLE admin_pin (x int)"); err != nil {
 			t.Fatal(err)
 		}
+		if f := scrape(t, s, "")["baton_pool_wait_seconds"]; f == nil || len(f.GetMetric()) != 3 || f.GetMetric()[0].GetHistogram().GetSampleCount() == 0 && f.GetMetric()[1].GetHistogram().GetSampleCount() == 0 && f.GetMetric()[2].GetHistogram().GetSampleCount() == 0 {
+			t.Fatalf("baton_pool_wait_seconds: %v; want a histogram per node with the session's acquisitions", f)
+		}
 		api, metric, table := pinned()
 		if api != 1 || metric != 1 || !strings.Contains(table, "pinned sessions: 1 temp_table") {
 			t.Fatalf("with a temp table: pins %d, metric %v, table:\n%s\nwant 1, 1 and a 'pinned sessions: 1 temp_table' line", api, metric, table)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/baton-proxy/baton/proxy"
+	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/topology"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,6 +59,8 @@ var (
 		"1 while the coordinator reports a problem it will not act on by itself (an automatic failover refused: failover.auto off, or within failover.min_interval).", []string{"cluster"}, nil)
 	descRYWWaits = prometheus.NewDesc("baton_read_your_writes_waits_total",
 		"read_your_writes: waits on a replica for the session's last write before a read.", []string{"cluster"}, nil)
+	descPoolWait = prometheus.NewDesc("baton_pool_wait_seconds",
+		"How long sessions waited for a backend connection of the node (free, returned, or room to dial).", []string{"cluster", "node"}, nil)
 	descPinned = prometheus.NewDesc("baton_pinned_sessions",
 		"Client sessions holding state that keeps them on one backend, by reason.", []string{"cluster", "reason"}, nil)
 	descRYWFallbacks = prometheus.NewDesc("baton_read_your_writes_fallbacks_total",
@@ -75,7 +78,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
 		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
 		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed,
-		descRYWWaits, descRYWFallbacks, descAlert, descPinned} {
+		descRYWWaits, descRYWFallbacks, descAlert, descPinned, descPoolWait} {
 		ch <- d
 	}
 }
@@ -128,6 +131,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range cs.Pinned {
 			gauge(descPinned, float64(n), cl, reason)
 		}
+		for node, w := range poolWaits(c.inst, cl) {
+			buckets := make(map[float64]uint64, len(pool.WaitBuckets))
+			for i, ub := range pool.WaitBuckets {
+				buckets[ub] = w.Cumulative[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(descPoolWait, w.Count, w.Sum, buckets, cl, node)
+		}
 	}
 }
 
@@ -146,4 +156,20 @@ func newRegistry(inst *proxy.Instance) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// poolWaits returns the acquire-wait histograms of cluster name's node pools.
+func poolWaits(inst *proxy.Instance, name string) map[string]pool.WaitStats {
+	for _, c := range inst.Clusters() {
+		if c.Config.Name != name {
+			continue
+		}
+		switch {
+		case c.PG != nil:
+			return c.PG.PoolWaits()
+		case c.My != nil:
+			return c.My.PoolWaits()
+		}
+	}
+	return nil
 }

@@ -51,6 +51,8 @@ type Node[C Conn] struct {
 	live   map[C]time.Time // every open connection, idle or handed out (for Cut), and when it was opened
 	wake   chan struct{}   // closed (and cleared) when a connection is released to the idle list
 	closed bool
+
+	waits waitHist // how long Acquire waited (wait.go)
 }
 
 type idleConn[C Conn] struct {
@@ -72,6 +74,8 @@ func NewNode[C Conn](cfg *topology.Pool, dial func(ctx context.Context, k Key) (
 // statement sent on it would fail with an unknown outcome.
 func (n *Node[C]) Acquire(ctx context.Context, k Key) (C, error) {
 	var zero C
+	start := time.Now()
+	defer func() { n.waits.observe(time.Since(start)) }()
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.AcquireTimeout.D())
 	defer cancel()
 	for {

@@ -189,3 +189,34 @@ func TestServerLifetime(t *testing.T) {
 		}
 	})
 }
+
+func TestWaitHistogram(t *testing.T) {
+	n, _ := newTestNode(1, true)
+	n.cfg.AcquireTimeout = topology.Duration(5 * time.Second)
+	k := Key{User: "u", Database: "d"}
+	a, err := n.Acquire(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		c, err := n.Acquire(context.Background(), k) // waits for a to come back
+		if err == nil && c != a {
+			err = errors.New("the waiter did not get the returned connection")
+		}
+		got <- err
+	}()
+	time.Sleep(60 * time.Millisecond) // the waiter is queued: this is the wait being measured
+	n.Release(a, k, true)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	w := n.Waits()
+	if w.Count != 2 || w.Sum < 0.05 {
+		t.Fatalf("count %d sum %.3fs; want 2 waits, one of at least 50 ms", w.Count, w.Sum)
+	}
+	// One wait was at most 0.1 ms-ish (the first), one between 50 ms and 0.5 s.
+	if slow := w.Cumulative[len(w.Cumulative)-1] - w.Cumulative[4]; slow != 1 {
+		t.Fatalf("waits above 50 ms: %d (cumulative %v); want 1", slow, w.Cumulative)
+	}
+}
