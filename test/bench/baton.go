@@ -30,16 +30,17 @@ func ensureBaton(ctx context.Context, path string, rebuild bool) error {
 
 // batonConfig is baton's YAML configuration for the benchmark: one cluster
 // over the primary and the replicas, and the app user with SCRAM.
-func batonConfig(e *benchEnv, port int, consistency string) string {
+func batonConfig(e *benchEnv, port int, consistency, poolMode string) string {
 	cfg := fmt.Sprintf(`admin: {listen: "off"}
 clusters:
   - name: pg
     engine: postgres
     listen: 127.0.0.1:%d
     consistency: %s
+    pool_mode: %s
     nodes:
       - {name: primary, address: 127.0.0.1:%d}
-`, port, consistency, e.primary)
+`, port, consistency, poolMode, e.primary)
 	for i, p := range e.replicas {
 		cfg += fmt.Sprintf("      - {name: replica%d, address: 127.0.0.1:%d}\n", i+1, p)
 	}
@@ -57,9 +58,12 @@ clusters:
 // hold thousands of clients. Failures are recorded in the target.
 func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool, name string) *target {
 	t := &target{name: name}
-	consistency := "read_your_writes"
-	if name == targetBatonEventual {
+	consistency, poolMode := "read_your_writes", "session"
+	switch name {
+	case targetBatonEventual:
 		consistency = "eventual"
+	case targetBatonTx:
+		poolMode = "transaction"
 	}
 	err := func() error {
 		if err := ensureBaton(ctx, bin, rebuild); err != nil {
@@ -75,7 +79,7 @@ func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool, name
 			return err
 		}
 		cfgPath := filepath.Join(dir, "baton.yaml")
-		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port, consistency)}); err != nil {
+		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port, consistency, poolMode)}); err != nil {
 			return err
 		}
 		abs, err := filepath.Abs(bin)

@@ -16,14 +16,16 @@
 //   - baton (bin/baton, built with "go build" when missing or with -rebuild),
 //     reads routed to the replicas, in its default read_your_writes
 //     consistency, and as "baton-eventual" with consistency: eventual, to
-//     show what the default costs;
+//     show what the default costs, and as "baton-tx" with pool_mode:
+//     transaction;
 //   - PgBouncer, pool_mode=transaction, in front of the primary;
 //   - pgpool-II, streaming-replication mode, load balancing on, the primary
 //     weighted 0 so reads go to the replicas;
 //   - HAProxy, mode tcp, in front of the primary.
 //
 // For each workload (select-only with the simple and the extended protocol at
-// 1 and 16 clients, then the default TPC-B-like script at 16 clients) it runs
+// 1 and 16 clients, then the default TPC-B-like script at 16 clients, then
+// select-only at 16 clients with a new connection per transaction, -C) it runs
 // pgbench against every target in turn and prints tps, the ratio to the
 // direct connection, and the average and p99 latency computed from pgbench's
 // per-transaction log. A target that cannot be started or a run that fails
@@ -294,7 +296,7 @@ func startTargets(ctx context.Context, e *benchEnv, o options) []*target {
 		switch name {
 		case targetDirect:
 			t = &target{name: name, port: e.primary}
-		case targetBaton, targetBatonEventual:
+		case targetBaton, targetBatonEventual, targetBatonTx:
 			e.logf("starting %s (%s)", name, o.batonPath)
 			t = startBaton(ctx, e, o.batonPath, o.rebuild, name)
 		default:

@@ -21,12 +21,14 @@ const (
 	// targetBatonEventual is baton with consistency: eventual, beside the default
 	// read_your_writes, to show what the default costs.
 	targetBatonEventual = "baton-eventual"
-	targetPgBouncer     = "pgbouncer"
-	targetPgpool        = "pgpool"
-	targetHAProxy       = "haproxy"
+	// targetBatonTx is baton with pool_mode: transaction.
+	targetBatonTx   = "baton-tx"
+	targetPgBouncer = "pgbouncer"
+	targetPgpool    = "pgpool"
+	targetHAProxy   = "haproxy"
 )
 
-var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, targetPgBouncer, targetPgpool, targetHAProxy}
+var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, targetBatonTx, targetPgBouncer, targetPgpool, targetHAProxy}
 
 // target is one endpoint that pgbench is pointed at.
 type target struct {

@@ -28,6 +28,7 @@ var workloads = []workload{
 	{"select-only, simple protocol, 16 clients", []string{"-S", "-M", "simple", "-c", "16", "-j", "2"}},
 	{"select-only, extended protocol, 16 clients", []string{"-S", "-M", "extended", "-c", "16", "-j", "2"}},
 	{"TPC-B-like (default script), simple protocol, 16 clients", []string{"-M", "simple", "-c", "16", "-j", "2"}},
+	{"select-only, simple protocol, 16 clients, a new connection per transaction (-C)", []string{"-S", "-M", "simple", "-c", "16", "-j", "2", "-C"}},
 }
 
 // pgbenchEnv is the environment of every pgbench run: the app user's
