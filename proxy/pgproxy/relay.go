@@ -51,10 +51,14 @@ func resendable(code string) (misroute, lag bool) {
 
 // relay forwards backend responses to the client, one unit at a time, in order.
 func (s *session) relay() {
+	// listening is read from the session while a unit is outstanding (the relay owns the
+	// session's fields then): once it closes the unit's done, the client loop may run the next
+	// unit itself and change them.
+	listening := false
 	for {
 		var u *unit
 		var ok bool
-		if s.listen != nil && !s.listen.broken {
+		if listening {
 			u, ok = s.idleListen()
 		} else {
 			u, ok = <-s.queue
@@ -67,6 +71,7 @@ func (s *session) relay() {
 		if u.be != nil {
 			s.checkIn()
 		}
+		listening = s.listen != nil && !s.listen.broken
 		close(u.done)
 	}
 }
@@ -108,8 +113,7 @@ func (s *session) idleListen() (*unit, bool) {
 			}
 			// The LISTEN connection died: the session's subscriptions (and notifications
 			// sent meanwhile) are gone, which a client must learn, as on a direct connection.
-			s.endWithServerFatal(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"), true)
-			s.listen = nil
+			s.listenLost(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"))
 			return s.nextUnit()
 		}
 		select {
@@ -119,15 +123,13 @@ func (s *session) idleListen() (*unit, bool) {
 		}
 		f, err := be.rd.Next()
 		if err != nil {
-			s.endWithServerFatal(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"), true)
-			s.listen = nil
+			s.listenLost(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"))
 			return s.nextUnit()
 		}
 		switch f[0] {
 		case 'E':
 			if pgwire.ErrorFatal(pgwire.Body(f)) { // terminated: the server's own FATAL
-				s.endWithServerFatal(be, append([]byte(nil), f...), true)
-				s.listen = nil
+				s.listenLost(be, append([]byte(nil), f...))
 				return s.nextUnit()
 			}
 		case 'A', 'N', 'S': // NotificationResponse, NoticeResponse, ParameterStatus
@@ -139,6 +141,16 @@ func (s *session) idleListen() (*unit, bool) {
 			}
 		}
 	}
+}
+
+// listenLost ends the session whose LISTEN connection died while it idled, with fatal. It runs on
+// the idle relay and touches no session field (the client loop may be reading them); the client
+// loop's cleanup releases the broken connection.
+func (s *session) listenLost(be *backend, fatal []byte) {
+	be.conn.Close() // (broken is set by the client loop's cleanup; the socket says enough)
+	s.cw.Write(fatal)
+	s.flush()
+	s.clientGone()
 }
 
 // process relays the responses of one unit.
