@@ -96,7 +96,9 @@ type runResult struct {
 	Error        string  `json:"error,omitempty"`
 }
 
-var tpsLine = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+// (With -C, pgbench reports the rate including the reconnections, which is what that row
+// measures.)
+var tpsLine = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
 
 // runPgbench runs one workload for d against a loopback port. Average and
 // p99 latency come from pgbench's per-transaction log (-l), whose files are
