@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -43,9 +44,7 @@ func (s *session) classifyGroup(frames []byte) (out router.Class, state string, 
 	local := map[string]router.Class{}
 	texts := map[string]string{}
 	var states []string
-	for off := 0; off < len(frames); {
-		f := frames[off : off+1+int(be32(frames[off+1:]))]
-		off += len(f)
+	for f := range eachFrame(frames) {
 		var c router.Class
 		var ok bool
 		switch f[0] {
@@ -450,9 +449,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	}
 	// Walk the client's frames: re-prepare statements this connection lacks; track Parse/Close.
 	frames := u.frames
-	for off := 0; off < len(frames); {
-		f := frames[off : off+1+int(be32(frames[off+1:]))]
-		off += len(f)
+	for f := range eachFrame(frames) {
 		switch f[0] {
 		case 'P':
 			name, _, _ := pgwire.ParseMsg(pgwire.Body(f))
@@ -626,4 +623,18 @@ func (s *session) behind(snap *topology.Snapshot) map[string]bool {
 		}
 	}
 	return out
+}
+
+// eachFrame yields the frames of a unit's bytes, which baton framed itself (complete frames:
+// the client reader checked every length).
+func eachFrame(b []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for off := 0; off+5 <= len(b); {
+			f := b[off : off+1+int(be32(b[off+1:]))]
+			off += len(f)
+			if !yield(f) {
+				return
+			}
+		}
+	}
 }

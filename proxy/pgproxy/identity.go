@@ -175,9 +175,7 @@ type signalCall struct {
 func (s *session) signalGroup(frames []byte) []byte {
 	var out []byte
 	changed := false
-	for off := 0; off+5 <= len(frames); {
-		f := frames[off : off+1+int(be32(frames[off+1:]))]
-		off += len(f)
+	for f := range eachFrame(frames) {
 		switch f[0] {
 		case 'P':
 			name, q, err := pgwire.ParseMsg(pgwire.Body(f))

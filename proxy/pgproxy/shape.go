@@ -23,9 +23,7 @@ func errShapeChanged() []byte {
 // describedStatements lists, in order, the statements a unit's frames Describe.
 func describedStatements(frames []byte) []string {
 	var out []string
-	for off := 0; off+5 <= len(frames); {
-		f := frames[off : off+1+int(be32(frames[off+1:]))]
-		off += len(f)
+	for f := range eachFrame(frames) {
 		if f[0] == 'D' {
 			if kind, name, err := pgwire.DescribeMsg('D', pgwire.Body(f)); err == nil && kind == 'S' {
 				out = append(out, name)

@@ -112,9 +112,7 @@ func (s *session) prepareShared(out []byte, u *unit, be *backend) []byte {
 	since := be.tick + 1
 	var cf []byte
 	frames := u.frames
-	for off := 0; off < len(frames); {
-		f := frames[off : off+1+int(be32(frames[off+1:]))]
-		off += len(f)
+	for f := range eachFrame(frames) {
 		switch f[0] {
 		case 'P':
 			name, q, _ := pgwire.ParseMsg(pgwire.Body(f))

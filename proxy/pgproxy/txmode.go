@@ -66,9 +66,7 @@ func unitText(frames []byte) string {
 	}
 	var text string
 	binds := 0
-	for off := 0; off+5 <= len(frames); {
-		f := frames[off : off+1+int(be32(frames[off+1:]))]
-		off += len(f)
+	for f := range eachFrame(frames) {
 		switch f[0] {
 		case 'P':
 			if _, q, err := pgwire.ParseMsg(pgwire.Body(f)); err == nil {
