@@ -463,12 +463,8 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			s.stmts[name] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), query: q, class: s.srv.classify(q)}
 			be.stmts[name] = s.stmtGen
 		case 'B', 'D':
-			var name string
-			if f[0] == 'B' {
-				_, name, _ = pgwire.BindMsg(pgwire.Body(f))
-			} else if kind, n, _ := pgwire.DescribeMsg('D', pgwire.Body(f)); kind == 'S' {
-				name = n
-			} else {
+			name, ok := usedStatement(f)
+			if !ok {
 				continue
 			}
 			if st := s.stmts[name]; st != nil {
@@ -637,4 +633,15 @@ func eachFrame(b []byte) iter.Seq[[]byte] {
 			}
 		}
 	}
+}
+
+// usedStatement returns the prepared statement a Bind or a Describe of a statement names; ok is
+// false for a Describe of a portal.
+func usedStatement(f []byte) (name string, ok bool) {
+	if f[0] == 'B' {
+		_, name, _ = pgwire.BindMsg(pgwire.Body(f))
+		return name, true
+	}
+	kind, name, _ := pgwire.DescribeMsg('D', pgwire.Body(f))
+	return name, kind == 'S'
 }

@@ -140,12 +140,8 @@ func (s *session) prepareShared(out []byte, u *unit, be *backend) []byte {
 			delete(be.shapes, srv) // known again once described
 			be.touch(srv)
 		case 'B', 'D':
-			var name string
-			if f[0] == 'B' {
-				_, name, _ = pgwire.BindMsg(pgwire.Body(f))
-			} else if kind, n, _ := pgwire.DescribeMsg('D', pgwire.Body(f)); kind == 'S' {
-				name = n
-			} else {
+			name, ok := usedStatement(f)
+			if !ok {
 				cf = append(cf, f...)
 				continue
 			}
