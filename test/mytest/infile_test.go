@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
 	"github.com/go-sql-driver/mysql"
 )
@@ -46,8 +48,7 @@ func TestLoadDataLocalInfile(t *testing.T) {
 			tbl := unique("infile")
 			c := conn2(t, b, "allowAllFiles=true&"+m.params)
 			mustExec(t, c, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, name VARCHAR(30))")
-			caughtUpMy(t) // read_your_writes: a replica serves the session's reads once it has its writes
-			wantReplica(t, "a read before LOAD DATA", where(t, c, ctx, ""))
+			replicaReadSoon(t, c, "a read before LOAD DATA")
 			res, err := c.ExecContext(ctx, "LOAD DATA LOCAL INFILE '"+file+"' INTO TABLE "+tbl+" FIELDS TERMINATED BY ','")
 			if err != nil {
 				t.Fatalf("LOAD DATA LOCAL INFILE: %v", err)
@@ -59,8 +60,7 @@ func TestLoadDataLocalInfile(t *testing.T) {
 				t.Fatalf("the primary holds %d rows (sum %d); want %d", n, sum, rows)
 			}
 			// The session is in sync after the file exchange.
-			caughtUpMy(t)
-			wantReplica(t, "a read after LOAD DATA", where(t, c, ctx, ""))
+			replicaReadSoon(t, c, "a read after LOAD DATA")
 			// A missing file: the driver sends an empty file; the server loads nothing.
 			if _, err := c.ExecContext(ctx, "LOAD DATA LOCAL INFILE '"+file+".missing' INTO TABLE "+tbl); err == nil {
 				t.Fatal("LOAD DATA of a missing file succeeded")
@@ -88,20 +88,26 @@ func TestLoadDataLocalInfileDisabled(t *testing.T) {
 	if n, _ := primaryCount(t, tbl); n != 0 {
 		t.Fatalf("%d rows loaded although local_infile is off", n)
 	}
-	caughtUpMy(t)
-	wantReplica(t, "a read after the refused LOAD DATA", where(t, c, ctx, ""))
+	replicaReadSoon(t, c, "a read after the refused LOAD DATA")
 	mustExec(t, c, "INSERT INTO "+tbl+" VALUES (1, 'after')")
 	if n, _ := primaryCount(t, tbl); n != 1 {
 		t.Fatalf("a write after the refused LOAD DATA: %d rows", n)
 	}
 }
 
-// caughtUpMy waits until every replica has applied everything the primary has: a
-// read_your_writes session (the default) reads on a replica only once one has its writes, and a
-// large write can take a loaded machine longer than read_your_writes_wait to apply.
-func caughtUpMy(t *testing.T) {
+// replicaReadSoon waits until the replicas have applied everything the primary has, then until
+// a read of the session runs on a replica (at most 10 s): a read_your_writes session (the
+// default) reads on a replica once one is known to have its writes, and after a wait on a replica
+// timed out the session reads on the primary for a moment.
+func replicaReadSoon(t *testing.T, c queryer, what string) {
 	t.Helper()
 	if err := my.WaitCaughtUp(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	var last int
+	cluster.Eventually(t, 10*time.Second, what+" runs on a replica", func() (bool, error) {
+		last = where(t, c, ctxT(t), "")
+		return last != my.Primary.Port, nil
+	})
+	wantReplica(t, what, last)
 }
