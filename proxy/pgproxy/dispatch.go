@@ -169,7 +169,7 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		}
 		if err == nil {
 			be, err = s.acquire(np)
-			var lost *sessionLost
+			var lost *endSession
 			if errors.As(err, &lost) {
 				s.srv.metrics.errors.Add(1)
 				s.closing.Store(true)
@@ -460,7 +460,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 			}
 			s.stmtGen++
 			_, q, _ := pgwire.ParseMsg(pgwire.Body(f))
-			s.stmts[name] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), query: q, class: s.srv.classify(q)}
+			s.stmts[name] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), query: q}
 			be.stmts[name] = s.stmtGen
 		case 'B', 'D':
 			name, ok := usedStatement(f)

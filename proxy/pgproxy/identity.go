@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ var signalRe = regexp.MustCompile(`(?is)^\s*select\s+(?:pg_catalog\s*\.\s*)?pg_(
 
 // signalTarget parses a whole-statement pg_cancel_backend / pg_terminate_backend call.
 func signalTarget(q string) (terminate bool, pid uint32, ok bool) {
+	if !strings.Contains(q, "_backend") && !strings.Contains(q, "_BACKEND") {
+		return false, 0, false // (every simple Query passes here: no regexp for the others)
+	}
 	m := signalRe.FindStringSubmatch(q)
 	if m == nil {
 		return false, 0, false
@@ -147,19 +151,8 @@ func (s *Server) terminateBackend(be *backend, key poolKey) {
 	if err != nil {
 		return
 	}
-	c.conn.SetDeadline(time.Now().Add(5 * time.Second))
-	c.w.Write(pgwire.AppendQuery(nil, "SELECT pg_catalog.pg_terminate_backend("+strconv.FormatUint(uint64(be.pid), 10)+")"))
-	ok := c.w.Flush() == nil
-	for ok {
-		f, err := c.rd.Next()
-		if err != nil {
-			ok = false
-		} else if f[0] == 'Z' {
-			break
-		}
-	}
-	c.conn.SetDeadline(time.Time{})
-	be.node.release(c, ok)
+	_, _, err = c.run("SELECT pg_catalog.pg_terminate_backend(" + strconv.FormatUint(uint64(be.pid), 10) + ")")
+	be.node.release(c, err == nil)
 }
 
 // signalCall is a prepared pg_cancel_backend / pg_terminate_backend of a baton process id.

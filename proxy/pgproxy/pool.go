@@ -156,26 +156,39 @@ func (b *backend) resetFor(q string) bool {
 
 // reset runs the reset query and waits for ReadyForQuery 'I'.
 func (b *backend) reset(q string) error {
+	status, failed, err := b.run(q)
+	if err == nil && (failed || status != 'I') {
+		err = errors.New("reset query failed")
+	}
+	return err
+}
+
+// run sends q as a simple Query of baton's own, discards the answers and returns the
+// ReadyForQuery status and whether the server answered an error. An I/O error closes b: its
+// stream is out of step.
+func (b *backend) run(q string) (status byte, failed bool, err error) {
 	b.conn.SetDeadline(time.Now().Add(5 * time.Second))
 	defer b.conn.SetDeadline(time.Time{})
 	b.w.Write(pgwire.AppendQuery(nil, q))
 	if err := b.w.Flush(); err != nil {
-		return err
+		b.close()
+		return 0, false, err
 	}
-	var failed bool
 	for {
 		f, err := b.rd.Next()
 		if err != nil {
-			return err
+			b.close()
+			return 0, false, err
 		}
 		switch f[0] {
 		case 'E':
 			failed = true
 		case 'Z':
-			if failed || len(f) < 6 || f[5] != 'I' {
-				return errors.New("reset query failed")
+			if len(f) < 6 {
+				b.close()
+				return 0, failed, errors.New("malformed ReadyForQuery")
 			}
-			return nil
+			return f[5], failed, nil
 		}
 	}
 }

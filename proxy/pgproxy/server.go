@@ -341,7 +341,7 @@ func (s *Server) serveConn(c net.Conn) {
 		txPooling: s.config().PoolModeOf(u) == topology.PoolTransaction,
 	}
 	if err := s.greet(sess, params); err != nil {
-		var rej *startupRejected
+		var rej *endSession
 		if errors.As(err, &rej) {
 			bw.Write(rej.fatal)
 		} else {

@@ -27,7 +27,6 @@ type stmt struct {
 	gen   uint64
 	parse []byte // the client's Parse frame, to re-prepare on another node
 	query string
-	class router.Class
 	// params, rows: the ParameterDescription and RowDescription (or NoData) frames the client
 	// was told when it described the statement (nil until it did); shape.go.
 	params, rows []byte
@@ -445,7 +444,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 			// The server ended this connection while the session was idle, and it carried
 			// state baton cannot rebuild elsewhere (temp tables, advisory locks, …): the client
 			// must learn, as on a direct connection, with the server's own FATAL.
-			return nil, &sessionLost{fatal: be.pendingFatal()}
+			return nil, &endSession{fatal: be.pendingFatal(), why: "the server closed the session's connection"}
 		}
 		s.drop(be) // nothing lived on it that a fresh connection cannot carry: reconnect
 	}
@@ -508,11 +507,15 @@ func (s *session) publishPins() {
 	}
 }
 
-// sessionLost: a connection that carried state baton cannot rebuild died between statements;
-// the client's session must end with fatal (the server's FATAL, or baton's own).
-type sessionLost struct{ fatal []byte }
+// endSession is an error that ends the client's session with a FATAL frame (the server's own
+// where there is one): a connection that carried state baton cannot rebuild died between
+// statements, or the server refused a startup parameter.
+type endSession struct {
+	fatal []byte
+	why   string
+}
 
-func (e *sessionLost) Error() string { return "the server closed the session's connection" }
+func (e *endSession) Error() string { return e.why }
 
 // pendingFatal reads the FATAL a server sent on an idle connection before closing it, or makes
 // one when it sent none (a crash, a network failure).

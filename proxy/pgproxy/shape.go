@@ -139,21 +139,5 @@ func (s *session) checkShape(be *backend, name string, st *stmt) []byte {
 // abortBackendTx puts be's open transaction into the failed state, as the error baton answers
 // in its place would have on a direct connection (later statements get 25P02 until ROLLBACK).
 func (s *session) abortBackendTx(be *backend) {
-	be.conn.SetDeadline(time.Now().Add(10 * time.Second))
-	defer be.conn.SetDeadline(time.Time{})
-	be.w.Write(pgwire.AppendQuery(nil, "SELECT 1/0 /* baton: abort the transaction after a refused prepared statement */"))
-	if be.w.Flush() != nil {
-		be.close()
-		return
-	}
-	for {
-		f, err := be.rd.Next()
-		if err != nil {
-			be.close()
-			return
-		}
-		if f[0] == 'Z' {
-			return
-		}
-	}
+	be.run("SELECT 1/0 /* baton: abort the transaction after a refused prepared statement */")
 }

@@ -118,14 +118,14 @@ func (s *session) prepareShared(out []byte, u *unit, be *backend) []byte {
 			name, q, _ := pgwire.ParseMsg(pgwire.Body(f))
 			if name == "" {
 				s.stmtGen++
-				s.stmts[""] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), query: q, class: s.srv.classify(q)}
+				s.stmts[""] = &stmt{gen: s.stmtGen, parse: append([]byte(nil), f...), query: q}
 				be.stmts[""] = s.stmtGen
 				cf = append(cf, f...)
 				continue
 			}
 			rest := parseRest(pgwire.Body(f))
 			srv := sharedName(rest)
-			s.stmts[name] = &stmt{gen: sharedGen, srv: srv, parse: renamedParse(srv, rest), query: q, class: s.srv.classify(q)}
+			s.stmts[name] = &stmt{gen: sharedGen, srv: srv, parse: renamedParse(srv, rest), query: q}
 			// The client's own Parse plans the statement afresh, as on a direct connection
 			// (after DDL, re-preparing is how a client recovers from 0A000): close a copy the
 			// connection holds first.

@@ -70,15 +70,10 @@ func (c *startupCache) put(sql string, reported map[string]string) {
 	c.m[sql] = reported
 }
 
-// startupRejected is the server's refusal of a startup parameter, to send to the client as the
-// FATAL a direct connection gets.
-type startupRejected struct{ fatal []byte }
-
-func (e *startupRejected) Error() string { return "the server rejected a startup parameter" }
-
 // checkStartup runs the session's startup statements on a connection to the primary (once per
 // distinct parameter set; cached after) and returns the ParameterStatus values they changed.
-// A refusal (unknown parameter, invalid value) comes back as *startupRejected.
+// A refusal (unknown parameter, invalid value) comes back as *endSession with the server's error
+// as a FATAL, which a direct connection gets.
 func (s *Server) checkStartup(sess *session, sql string, names []string) (map[string]string, error) {
 	if r, ok := s.startups.get(sql); ok {
 		return r, nil
@@ -132,7 +127,7 @@ func (s *Server) checkStartup(sess *session, sql string, names []string) (map[st
 			}
 		case 'Z':
 			if rejected != nil {
-				return nil, &startupRejected{fatal: rejected}
+				return nil, &endSession{fatal: rejected, why: "the server rejected a startup parameter"}
 			}
 			be.applied = len(sess.history) // this connection has the session's settings now
 			for _, kv := range setValues {

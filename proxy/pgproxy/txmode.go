@@ -2,7 +2,6 @@ package pgproxy
 
 import (
 	"strings"
-	"time"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
@@ -17,10 +16,9 @@ import (
 // normSQL lower-cases q and folds white space, for the few textual checks below.
 func normSQL(q string) string { return strings.Join(strings.Fields(strings.ToLower(q)), " ") }
 
-// serializableSetting reports how a session-state statement changes the session's default
-// isolation: known is false when it does not touch it.
-func serializableSetting(q string) (serializable, known bool) {
-	n := normSQL(q)
+// serializableSetting reports how a session-state statement (n: its normSQL text) changes the
+// session's default isolation: known is false when it does not touch it.
+func serializableSetting(n string) (serializable, known bool) {
 	switch {
 	case strings.Contains(n, "default_transaction_isolation"), strings.Contains(n, "session characteristics"):
 		return strings.Contains(n, "serializable"), true
@@ -44,11 +42,11 @@ func startupSerializable(params map[string]string) bool {
 // noteSessionState updates the session's default-isolation flag after a session-state
 // statement succeeded.
 func (s *session) noteSessionState(q string) {
-	ser, known := serializableSetting(q)
+	n := normSQL(q)
+	ser, known := serializableSetting(n)
 	if !known {
 		return
 	}
-	n := normSQL(q)
 	if strings.HasPrefix(n, "reset") || strings.HasPrefix(n, "discard") || strings.HasSuffix(n, "to default") || strings.HasSuffix(n, "= default") {
 		ser = s.startupSerializable // back to the startup packet's value
 	}
@@ -126,21 +124,7 @@ func (s *session) moveReadOnlyTx() string {
 			return ""
 		}
 	}
-	be.conn.SetDeadline(time.Now().Add(5 * time.Second))
-	be.w.Write(pgwire.AppendQuery(nil, "ROLLBACK"))
-	ok := be.w.Flush() == nil
-	for ok {
-		f, err := be.rd.Next()
-		if err != nil {
-			ok = false
-			break
-		}
-		if f[0] == 'Z' {
-			break
-		}
-	}
-	be.conn.SetDeadline(time.Time{})
-	if !ok {
+	if _, _, err := be.run("ROLLBACK"); err != nil {
 		s.drop(be)
 	}
 	replay := strings.Join(s.roTx, ";")
