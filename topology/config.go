@@ -130,7 +130,7 @@ type Cluster struct {
 	Engine      Engine      `yaml:"engine"`
 	Listen      string      `yaml:"listen"`
 	Consistency Consistency `yaml:"consistency"`
-	// PoolMode: session (default) or transaction; users[].pool_mode overrides it.
+	// PoolMode: transaction (default) or session; users[].pool_mode overrides it.
 	PoolMode PoolMode `yaml:"pool_mode"`
 	// Database is the default database for backend connections when the client names none.
 	Database      string   `yaml:"database"`
@@ -441,7 +441,14 @@ const (
 
 func (c *Cluster) applyDefaults() {
 	orDefault(&c.Consistency, ReadYourWrites)
-	orDefault(&c.PoolMode, PoolSession)
+	if c.PoolMode == "" {
+		// Transaction pooling is the default (backends are shared between sessions); MySQL
+		// sessions keep session pooling until its transaction mode is complete.
+		c.PoolMode = PoolTransaction
+		if c.Engine == EngineMySQL {
+			c.PoolMode = PoolSession
+		}
+	}
 	orDefault(&c.ProbeInterval, Duration(DefaultProbeInterval))
 	orDefault(&c.ProbeTimeout, Duration(DefaultProbeTimeout))
 	if c.MaxLag == 0 && !c.maxLagSet {
