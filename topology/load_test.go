@@ -55,8 +55,8 @@ func TestExplicitZeroVersusDefault(t *testing.T) {
 	if cl.Consistency != "read_your_writes" {
 		t.Fatalf("default consistency %q; want read_your_writes", cl.Consistency)
 	}
-	if cl.PoolMode != "session" || cl.PoolModeOf(cl.Users[0]) != "session" {
-		t.Fatalf("default pool_mode %q; want session", cl.PoolMode)
+	if cl.PoolMode != "transaction" || cl.PoolModeOf(cl.Users[0]) != "transaction" {
+		t.Fatalf("default pool_mode %q; want transaction", cl.PoolMode)
 	}
 	zeros := strings.Replace(good, "    listen: 127.0.0.1:6432\n",
 		"    listen: 127.0.0.1:6432\n    max_lag: 0s\n    max_lag_bytes: 0\n    read_your_writes_wait: 0s\n", 1)
