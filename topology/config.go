@@ -263,8 +263,22 @@ type User struct {
 
 // Pool bounds the per-node backend connection pools.
 type Pool struct {
-	// MaxPerNode caps backend connections to one node (for all users together). Default 100.
+	// Size caps the backend connections of one (node, user, database): a session that finds
+	// them all busy queues for one (first come, first served) for up to AcquireTimeout, like
+	// PgBouncer's default_pool_size. Default 20.
+	Size int `yaml:"size"`
+	// MaxPerNode caps backend connections to one node (for all users and databases together,
+	// reserve included): idle connections of other keys are closed to make room. Default 100.
 	MaxPerNode int `yaml:"max_per_node"`
+	// ReserveSize: a session that has queued for ReserveTimeout may open up to this many
+	// connections above Size (PgBouncer's reserve_pool_size); they close again when a session
+	// returns one and nobody is queued. Default 5; 0 = no reserve.
+	ReserveSize int `yaml:"reserve_size"`
+	// ReserveTimeout is how long a session queues before it may use the reserve (PgBouncer's
+	// reserve_pool_timeout). Default 3s.
+	ReserveTimeout Duration `yaml:"reserve_timeout"`
+	// reserveSizeSet records that the file names reserve_size (an explicit 0 = no reserve).
+	reserveSizeSet bool
 	// MinIdle keeps this many warm connections per node and user. Default 0.
 	MinIdle int `yaml:"min_idle"`
 	// AcquireTimeout bounds how long a session waits for a free backend connection. Default 10s.
@@ -415,6 +429,9 @@ const (
 	DefaultStartupTimeout   = 10 * time.Second
 	DefaultShutdownTimeout  = 30 * time.Second
 	DefaultMaxPerNode       = 100
+	DefaultPoolSize         = 20
+	DefaultReserveSize      = 5
+	DefaultReserveTimeout   = 3 * time.Second
 	DefaultAcquireTimeout   = 10 * time.Second
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
@@ -478,7 +495,12 @@ func (c *Cluster) applyDefaults() {
 	orDefault(&b.MaxRequests, DefaultBufferMax)
 	orDefault(&b.MaxDuration, Duration(DefaultBufferDuration))
 	p := &c.Pool
+	orDefault(&p.Size, DefaultPoolSize)
 	orDefault(&p.MaxPerNode, DefaultMaxPerNode)
+	if p.ReserveSize == 0 && !p.reserveSizeSet {
+		p.ReserveSize = DefaultReserveSize
+	}
+	orDefault(&p.ReserveTimeout, Duration(DefaultReserveTimeout))
 	orDefault(&p.AcquireTimeout, Duration(DefaultAcquireTimeout))
 	orDefault(&p.MaxPreparedStatements, 200)
 	orDefault(&p.ConnectTimeout, Duration(DefaultConnectTimeout))

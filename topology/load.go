@@ -98,7 +98,7 @@ func lineOf(data []byte, path string) int {
 }
 
 // markExplicitZeros records which clusters name max_lag / max_lag_bytes / read_your_writes_wait
-// (and failover.max_data_loss, pool.server_lifetime), so that a written 0
+// (and failover.max_data_loss, pool.server_lifetime, pool.reserve_size), so that a written 0
 // ("no bound") is told apart from an absent field (the default). data has already decoded.
 func markExplicitZeros(data []byte, cfg *Config) {
 	var raw struct {
@@ -117,6 +117,7 @@ func markExplicitZeros(data []byte, cfg *Config) {
 			}
 			if p, ok := m["pool"].(map[string]any); ok {
 				_, cfg.Clusters[i].Pool.serverLifetimeSet = p["server_lifetime"]
+				_, cfg.Clusters[i].Pool.reserveSizeSet = p["reserve_size"]
 			}
 		}
 	}
@@ -284,6 +285,18 @@ func (c *Cluster) validate(p string) error {
 	}
 	if c.Pool.MaxPerNode < 0 || c.Pool.MinIdle < 0 || c.Limits.MaxClients < 0 {
 		return ferr(p, "pool and limit counts must be ≥ 0")
+	}
+	if c.Pool.Size < 0 {
+		return ferr(p+".pool.size", "must be ≥ 1 (connections per node, user and database)")
+	}
+	if c.Pool.ReserveSize < 0 {
+		return ferr(p+".pool.reserve_size", "must be ≥ 0 (0: no reserve)")
+	}
+	if c.Pool.ReserveTimeout < 0 {
+		return ferr(p+".pool.reserve_timeout", "must be ≥ 0")
+	}
+	if c.Pool.AcquireTimeout < 0 {
+		return ferr(p+".pool.acquire_timeout", "must be > 0")
 	}
 	if c.ReadYourWritesWait < 0 {
 		return ferr(p+".read_your_writes_wait", "must be ≥ 0")

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `log_level: info
@@ -154,5 +155,42 @@ func TestPoolModeTransactionIsPostgresOnly(t *testing.T) {
 	cfg, err := Parse("cfg.yaml", []byte(pgTx))
 	if err != nil || cfg.Clusters[0].PoolModeOf(cfg.Clusters[0].Users[0]) != PoolTransaction {
 		t.Fatalf("pool_mode transaction on PostgreSQL: %v", err)
+	}
+}
+
+// pool.size, pool.reserve_size and pool.reserve_timeout: defaults, explicit values, an explicit
+// reserve_size 0 (no reserve), and negative values named by field and line.
+func TestPoolSizing(t *testing.T) {
+	withPool := func(pool string) string {
+		return strings.Replace(good, "    listen: 127.0.0.1:6432\n", "    listen: 127.0.0.1:6432\n    pool: "+pool+"\n", 1)
+	}
+	for _, tc := range []struct {
+		name, pool string
+		size, max  int
+		reserve    int
+		timeout    Duration
+	}{
+		{"defaults", "{}", DefaultPoolSize, DefaultMaxPerNode, DefaultReserveSize, Duration(DefaultReserveTimeout)},
+		{"explicit", "{size: 5, max_per_node: 40, reserve_size: 2, reserve_timeout: 250ms}", 5, 40, 2, Duration(250 * time.Millisecond)},
+		{"no reserve", "{reserve_size: 0}", DefaultPoolSize, DefaultMaxPerNode, 0, Duration(DefaultReserveTimeout)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("x.yaml", []byte(withPool(tc.pool)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := cfg.Clusters[0].Pool
+			if p.Size != tc.size || p.MaxPerNode != tc.max || p.ReserveSize != tc.reserve || p.ReserveTimeout != tc.timeout {
+				t.Fatalf("size %d max_per_node %d reserve_size %d reserve_timeout %v; want %d %d %d %v",
+					p.Size, p.MaxPerNode, p.ReserveSize, p.ReserveTimeout, tc.size, tc.max, tc.reserve, tc.timeout)
+			}
+		})
+	}
+	for _, field := range []string{"size: -1", "reserve_size: -1", "reserve_timeout: -1s"} {
+		_, err := Parse("x.yaml", []byte(withPool("{"+field+"}")))
+		name, _, _ := strings.Cut(field, ":")
+		if e, ok := err.(*Error); !ok || e.Field != "clusters[0].pool."+name || e.Line != 6 {
+			t.Fatalf("pool %s: %v; want an error naming clusters[0].pool.%s on line 6", field, err, name)
+		}
 	}
 }
