@@ -16,9 +16,12 @@ import (
 
 var (
 	pg      *cluster.PGCluster
-	pgBaton *batontest.Baton
-	my      *cluster.MyCluster
-	myBaton *batontest.Baton
+	pgBaton *batontest.Baton // the default pool mode (transaction)
+	// pgBatonSession serves the same cluster in pool_mode session: every PostgreSQL scenario
+	// runs through both and is compared with the direct run each time.
+	pgBatonSession *batontest.Baton
+	my             *cluster.MyCluster
+	myBaton        *batontest.Baton
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -71,6 +74,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer pgBaton.Stop()
+	sessCfg, err := batontest.PGConfig(pg, func(c *topology.Cluster) { ryw(c); c.PoolMode = topology.PoolSession })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if pgBatonSession, err = batontest.StartBaton(sessCfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pgBatonSession.Stop()
 	myCfg, err := batontest.MyConfig(my, ryw)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
