@@ -77,6 +77,9 @@ type Checker struct {
 	pubMu   sync.Mutex                            // serialises building and publishing snapshots
 	lastObs []Observation                         // the last round's observations (under pubMu)
 	lastCl  *topology.Cluster                     // the configuration of that round
+	// trustAt (under pubMu): when a stable state naming a new primary arrived. Observations
+	// of that node taken before then are overridden by the state (buildState).
+	trustAt time.Time
 }
 
 // NewChecker returns a Checker for cl that publishes to live.
@@ -187,7 +190,7 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 // caller holds pubMu.
 func (c *Checker) publish(cl *topology.Cluster, obs []Observation) *topology.Snapshot {
 	old := c.live.Load()
-	s := BuildState(cl, old, obs, time.Now(), c.state.Load())
+	s := buildState(cl, old, obs, time.Now(), c.state.Load(), c.trustAt)
 	c.report(old, s)
 	c.live.Store(s)
 	c.mu.Lock()
@@ -199,11 +202,24 @@ func (c *Checker) publish(cl *topology.Cluster, obs []Observation) *topology.Sna
 
 // SetState installs the cluster's shared state (from etcd) and republishes the last round's
 // observations under it at once, without waiting for the next probe: a phase change stops or
-// releases writes immediately.
+// releases writes immediately. A stable state that names a new primary releases writes to it
+// at once although the last probe still saw it as a replica: the coordinator checked that it
+// takes writes before publishing the state, and the epoch proves the state current. The next
+// probe of the node confirms (or withdraws) the role.
 func (c *Checker) SetState(st topology.ClusterState) {
-	c.state.Store(&st)
+	prev := c.state.Swap(&st)
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
+	if st.Phase == topology.PhaseStable && st.Primary != "" && prev != nil &&
+		(prev.Epoch < st.Epoch || prev.Epoch == st.Epoch && prev.Phase != topology.PhaseStable) {
+		was := prev.Primary
+		if prev.Phase == topology.PhaseFailingOver {
+			was = prev.Old
+		}
+		if was != st.Primary {
+			c.trustAt = time.Now()
+		}
+	}
 	if c.lastObs != nil {
 		c.publish(c.lastCl, c.lastObs)
 	}
@@ -283,6 +299,24 @@ func Build(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now
 // the primary is the node st names, when it answers as a primary and st's phase is stable;
 // otherwise no node takes writes. Other nodes that claim the primary role are marked Fenced.
 func BuildState(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now time.Time, st *topology.ClusterState) *topology.Snapshot {
+	return buildState(cl, prev, obs, now, st, time.Time{})
+}
+
+// buildState is BuildState where an observation of st's primary taken before trustAt (when
+// the stable state naming that node arrived) counts as the node answering as a writable
+// primary, whatever it showed: the state is newer than the probe (Checker.SetState).
+func buildState(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation, now time.Time, st *topology.ClusterState, trustAt time.Time) *topology.Snapshot {
+	if st != nil && st.Epoch > 0 && st.Phase == topology.PhaseStable && !trustAt.IsZero() {
+		for i, n := range cl.Nodes {
+			if n.Name == st.Primary && obs[i].At.Before(trustAt) && (!obs[i].Up || obs[i].InRecover || obs[i].ReadOnly) {
+				o := obs[i]
+				o.Up, o.InRecover, o.ReadOnly, o.Err = true, false, false, nil
+				o.Following, o.Streaming = "", false
+				obs = slices.Clone(obs)
+				obs[i] = o
+			}
+		}
+	}
 	s := &topology.Snapshot{Cluster: cl.Name, Primary: -1, Nodes: make([]topology.NodeState, len(cl.Nodes))}
 	var claimants []int
 	for i, n := range cl.Nodes {
