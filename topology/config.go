@@ -157,9 +157,20 @@ type Cluster struct {
 	// its replay LSN; MySQL/MariaDB: WAIT_FOR_EXECUTED_GTID_SET / MASTER_GTID_WAIT), then goes to
 	// the primary. Default 1s; 0 = no wait, such reads go to the primary at once.
 	ReadYourWritesWait Duration `yaml:"read_your_writes_wait"`
-	// FailureThreshold is how many consecutive probes of a node must fail before this instance
-	// withdraws its etcd observation of the node (DESIGN §3). Default 2.
+	// FailureThreshold is how many consecutive probes of a node must fail on weak evidence (a
+	// timeout: a hung host, dropped packets; any error other than those of ConfirmProbes)
+	// before this instance withdraws its etcd observation of the node (DESIGN §3). A hung node
+	// is therefore withdrawn about failure_threshold × probe_timeout after it stops answering.
+	// Default 2.
 	FailureThreshold int `yaml:"failure_threshold"`
+	// ConfirmProbes: strong evidence that a node is gone (a refused connection, a connection
+	// reset or closed by the server, the server shutting down), from a probe or from a client
+	// statement, starts this many probes of the node on new connections, confirm_interval
+	// apart; when every one fails with strong evidence too, this instance withdraws its
+	// observation at once rather than after failure_threshold probe rounds. Default 3.
+	ConfirmProbes int `yaml:"confirm_probes"`
+	// ConfirmInterval: the pause between confirmation probes. Default 30ms.
+	ConfirmInterval Duration `yaml:"confirm_interval"`
 	// Failover configures automatic failover and planned switchover.
 	Failover Failover `yaml:"failover"`
 	// Buffer bounds how statements are held while the primary changes.
@@ -176,7 +187,8 @@ type Failover struct {
 	// true; false leaves it to `baton failover`. Needs etcd (not etcd.off).
 	Auto *bool `yaml:"auto"`
 	// Grace: how long every observation of the primary must have been gone before a failover
-	// starts. Default 1s.
+	// starts. Each observation is withdrawn only on confirmed evidence (confirm_probes or
+	// failure_threshold), so grace covers instances disagreeing for a moment. Default 300ms.
 	Grace Duration `yaml:"grace"`
 	// MinInterval: no automatic failover within this long of the previous primary change
 	// (anti-flap). Default 5m.
@@ -445,7 +457,9 @@ const (
 	DefaultMaxLagBytes      = 16 << 20
 	DefaultRYWWait          = time.Second
 	DefaultFailureThreshold = 2
-	DefaultGrace            = time.Second
+	DefaultGrace            = 300 * time.Millisecond
+	DefaultConfirmProbes    = 3
+	DefaultConfirmInterval  = 30 * time.Millisecond
 	DefaultMinInterval      = 5 * time.Minute
 	DefaultMaxDataLoss      = 16 << 20
 	DefaultApplyTimeout     = 30 * time.Second
@@ -478,6 +492,8 @@ func (c *Cluster) applyDefaults() {
 		c.ReadYourWritesWait = Duration(DefaultRYWWait)
 	}
 	orDefault(&c.FailureThreshold, DefaultFailureThreshold)
+	orDefault(&c.ConfirmProbes, DefaultConfirmProbes)
+	orDefault(&c.ConfirmInterval, Duration(DefaultConfirmInterval))
 	f := &c.Failover
 	orDefault(&f.Grace, Duration(DefaultGrace))
 	orDefault(&f.MinInterval, Duration(DefaultMinInterval))

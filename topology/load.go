@@ -283,6 +283,15 @@ func (c *Cluster) validate(p string) error {
 	if c.FailureThreshold < 0 || c.Buffer.MaxRequests < 0 || c.Failover.MaxLostTransactions < 0 {
 		return ferr(p, "failure_threshold, buffer.max_requests and failover.max_lost_transactions must be ≥ 0")
 	}
+	if c.ConfirmProbes < 0 || c.ConfirmProbes > 20 {
+		return ferr(p+".confirm_probes", "must be between 1 and 20 (0: the default %d)", DefaultConfirmProbes)
+	}
+	if c.ConfirmInterval < 0 || c.ConfirmInterval.D() > time.Second {
+		return ferr(p+".confirm_interval", "must be between 0 and 1s (0: the default %v)", DefaultConfirmInterval)
+	}
+	if c.Failover.Grace < 0 {
+		return ferr(p+".failover.grace", "must be ≥ 0")
+	}
 	if c.Pool.MaxPerNode < 0 || c.Pool.MinIdle < 0 || c.Limits.MaxClients < 0 {
 		return ferr(p, "pool and limit counts must be ≥ 0")
 	}
