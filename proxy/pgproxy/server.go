@@ -92,6 +92,7 @@ type Server struct {
 	sessions map[uint64]*session // by cancel key
 	startups startupCache        // startup parameter sets the server accepted
 	pids     backendPIDs         // process ids of the backends baton holds (identity.go)
+	notify   listenHub           // the listening connections of LISTEN without pinning (notify.go)
 	stop     chan struct{}
 	ddl      chan struct{} // signalled after successful DDL: reload the function catalog
 }
