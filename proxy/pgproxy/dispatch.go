@@ -143,6 +143,9 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 	if s.closing.Load() {
 		return false
 	}
+	if s.sharedListen(frames, cls, openEnded || implied) {
+		return true // answered through the listener hub, without pinning (notify.go)
+	}
 	if cls.Pin != 0 {
 		s.pins |= cls.Pin // fail closed: pin before we know it worked
 	}
@@ -306,10 +309,11 @@ func (s *session) send(be *backend, out []byte) {
 const inlineWait = 50 * time.Millisecond
 
 // inlineOK: the client loop may relay u itself. Not while LISTEN notifications must be forwarded
-// between statements, not for COPY FROM STDIN or a group still open (the client has more to
-// send), and not when the client has already pipelined more messages.
+// between statements (the relay is their only writer), not for COPY FROM STDIN or a group still
+// open (the client has more to send), and not when the client has already pipelined more
+// messages.
 func (s *session) inlineOK(u *unit) bool {
-	return s.listen == nil && !u.openEnded && !u.class.CopyIn && s.crd.Buffered() == 0
+	return s.listen == nil && len(s.listens) == 0 && !u.openEnded && !u.class.CopyIn && s.crd.Buffered() == 0
 }
 
 // sendInline sends u and relays its answer on the client loop's own goroutine: for the common

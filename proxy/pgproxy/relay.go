@@ -51,17 +51,18 @@ func resendable(code string) (misroute, lag bool) {
 
 // relay forwards backend responses to the client, one unit at a time, in order.
 func (s *session) relay() {
-	// listening is read from the session while a unit is outstanding (the relay owns the
-	// session's fields then): once it closes the unit's done, the client loop may run the next
-	// unit itself and change them.
+	// listening and idleTx (the transaction status) are read from the session while a unit is
+	// outstanding (the relay owns the session's fields then): once it closes the unit's done,
+	// the client loop may run the next unit itself and change them.
 	listening := false
+	idleTx := byte('I')
 	for {
 		var u *unit
 		var ok bool
 		if listening {
-			u, ok = s.idleListen()
+			u, ok = s.idleListen(idleTx)
 		} else {
-			u, ok = <-s.queue
+			u, ok = s.idleWait(idleTx)
 		}
 		if !ok {
 			return
@@ -72,6 +73,10 @@ func (s *session) relay() {
 			s.checkIn()
 		}
 		listening = s.listen != nil && !s.listen.broken
+		idleTx = s.txStatusNow()
+		if len(s.listens) > 0 {
+			s.deliverNotes(idleTx) // what arrived during the unit, once it is over (notify.go)
+		}
 		close(u.done)
 	}
 }
@@ -82,14 +87,30 @@ func (s *session) nextUnit() (*unit, bool) {
 	return u, ok
 }
 
+// idleWait waits for the next unit while delivering the notifications the session's listeners
+// queue in between (tx: the session's transaction status; inside a transaction block they
+// wait for its end, as on the server).
+func (s *session) idleWait(tx byte) (*unit, bool) {
+	for {
+		select {
+		case u, ok := <-s.queue:
+			return u, ok
+		case <-s.notes.wake:
+			s.deliverNotes(tx)
+		}
+	}
+}
+
 // idleListen waits for the next unit while forwarding notifications that arrive on the LISTEN
-// connection in between.
-func (s *session) idleListen() (*unit, bool) {
+// connection in between, and those the session's listeners queue (tx as for idleWait).
+func (s *session) idleListen(tx byte) (*unit, bool) {
 	be := s.listen
 	for {
 		select {
 		case u, ok := <-s.queue:
 			return u, ok
+		case <-s.notes.wake:
+			s.deliverNotes(tx)
 		default:
 		}
 		be.conn.SetReadDeadline(time.Time{})
@@ -99,6 +120,10 @@ func (s *session) idleListen() (*unit, bool) {
 			s.idleConn.Store(nil)
 			return u, ok
 		default:
+		}
+		if len(s.notes.wake) > 0 {
+			s.idleConn.Store(nil)
+			continue
 		}
 		_, err := be.rd.Peek1()
 		s.idleConn.Store(nil)
@@ -157,6 +182,9 @@ func (s *session) listenLost(be *backend, fatal []byte) {
 func (s *session) process(u *unit) {
 	if u.synthetic != nil {
 		s.cw.Write(u.synthetic)
+		if u.resume {
+			s.notes.pause(false) // the LISTEN's answer is out: notifications may follow
+		}
 		s.flush()
 		return
 	}
@@ -295,6 +323,11 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 				// did not send it and gets no ReadyForQuery for it.
 				u.failed = failed
 			} else {
+				// Notifications go out when the server would send them: before a
+				// ReadyForQuery outside a transaction block (notify.go).
+				if len(s.listens) > 0 {
+					s.writeNotes(f[5])
+				}
 				s.cw.Write(f)
 			}
 			s.flush()
@@ -395,6 +428,15 @@ func (s *session) finish(u *unit, status, startTx byte, failed bool, tag string)
 			s.appendHistory(u.be, *u.hist)
 		} else if status != 'I' {
 			s.pending = append(s.pending, *u.hist)
+		}
+	}
+	if len(s.listens) > 0 && status == 'I' && startTx == 'I' {
+		// UNLISTEN that went to the server (in a text of several statements, or on a
+		// session with a pinned LISTEN connection), DISCARD ALL: the hub's subscriptions go too.
+		if u.class.Unpin&router.PinListen != 0 {
+			s.unlistenAll()
+		} else if t, ok := router.PGListenTarget(unitText(u.frames)); ok && t.Unlisten {
+			s.unlisten(t)
 		}
 	}
 	if u.class.Unpin != 0 {

@@ -49,6 +49,7 @@ type unit struct {
 	// impliedSync: the unit ends in a Sync baton added because a Query followed the group
 	// without one (a Query implies a Sync); its ReadyForQuery is not the client's.
 	impliedSync atomic.Bool
+	resume      bool   // a LISTEN baton answered: queued notifications may follow the answer (notify.go)
 	failed      bool   // set by the relay before done: the unit got an error
 	refused     []byte // set by prepare: answer the unit with this error instead (shape.go)
 	done        chan struct{}
@@ -100,6 +101,10 @@ type session struct {
 	txStatus  byte
 	txConn    *backend
 	listen    *backend
+	// listens: the channels the session listens on through the server's listeners (transaction
+	// pooling, notify.go), and notes the notifications waiting to be sent to the client.
+	listens map[string]*listener
+	notes   noteQueue
 
 	group     []byte // extended-protocol frames buffered up to Sync
 	openUnit  *unit  // a unit sent before its Sync; the rest of its frames follow it
@@ -135,6 +140,7 @@ func (s *session) startRelay() {
 		return
 	}
 	s.queue = make(chan *unit, 16)
+	s.notes.wake = make(chan struct{}, 1)
 	s.relayDone = make(chan struct{})
 	go func() {
 		defer close(s.relayDone)
@@ -421,6 +427,7 @@ func (s *session) cleanup() {
 		}
 		<-s.relayDone
 	}
+	s.unlistenAll()   // the listener UNLISTENs what nobody wants any more
 	s.cancelMu.Lock() // a cancel in flight reaches its connection before the pool hands it on
 	s.cancelMu.Unlock()
 	for np, be := range s.conns {
