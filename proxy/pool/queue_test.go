@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,5 +311,13 @@ func BenchmarkHandOff(b *testing.B) {
 		}
 		n.Release(c, k, true)
 		wg.Wait()
+	}
+}
+
+// The histogram has a counter per bucket and one above the last.
+func TestWaitBucketsFit(t *testing.T) {
+	var h waitHist
+	if len(h.counts) != len(WaitBuckets)+1 || !slices.IsSorted(WaitBuckets) {
+		t.Fatalf("%d counters for %d buckets (sorted %v)", len(h.counts), len(WaitBuckets), slices.IsSorted(WaitBuckets))
 	}
 }

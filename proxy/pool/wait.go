@@ -5,13 +5,14 @@ import (
 	"time"
 )
 
-// WaitBuckets are the upper bounds, in seconds, of the acquire-wait histogram.
-var WaitBuckets = []float64{0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+// WaitBuckets are the upper bounds, in seconds, of the acquire-wait histogram: fine enough below
+// a second for a queue's p99 to be read from it.
+var WaitBuckets = []float64{0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // waitHist counts how long Acquire calls waited for a connection (a free one, a returned one or
 // room to dial), whatever the outcome. Safe for concurrent use.
 type waitHist struct {
-	counts [11]atomic.Uint64 // per bucket; the last is +Inf
+	counts [16]atomic.Uint64 // per bucket (len(WaitBuckets)+1); the last is +Inf
 	sumNS  atomic.Int64
 }
 
