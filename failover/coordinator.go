@@ -28,6 +28,7 @@ type Manager struct {
 	refused string               // the last refusal logged (logged once)
 	retryAt time.Time            // an unfinished failover is retried from then on
 	backoff time.Duration        // the wait before the next retry (doubles, up to maxBackoff)
+	primary string               // the epoch's primary as last read (tick)
 }
 
 // Retry pacing of a failover that could not finish (no candidate answered, promote failed).
@@ -114,10 +115,16 @@ func (m *Manager) lead(ctx context.Context, co *topology.Coordinator) {
 			m.handle(lctx, co, r)
 			continue
 		}
-		downSince = m.tick(lctx, co, downSince)
+		var suspect bool
+		downSince, suspect = m.tick(lctx, co, downSince)
 		// Look again at the next snapshot, or after a probe interval — or the moment the grace
-		// of a primary seen dead runs out, not up to a probe interval later.
+		// of a primary seen dead runs out, not up to a probe interval later. While this
+		// instance's own probes fail the primary, the other instances' observations are polled
+		// closely: the last one may be withdrawn at any moment.
 		wait := m.cfg().ProbeInterval.D()
+		if suspect {
+			wait = min(wait, suspectPoll)
+		}
 		if !downSince.IsZero() {
 			if r := time.Until(downSince.Add(m.cfg().Failover.Grace.D())); r > 0 && r < wait {
 				wait = r
@@ -139,9 +146,43 @@ func (m *Manager) lead(ctx context.Context, co *topology.Coordinator) {
 	}
 }
 
+// suspectPoll is how often the coordinator reads the primary's observers while its own probes
+// of the primary fail.
+const suspectPoll = 50 * time.Millisecond
+
 // tick is one look at the cluster by the coordinator. downSince is when the primary was first
-// seen dead by every instance (zero if it is not); the new value is returned.
-func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince time.Time) time.Time {
+// seen dead by every instance (zero if it is not); the new value is returned, and whether the
+// coordinator's own probe of the primary fails (look again soon).
+func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince time.Time) (time.Time, bool) {
+	d := m.tick1(ctx, co, downSince)
+	snap := m.live.Load()
+	st, ok := m.stateOf(snap)
+	if !ok {
+		return d, false
+	}
+	i := snap.Index(st)
+	return d, i >= 0 && !snap.Nodes[i].Up
+}
+
+// stateOf returns the epoch's primary as the snapshot knows it.
+func (m *Manager) stateOf(snap *topology.Snapshot) (string, bool) {
+	if snap == nil || snap.Phase != topology.PhaseStable {
+		return "", false
+	}
+	if p := snap.PrimaryNode(); p != nil {
+		return p.Name, true
+	}
+	return m.lastPrimary()
+}
+
+// lastPrimary is the primary of the last state tick1 read.
+func (m *Manager) lastPrimary() (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.primary, m.primary != ""
+}
+
+func (m *Manager) tick1(ctx context.Context, co *topology.Coordinator, downSince time.Time) time.Time {
 	cl := m.cfg()
 	snap := m.live.Load()
 	if snap == nil {
@@ -155,6 +196,9 @@ func (m *Manager) tick(ctx context.Context, co *topology.Coordinator, downSince 
 		m.initState(ctx, co, snap)
 		return time.Time{}
 	}
+	m.mu.Lock()
+	m.primary = st.Primary
+	m.mu.Unlock()
 	switch st.Phase {
 	case topology.PhaseFailingOver:
 		if m.mayRetry() {
@@ -344,10 +388,12 @@ func nodeByName(cl *topology.Cluster, name string) *topology.Node {
 
 // run records the steps of one failover or switchover: one log line per step with its duration.
 type run struct {
-	m   *Manager
-	cl  *topology.Cluster
-	ev  topology.Event
-	log *slog.Logger
+	mu      sync.Mutex  // guards ev (a fence runs beside the other steps)
+	pending []*fenceRun // steps running in the background; finish waits for them
+	m       *Manager
+	cl      *topology.Cluster
+	ev      topology.Event
+	log     *slog.Logger
 }
 
 func (m *Manager) newRun(cl *topology.Cluster, kind, from, reason string, epoch uint64) *run {
@@ -359,8 +405,15 @@ func (m *Manager) newRun(cl *topology.Cluster, kind, from, reason string, epoch 
 func (r *run) step(name string, f func() error) error {
 	t := time.Now()
 	err := f()
-	d := time.Since(t)
+	r.record(name, time.Since(t), err)
+	return err
+}
+
+// record logs and records a step that took d and ended with err. Safe for concurrent use.
+func (r *run) record(name string, d time.Duration, err error) {
+	r.mu.Lock()
 	r.ev.Steps = append(r.ev.Steps, topology.Step{Name: name, Duration: d, Error: errString(err)})
+	r.mu.Unlock()
 	var sk *skippedError
 	switch {
 	case errors.As(err, &sk):
@@ -370,7 +423,6 @@ func (r *run) step(name string, f func() error) error {
 	default:
 		r.log.Info(r.ev.Kind+" step", "step", name, "duration", d.Round(time.Microsecond))
 	}
-	return err
 }
 
 // skippedError is a step that could not run where that is expected, such as the fence of a dead
@@ -385,17 +437,23 @@ func (e *skippedError) Unwrap() error { return e.err }
 
 // finish records the run in the history.
 func (r *run) finish(ctx context.Context, co *topology.Coordinator, to string, err error) {
+	for _, f := range r.pending {
+		f.wait() // its step belongs in the record
+	}
+	r.mu.Lock()
 	r.ev.To = to
 	r.ev.Duration = time.Since(r.ev.Started)
 	r.ev.Error = errString(err)
+	ev := r.ev
+	r.mu.Unlock()
 	if err != nil {
-		r.log.Error(r.ev.Kind+" failed", "from", r.ev.From, "duration", r.ev.Duration.Round(time.Millisecond), "error", err)
+		r.log.Error(ev.Kind+" failed", "from", ev.From, "duration", ev.Duration.Round(time.Millisecond), "error", err)
 	} else {
-		r.log.Info(r.ev.Kind+" done", "from", r.ev.From, "to", to, "duration", r.ev.Duration.Round(time.Millisecond))
+		r.log.Info(ev.Kind+" done", "from", ev.From, "to", to, "duration", ev.Duration.Round(time.Millisecond))
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	co.AppendHistory(hctx, r.ev)
+	co.AppendHistory(hctx, ev)
 }
 
 // waitAcks waits until every live instance has acknowledged epoch, or its lease is gone, bounded
@@ -426,6 +484,51 @@ func (m *Manager) waitAcks(ctx context.Context, cluster string, epoch uint64, bo
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// fenceRun is a fence of the old primary running beside a failover's other steps.
+type fenceRun struct {
+	done chan struct{}
+}
+
+// wait returns when the fence has ended (it is bounded by a probe timeout).
+func (f *fenceRun) wait() { <-f.done }
+
+// ended reports whether the fence has ended.
+func (f *fenceRun) ended() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// startFence fences node old in the background and records the step when it ends.
+func (m *Manager) startFence(ctx context.Context, r *run, cl *topology.Cluster, old string) *fenceRun {
+	f := &fenceRun{done: make(chan struct{})}
+	on := nodeByName(cl, old)
+	if on == nil {
+		close(f.done)
+		return f
+	}
+	start := time.Now()
+	r.pending = append(r.pending, f)
+	go func() {
+		defer close(f.done)
+		// Every instance has failed to reach it for grace: one probe timeout is all the
+		// chance it gets (a hung node would otherwise hold the failover up).
+		fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), cl.ProbeTimeout.D()))
+		defer cancel()
+		err := m.fencedNow(on.Name, m.eng.Fence(fctx, on))
+		if isUnreachable(err) {
+			// Expected of a dead primary. The upkeep fences it once it answers again and
+			// takes writes (a stray primary), before anything is routed to it.
+			err = &skippedError{why: "node " + old + " is unreachable; the fence is retried when it returns", err: err}
+		}
+		r.record("fence", time.Since(start), err)
+	}()
+	return f
 }
 
 // candidate is a node that may become the primary, with what Inspect read of it.
@@ -538,21 +641,14 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 	}
 	ttl := m.store.TTL()
 	r.step("acks", func() error { return m.waitAcks(ctx, cl.Name, epoch, 2*ttl) })
-	if on := nodeByName(cl, old); on != nil {
-		r.step("fence", func() error {
-			// Every instance has failed to reach it for grace: one probe timeout is all the
-			// chance it gets (a hung node would otherwise hold the failover up).
-			fctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), cl.ProbeTimeout.D()))
-			defer cancel()
-			err := m.fencedNow(on.Name, m.eng.Fence(fctx, on))
-			if isUnreachable(err) {
-				// Expected of a dead primary. The upkeep fences it once it answers again and
-				// takes writes (a stray primary), before anything is routed to it.
-				return &skippedError{why: "node " + old + " is unreachable; the fence is retried when it returns", err: err}
-			}
-			return err
-		})
-	}
+	// The fence runs beside the candidate's inspection. When no instance observes the old
+	// primary (it is dead, hung or cut off), the promotion does not wait for it: a hung node
+	// would hold the failover up for a probe timeout, and every instance has already stopped
+	// writing to it (the acks). Otherwise (a forced failover of a live primary) the promotion
+	// waits until the fence has ended.
+	fence := m.startFence(ctx, r, cl, old)
+	obs, oerr := m.store.Observers(ctx, cl.Name, old)
+	waitFence := oerr != nil || len(obs) > 0
 	var cand candidate
 	err = r.step("candidate", func() error {
 		cands := m.inspectAll(ctx, cl, old)
@@ -604,6 +700,11 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 			defer cancel()
 			return m.eng.WaitApplied(actx, cand.node, "")
 		})
+		if waitFence {
+			fence.wait()
+		} else if !fence.ended() {
+			r.log.Info("promoting while the fence of the unobserved old primary is still trying", "node", old)
+		}
 		err = r.step("promote", func() error {
 			pctx, cancel := context.WithTimeout(ctx, max(cl.Failover.StepTimeout.D(), time.Minute))
 			defer cancel()

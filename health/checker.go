@@ -73,6 +73,14 @@ type Checker struct {
 	changed chan struct{} // closed and replaced whenever a snapshot is published
 	onRound atomic.Pointer[func(*topology.Snapshot)]
 
+	// Evidence (suspect.go): what this instance concludes about each node.
+	evMu      sync.Mutex // guards views
+	views     map[string]*nodeView
+	obsKick   chan struct{} // wakes observeLoop
+	onObserve atomic.Pointer[func(ctx context.Context, node string, up bool) error]
+	runCtx    atomic.Pointer[context.Context] // Run's context while it runs (confirmations use it)
+	wg        sync.WaitGroup                  // confirmations and observeLoop: Run waits for them
+
 	state   atomic.Pointer[topology.ClusterState] // the shared state snapshots obey (nil: none)
 	pubMu   sync.Mutex                            // serialises building and publishing snapshots
 	lastObs []Observation                         // the last round's observations (under pubMu)
@@ -84,16 +92,24 @@ type Checker struct {
 
 // NewChecker returns a Checker for cl that publishes to live.
 func NewChecker(cl *topology.Cluster, live *topology.Live, f ProberFactory, log *slog.Logger) *Checker {
-	c := &Checker{live: live, newP: f, log: log, probers: map[string]Prober{}, warned: map[string]bool{}, changed: make(chan struct{})}
+	c := &Checker{live: live, newP: f, log: log, probers: map[string]Prober{}, warned: map[string]bool{}, changed: make(chan struct{}),
+		views: map[string]*nodeView{}, obsKick: make(chan struct{}, 1)}
 	c.cluster.Store(cl)
 	return c
 }
 
-// Run probes until ctx is done. The first round runs at once.
+// Run probes until ctx is done. The first round runs at once. It returns when every goroutine
+// it started (confirmations, the observer loop) has ended.
 func (c *Checker) Run(ctx context.Context) {
 	t := time.NewTicker(c.cluster.Load().ProbeInterval.D())
 	defer t.Stop()
 	defer c.closeAll()
+	ctx, cancel := context.WithCancel(ctx)
+	defer c.wg.Wait()
+	defer cancel()
+	c.runCtx.Store(&ctx)
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); c.observeLoop(ctx) }()
 	for {
 		c.Round(ctx)
 		select {
@@ -176,6 +192,7 @@ func (c *Checker) Round(ctx context.Context) *topology.Snapshot {
 		return c.live.Load()
 	}
 	c.warnLimited(cl, obs)
+	c.judge(cl, obs)
 	c.pubMu.Lock()
 	c.lastObs, c.lastCl = obs, cl
 	s := c.publish(cl, obs)

@@ -90,32 +90,6 @@ func startShared(ctx context.Context, cfg topology.Etcd) (*shared, error) {
 	return sh, nil
 }
 
-// observe publishes this instance's view of a cluster's nodes: an observer key per node that
-// answers (tied to the session lease), deleted once threshold() consecutive probes of it have
-// failed. Keys are written only when that view changes.
-func (sh *shared) observe(cluster string, threshold func() int) func(*topology.Snapshot) {
-	last := map[string]bool{}
-	fails := map[string]int{}
-	return func(s *topology.Snapshot) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		for _, n := range s.Nodes {
-			up := n.Up
-			if up {
-				fails[n.Name] = 0
-			} else if fails[n.Name]++; fails[n.Name] < max(1, threshold()) {
-				up = last[n.Name] // not yet: keep the last published view
-			}
-			if was, seen := last[n.Name]; seen && was == up {
-				continue
-			}
-			if err := sh.store.Observe(ctx, cluster, n.Name, up); err == nil {
-				last[n.Name] = up
-			}
-		}
-	}
-}
-
 func (sh *shared) close() { sh.closeOnce.Do(sh.doClose) }
 
 func (sh *shared) doClose() {

@@ -148,7 +148,10 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 		return nil, fmt.Errorf("cluster %s: engine %s is not supported", cl.Name, cl.Engine)
 	}
 	if inst.shared != nil {
-		c.Checker.OnRound(inst.shared.observe(cl.Name, func() int { return c.current().FailureThreshold }))
+		store := inst.shared.store
+		c.Checker.OnObserve(func(ctx context.Context, node string, up bool) error {
+			return store.Observe(ctx, cl.Name, node, up)
+		})
 	}
 	if inst.shared != nil {
 		if c.PG != nil {
@@ -159,6 +162,9 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 	}
 	c.Checker.Round(ctx)
 	srv := c.server()
+	// A statement that finds the primary refusing or dropping connections has the checker
+	// confirm at once (strong evidence, DESIGN §3) instead of at its next probe round.
+	srv.Buffer().OnNodeDown(c.Checker.Suspect)
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}

@@ -37,7 +37,15 @@ type Buffer struct {
 
 	mu   sync.Mutex
 	stop chan struct{}
+
+	nodeDown atomic.Pointer[func(node string)] // OnNodeDown's function
 }
+
+// OnNodeDown registers f, called (on the statement's goroutine; it must not block) with the
+// name of the primary a statement could not reach because it looked down or gone (a NodeDown
+// cause in Hold.Wait): the instance's health checker confirms at once rather than at its next
+// probe round.
+func (b *Buffer) OnNodeDown(f func(node string)) { b.nodeDown.Store(&f) }
 
 // New returns a Buffer over live; cfg returns the current limits (they may be reloaded).
 func New(live *topology.Live, cfg func() topology.Buffer) *Buffer {

@@ -68,6 +68,11 @@ func (h *Hold) Wait(cause error) error {
 	var nd *NodeDown
 	if errors.As(cause, &nd) {
 		stale = h.b.live.Load()
+		if f := h.b.nodeDown.Load(); f != nil {
+			if p := stale.PrimaryNode(); p != nil {
+				(*f)(p.Name)
+			}
+		}
 	}
 	_, err := h.b.Wait(h.ctx, func(sn *topology.Snapshot) bool {
 		return sn != nil && sn != stale && sn.PrimaryNode() != nil && h.mayWrite()
