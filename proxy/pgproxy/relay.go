@@ -318,6 +318,18 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			// The session's state (transaction, pins) is up to date before the client can
 			// act on the ReadyForQuery.
 			s.finish(u, f[5], startTx, failed, tag)
+			lsnProbe := u.lsnProbe
+			if status := f[5]; status == 'I' && s.pins&probedPins != 0 && mayDropState(u.frames) {
+				// Pins that ended with this unit end before the client hears it is done.
+				f = pgwire.AppendReady(nil, status) // the probes read past f's buffer
+				if lsnProbe {
+					lsnProbe = false
+					s.readProbedLSN(u, be) // its answer comes first
+				}
+				if s.recheckPins(be) {
+					s.publishPins()
+				}
+			}
 			if u.impliedSync.Load() {
 				// baton's own Sync in front of a Query that followed the group: the client
 				// did not send it and gets no ReadyForQuery for it.
@@ -331,13 +343,8 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 				s.cw.Write(f)
 			}
 			s.flush()
-			if u.lsnProbe {
-				s.active.Store(nil) // the client's statement is over: cancel nothing of baton's
-				if u.class.CopyIn {
-					// A Query cannot follow COPY FROM STDIN before its data: ask now.
-					s.send(be, appendLSNProbe(nil))
-				}
-				s.readLSN(be)
+			if lsnProbe {
+				s.readProbedLSN(u, be)
 			}
 			return false
 		}
@@ -358,6 +365,16 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			s.flush()
 		}
 	}
+}
+
+// readProbedLSN reads the WAL position a read_your_writes unit asked for after its statement.
+func (s *session) readProbedLSN(u *unit, be *backend) {
+	s.active.Store(nil) // the client's statement is over: cancel nothing of baton's
+	if u.class.CopyIn {
+		// A Query cannot follow COPY FROM STDIN before its data: ask now.
+		s.send(be, appendLSNProbe(nil))
+	}
+	s.readLSN(be)
 }
 
 // lose drops a connection that failed mid-unit. It returns true (resend the unit elsewhere)

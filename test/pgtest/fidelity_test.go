@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-proxy/baton/test/batontest"
+	"github.com/baton-proxy/baton/topology"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -330,9 +332,14 @@ func TestFidelityQueryAfterExtendedWithoutSync(t *testing.T) {
 	})
 }
 
-// PostgreSQL item 10: a closed prepared statement exists on no node the session uses.
+// PostgreSQL item 10: a closed prepared statement exists on no node the session uses. In
+// session pooling the session's connections are its own, so the server lists exactly what the
+// client holds; transaction pooling shares statements between sessions (README, pool modes),
+// where the client-visible half of this — the closed name is gone, others are not — is
+// TestFidelityCloseSharedStatement.
 func TestFidelityCloseEverywhere(t *testing.T) {
-	hc := rawLogin(t, url)
+	b := batontest.StartPGBatonForTest(t, pg, func(cl *topology.Cluster) { cl.PoolMode = topology.PoolSession })
+	hc := rawLogin(t, b.URL(pg))
 	const q = "select 4242 /* fid close */"
 	count := func(hint string) string {
 		return exchange(t, hc, 1, &pgproto3.Query{String: hint + " select count(*) from pg_prepared_statements where statement = '" + q + "'"})
@@ -353,6 +360,34 @@ func TestFidelityCloseEverywhere(t *testing.T) {
 		if got := count(hint); !strings.Contains(got, "DataRow(0)") {
 			t.Fatalf("%s after Close: %s; want 0", hint, got)
 		}
+	}
+}
+
+// Transaction pooling: after a client closes its statement, its name is unknown (26000, as
+// directly) on whichever connection the next unit gets, while another session that prepared
+// the same text under the same name still executes it.
+func TestFidelityCloseSharedStatement(t *testing.T) {
+	const q = "select 4343 /* fid close shared */"
+	got := bothRaw(t, "Close of a shared statement", func(t *testing.T, hc *pgconn.HijackedConn) string {
+		exchange(t, hc, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{})
+		first := exchange(t, hc, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		exchange(t, hc, 1, &pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{})
+		var after []string
+		for range 3 { // whichever connection each unit gets
+			after = append(after, exchange(t, hc, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{}))
+		}
+		return first + " | " + strings.Join(after, " | ")
+	})
+	if !strings.Contains(got, "DataRow") || !strings.Contains(got, "Error(26000)") {
+		t.Fatalf("got %s", got)
+	}
+	// Another session keeps its own statement of the same text.
+	hc1, hc2 := rawLogin(t, url), rawLogin(t, url)
+	exchange(t, hc1, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{})
+	exchange(t, hc2, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{})
+	exchange(t, hc1, 1, &pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{})
+	if r := exchange(t, hc2, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); !strings.Contains(r, "DataRow(4343)") {
+		t.Fatalf("the other session's statement after one session closed its own: %s", r)
 	}
 }
 
