@@ -456,13 +456,15 @@ func (r *run) finish(ctx context.Context, co *topology.Coordinator, to string, e
 	co.AppendHistory(hctx, ev)
 }
 
-// waitAcks waits until every live instance has acknowledged epoch, or its lease is gone, bounded
-// by twice the lease TTL (an instance cut off etcd stops writing on its own after half of it).
+// waitAcks waits until every live instance that serves the cluster has acknowledged epoch, or
+// its lease is gone, bounded by twice the lease TTL (an instance cut off etcd stops writing on
+// its own after half of it). Instances sharing the etcd that do not serve this cluster never
+// write to it and are not waited for.
 func (m *Manager) waitAcks(ctx context.Context, cluster string, epoch uint64, bound time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	for {
-		insts, err := m.store.Instances(ctx)
+		insts, err := m.store.Members(ctx, cluster)
 		if err == nil {
 			var acks []string
 			acks, err = m.store.Acks(ctx, cluster, epoch)

@@ -149,6 +149,14 @@ func (inst *Instance) startCluster(ctx context.Context, cl *topology.Cluster) (*
 	}
 	if inst.shared != nil {
 		store := inst.shared.store
+		// Registered before anything is served: a failover of this cluster waits for this
+		// instance's acknowledgement from now on (and only for its members').
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := store.Serve(sctx, cl.Name)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: etcd: registering as a member: %w", cl.Name, err)
+		}
 		c.Checker.OnObserve(func(ctx context.Context, node string, up bool) error {
 			return store.Observe(ctx, cl.Name, node, up)
 		})
