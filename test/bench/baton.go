@@ -29,9 +29,12 @@ func ensureBaton(ctx context.Context, path string, rebuild bool) error {
 }
 
 // batonConfig is baton's YAML configuration for the benchmark: one cluster
-// over the primary and the replicas, and the app user with SCRAM.
-func batonConfig(e *benchEnv, port int, consistency, poolMode string) string {
-	cfg := fmt.Sprintf(`admin: {listen: "off"}
+// over the primary and the replicas, and the app user with SCRAM; the admin
+// endpoint (metrics) on adminPort. Pools are PgBouncer-sized: pool.size 20
+// per node, user and database (as PgBouncer's default_pool_size), with
+// baton's default reserve (5 more after 3 s of queueing).
+func batonConfig(e *benchEnv, port, adminPort int, consistency, poolMode string) string {
+	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
 clusters:
   - name: pg
     engine: postgres
@@ -40,13 +43,13 @@ clusters:
     pool_mode: %s
     nodes:
       - {name: primary, address: 127.0.0.1:%d}
-`, port, consistency, poolMode, e.primary)
+`, adminPort, port, consistency, poolMode, e.primary)
 	for i, p := range e.replicas {
 		cfg += fmt.Sprintf("      - {name: replica%d, address: 127.0.0.1:%d}\n", i+1, p)
 	}
 	cfg += `    users:
       - {name: app, password: app, auth: scram-sha-256}
-    pool: {max_per_node: 100}
+    pool: {size: 20, max_per_node: 100}
     limits: {max_clients: 20000}
 `
 	return cfg
@@ -74,12 +77,15 @@ func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool, name
 			return err
 		}
 		t.port = port
+		if t.adminPort, err = cluster.FreePort(); err != nil {
+			return err
+		}
 		dir := filepath.Join(e.root, name)
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
 		cfgPath := filepath.Join(dir, "baton.yaml")
-		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port, consistency, poolMode)}); err != nil {
+		if err := writeFiles(dir, map[string]string{"baton.yaml": batonConfig(e, port, t.adminPort, consistency, poolMode)}); err != nil {
 			return err
 		}
 		abs, err := filepath.Abs(bin)

@@ -37,6 +37,23 @@
 // that it and the proxies it starts can hold them; a baton run elsewhere
 // needs the same (ulimit -n or systemd's LimitNOFILE=).
 //
+// Then the many-clients table (-skip-many leaves it out): 10,000 client
+// connections (-many-clients) opened through each of direct, baton-tx and
+// PgBouncer at a bounded rate (-many-rate per second, 32 logins in flight),
+// 2,000 of them (-many-active) running, for -many-duration, point reads by
+// primary key on pgbench_accounts (extended protocol) and, for -many-rw
+// percent of their operations, read-write transactions (BEGIN; UPDATE;
+// SELECT; COMMIT, a round trip each), the others idle but connected. baton
+// runs pool_mode: transaction with pool.size 20 per node, PgBouncer
+// pool_mode=transaction with default_pool_size=20 in front of the primary;
+// direct runs only when the primary's max_connections allows it, else the
+// row says why. It prints clients connected, errors (each distinct text
+// with its count), tps, client latency p50/p99 of reads and of transactions,
+// the proxy's queue wait (baton: p99 from its baton_pool_wait_seconds
+// histogram on the admin endpoint; PgBouncer: the mean and the largest
+// maxwait it reports, having no histogram) and the proxy's RSS with every
+// client connected. -quick makes it 500 clients, 100 active, 5 s.
+//
 // Then (-mysql, on by default; -skip-pg runs it alone) it starts a MariaDB
 // primary and two replicas, fills 4 sysbench tables of 10,000 rows on the
 // primary as the app user, waits until the replicas have applied them, and
@@ -80,6 +97,9 @@ type options struct {
 	rssClients int
 	mysql      bool
 	skipPG     bool
+	skipBench  bool // skip the pgbench tables
+	many       manyOptions
+	skipMany   bool
 }
 
 func main() {
@@ -98,9 +118,32 @@ func main() {
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor")
 	flag.IntVar(&o.rssClients, "rss-clients", 5000, "idle client connections for the memory measurement")
+	flag.BoolVar(&o.skipBench, "skip-pgbench", false, "skip the pgbench tables (the memory and many-clients tables still run)")
+	flag.BoolVar(&o.skipMany, "skip-many", false, "skip the many-clients table")
+	flag.IntVar(&o.many.clients, "many-clients", 10000, "many-clients table: client connections opened and kept")
+	flag.IntVar(&o.many.active, "many-active", 2000, "many-clients table: how many of them run statements at once")
+	flag.DurationVar(&o.many.duration, "many-duration", 30*time.Second, "many-clients table: how long the active clients run")
+	flag.IntVar(&o.many.rate, "many-rate", 2000, "many-clients table: new connections per second at most")
+	flag.IntVar(&o.many.rwShare, "many-rw", 20, "many-clients table: percent of operations that are read-write transactions")
 	flag.Parse()
+	o.many.parallel = 32
 	if quick {
 		o.duration = 3 * time.Second
+		setIfDefault := func(name string, set func()) {
+			explicit := false
+			flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == name })
+			if !explicit {
+				set()
+			}
+		}
+		setIfDefault("many-clients", func() { o.many.clients = 500 })
+		setIfDefault("many-active", func() { o.many.active = 100 })
+		setIfDefault("many-duration", func() { o.many.duration = 5 * time.Second })
+		setIfDefault("rss-clients", func() { o.rssClients = 1000 })
+	}
+	if o.many.active > o.many.clients || o.many.clients < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -many-active must be between 0 and -many-clients, which must be ≥ 1")
+		os.Exit(2)
 	}
 	for _, name := range strings.Split(only, ",") {
 		name = strings.TrimSpace(name)
@@ -137,9 +180,10 @@ func main() {
 func run(ctx context.Context, o options) error {
 	logger := log.New(os.Stderr, "bench: ", log.Ltime)
 	logf := logger.Printf
-	if err := raiseNoFile(max(65536, uint64(o.rssClients)+4096)); err != nil {
+	if err := raiseNoFile(max(65536, uint64(o.rssClients)+4096, uint64(o.many.clients)+4096)); err != nil {
 		logf("warning: %v", err)
 	}
+	o.many.clients = fitNoFile(o.many.clients, logf)
 
 	root, err := os.MkdirTemp("", "baton-bench-")
 	if err != nil {
@@ -241,6 +285,9 @@ func runPG(ctx context.Context, o options, root string, rep *report, logf func(s
 	}
 
 	for _, w := range workloads {
+		if o.skipBench {
+			break
+		}
 		wr := workloadReport{workload: w}
 		for _, t := range targets {
 			r := row{Target: t.name}
@@ -281,6 +328,64 @@ func runPG(ctx context.Context, o options, root string, rep *report, logf func(s
 			printRSS(os.Stdout, rep.IdleRSS, o.rssClients)
 		}
 	}
+
+	if !o.skipMany {
+		if err := runManyTable(ctx, o, e, targets, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runManyTable runs the many-clients table over direct, baton-tx and pgbouncer (those selected).
+func runManyTable(ctx context.Context, o options, e *benchEnv, targets []*target, rep *report) error {
+	mr := manyReport{Clients: o.many.clients, Active: o.many.active, Duration: o.many.duration.String(), RWShare: o.many.rwShare}
+	for _, t := range targets {
+		var r manyResult
+		var probe queueProbe
+		rssPID := 0
+		switch t.name {
+		case targetDirect:
+			mc, err := directMaxConnections(ctx, t.port)
+			switch {
+			case err != nil:
+				r = manyResult{Target: t.name, Skipped: "error: " + firstLine(err.Error())}
+			case mc < o.many.clients+10:
+				r = manyResult{Target: t.name, Skipped: fmt.Sprintf("skipped: the primary's max_connections is %d, "+
+					"below %d clients (PostgreSQL runs a process per connection; holding them all is what a pooler is for)", mc, o.many.clients)}
+			}
+		case targetBatonTx:
+			probe = &batonProbe{adminPort: t.adminPort}
+		case targetPgBouncer:
+			probe = &pgbouncerProbe{port: t.port}
+		default:
+			continue
+		}
+		if r.Target == "" {
+			if t.unavailable != "" {
+				r = manyResult{Target: t.name, Skipped: t.unavailable}
+			} else {
+				if t.child != nil {
+					rssPID = t.child.pid()
+					logNoFile(t, o.many.clients, e.logf)
+				}
+				e.logf("many clients: %s", t.name)
+				r = runMany(ctx, t.name, t.port, o.many, o.scale*100000, rssPID, probe, e.logf)
+				if t.child != nil {
+					if err := t.child.exitErr(); err != nil {
+						e.logf("%v", err)
+						r.Skipped = "error: " + firstLine(err.Error())
+					}
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted")
+		}
+		mr.Rows = append(mr.Rows, r)
+	}
+	rep.Many = &mr
+	printMany(os.Stdout, &mr)
 	return nil
 }
 

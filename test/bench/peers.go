@@ -32,9 +32,10 @@ var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, target
 
 // target is one endpoint that pgbench is pointed at.
 type target struct {
-	name  string
-	port  int
-	child *child // nil for the direct connection
+	name      string
+	port      int
+	adminPort int    // baton's admin HTTP endpoint (metrics); 0 for the others
+	child     *child // nil for the direct connection
 	// unavailable is the table cell text when the target could not be
 	// started ("not installed (…)" or "error: …"); empty when usable.
 	unavailable string
@@ -126,6 +127,7 @@ auth_file = %s
 pool_mode = transaction
 max_client_conn = 20000
 default_pool_size = 20
+stats_users = app
 ignore_startup_parameters = extra_float_digits
 server_tls_sslmode = disable
 log_connections = 0

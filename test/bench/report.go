@@ -31,6 +31,7 @@ type report struct {
 	Scale     int              `json:"scale"`
 	Workloads []workloadReport `json:"workloads"`
 	IdleRSS   []rssResult      `json:"idle_rss,omitempty"`
+	Many      *manyReport      `json:"many_clients,omitempty"`
 	MySQL     []sysbenchReport `json:"mysql,omitempty"`
 }
 
@@ -198,4 +199,49 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// manyReport is the many-clients table.
+type manyReport struct {
+	Clients  int          `json:"clients"`
+	Active   int          `json:"active"`
+	Duration string       `json:"duration"`
+	RWShare  int          `json:"rw_percent"`
+	Rows     []manyResult `json:"rows"`
+}
+
+// printMany writes the many-clients table, then each target's distinct errors and the source
+// of its queue-wait figure.
+func printMany(out io.Writer, m *manyReport) {
+	fmt.Fprintf(out, "\n== many clients: %d connected, %d active (%d%% read-write transactions, the rest point reads), %s ==\n",
+		m.Clients, m.Active, m.RWShare, m.Duration)
+	fmt.Fprintln(out, "(baton-tx: pool_mode transaction, pool.size 20 per node (+5 reserve after 3 s), reads on the 2 replicas;")
+	fmt.Fprintln(out, " pgbouncer: pool_mode transaction, default_pool_size 20, primary only)")
+	t := [][]string{{"target", "connected", "connect s", "errors", "tps", "read p50 ms", "read p99 ms", "tx p50 ms", "tx p99 ms", "RSS", "queue wait"}}
+	for _, r := range m.Rows {
+		if r.Skipped != "" && r.Connected == 0 {
+			t = append(t, []string{r.Target, r.Skipped})
+			continue
+		}
+		rss := "-"
+		if r.RSSKiB > 0 {
+			rss = mib(r.RSSKiB)
+		}
+		t = append(t, []string{r.Target, fmt.Sprint(r.Connected), fmt.Sprintf("%.1f", r.ConnectSecs), fmt.Sprint(r.errorCount()),
+			fmt.Sprintf("%.0f", r.TPS), fmt.Sprintf("%.2f", r.ReadP50Ms), fmt.Sprintf("%.2f", r.ReadP99Ms),
+			fmt.Sprintf("%.2f", r.TxP50Ms), fmt.Sprintf("%.2f", r.TxP99Ms), rss, r.QueueWait})
+	}
+	printTable(out, t)
+	for _, r := range m.Rows {
+		if r.Skipped != "" && r.Connected > 0 {
+			fmt.Fprintf(out, "%s: %s\n", r.Target, r.Skipped)
+		}
+		for _, e := range sortedErrors(r.Errors) {
+			fmt.Fprintf(out, "%s: %d × %s\n", r.Target, r.Errors[e], e)
+		}
+		if r.QueueDetail != "" {
+			fmt.Fprintf(out, "%s queue wait: %s\n", r.Target, r.QueueDetail)
+		}
+	}
+	fmt.Fprintln(out, "(RSS: the proxy's VmRSS with every client connected; tps counts reads and transactions alike)")
 }

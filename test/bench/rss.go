@@ -34,7 +34,9 @@ func raiseNoFile(n uint64) error {
 		return err
 	}
 	if lim.Cur >= n {
-		return nil
+		// Set it anyway: the Go runtime restores the limit it found at startup in the
+		// children it starts unless the program itself has called Setrlimit.
+		return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 	want := lim
 	want.Cur = n
@@ -164,4 +166,47 @@ func closeAll(conns []*pgconn.PgConn, parallel int) {
 	}
 	close(work)
 	wg.Wait()
+}
+
+// fitNoFile caps a client count to what this process's open-file limit can hold (one
+// descriptor per client and some to spare), saying so in a clear line.
+func fitNoFile(clients int, logf func(string, ...any)) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return clients
+	}
+	room := int(lim.Cur) - 1024
+	if clients <= room {
+		return clients
+	}
+	logf("the open-file limit is %d and cannot be raised (run as root, or raise the hard limit: ulimit -Hn); "+
+		"the many-clients table runs %d clients instead of %d", lim.Cur, max(room, 1), clients)
+	return max(room, 1)
+}
+
+// logNoFile says what open-file limit a proxy runs with, and warns when it cannot hold the
+// clients (it inherited this program's raised limit; PgBouncer keeps it across its -u switch).
+func logNoFile(t *target, clients int, logf func(string, ...any)) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", t.child.pid()))
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return
+			}
+			soft, err := strconv.Atoi(f[0])
+			if err != nil {
+				return
+			}
+			if soft < clients+256 {
+				logf("warning: %s runs with an open-file limit of %d, too few for %d clients (ulimit -n)", t.name, soft, clients)
+			} else {
+				logf("%s: open-file limit %d", t.name, soft)
+			}
+			return
+		}
+	}
 }
