@@ -40,6 +40,11 @@ func TestStoreMembersPauseDiverged(t *testing.T) {
 			mu.Unlock()
 		})
 	}()
+	for first := false; !first; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		first = len(seen) > 0
+		mu.Unlock()
+	}
 	if err := b.SetPaused(ctx, "pg", &Pause{By: "b", Since: time.Now(), Reason: "restart"}); err != nil {
 		t.Fatal(err)
 	}
@@ -87,4 +92,3 @@ func TestStoreMembersPauseDiverged(t *testing.T) {
 		t.Fatalf("diverged after clearing: %+v", d)
 	}
 }
-
