@@ -407,7 +407,7 @@ func (s *session) prepare(u *unit, be *backend) []byte {
 	var out []byte
 	if be.needReset {
 		be.needReset = false
-		out = pgwire.AppendQuery(out, "RESET ALL;RESET ROLE") // another session's settings
+		out = pgwire.AppendQuery(out, resetSettings) // another session's settings
 		u.replays++
 	}
 	if be.applied < len(s.history) {

@@ -14,6 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
+// resetSettings brings a connection that may carry another session's settings back to its
+// login state: RESET ALL leaves the session authorization and the role alone (DISCARD ALL
+// runs SET SESSION AUTHORIZATION DEFAULT for the same reason); a connection left running as
+// another role must never serve the next session.
+const resetSettings = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE"
+
 // startupSkip are startup-packet keys that are not run-time parameters.
 var startupSkip = map[string]bool{"user": true, "database": true, "replication": true, "options": true}
 
@@ -90,7 +96,7 @@ func (s *Server) checkStartup(sess *session, sql string, names []string) (map[st
 	defer be.conn.SetDeadline(time.Time{})
 	// From the connection's own defaults (a pooled connection may carry another session's
 	// settings), so that the server reports every value the startup parameters change.
-	be.w.Write(pgwire.AppendQuery(nil, "RESET ALL;RESET ROLE;"+sql))
+	be.w.Write(pgwire.AppendQuery(nil, resetSettings+";"+sql))
 	be.needReset = false
 	if err := be.w.Flush(); err != nil {
 		sess.drop(be)

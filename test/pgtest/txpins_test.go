@@ -121,3 +121,47 @@ func TestTransactionPoolingBackendKilled(t *testing.T) {
 		t.Fatalf("rows %d; want 2", got)
 	}
 }
+
+// pool_mode transaction: a connection one session left running under another identity (SET
+// SESSION AUTHORIZATION, SET ROLE) serves the next session as the user that session logged in
+// as — RESET ALL alone would leave the authorization in place.
+func TestTransactionPoolingResetsAuthorization(t *testing.T) {
+	b := batontest.StartPGBatonForTest(t, pg, func(cl *topology.Cluster) {
+		cl.PoolMode = topology.PoolTransaction
+		cl.Pool.MaxPerNode = 1
+	})
+	ctx := ctxT(t)
+	su := func() *pgx.Conn {
+		cfg, err := pgx.ParseConfig(b.URL(pg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = "postgres", pg.Opts.Password
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	a, bs := su(), su()
+	if _, err := a.Exec(ctx, "set session authorization "+pg.Opts.AppUser); err != nil {
+		t.Fatal(err)
+	}
+	var who string
+	if err := a.QueryRow(ctx, "select session_user || ' ' || current_user /* baton:primary */").Scan(&who); err != nil {
+		t.Fatal(err)
+	}
+	if want := pg.Opts.AppUser + " " + pg.Opts.AppUser; who != want {
+		t.Fatalf("the session that set its authorization: %q; want %q", who, want)
+	}
+	if err := bs.QueryRow(ctx, "select session_user || ' ' || current_user /* baton:primary */").Scan(&who); err != nil {
+		t.Fatal(err)
+	}
+	if who != "postgres postgres" {
+		t.Fatalf("the next session on the shared connection runs as %q; want postgres postgres", who)
+	}
+	if err := a.QueryRow(ctx, "select session_user || ' ' || current_user /* baton:primary */").Scan(&who); err != nil || who != pg.Opts.AppUser+" "+pg.Opts.AppUser {
+		t.Fatalf("the first session after sharing: %q, %v", who, err)
+	}
+}
