@@ -239,6 +239,17 @@ func (m *Manager) tick1(ctx context.Context, co *topology.Coordinator, downSince
 	if now.Sub(downSince) < cl.Failover.Grace.D() {
 		return downSince
 	}
+	if p, paused, err := m.store.Paused(ctx, cl.Name); err != nil {
+		return downSince // cannot tell: no automatic failover
+	} else if paused {
+		why := ""
+		if p.Reason != "" {
+			why = ": " + p.Reason
+		}
+		m.refuse(ctx, co, fmt.Sprintf("primary %s is down; automatic failover is paused (by %s since %s%s): run `baton resume --cluster %s`, or `baton failover --cluster %s`",
+			st.Primary, p.By, p.Since.UTC().Format(time.RFC3339), why, cl.Name, cl.Name))
+		return downSince
+	}
 	if !cl.Failover.AutoEnabled() {
 		m.refuse(ctx, co, fmt.Sprintf("primary %s is down; automatic failover is off (failover.auto: false): run `baton failover --cluster %s`", st.Primary, cl.Name))
 		return downSince

@@ -16,15 +16,16 @@ import (
 	"github.com/baton-proxy/baton/topology"
 )
 
-// cmdControl runs `baton switchover|failover|rejoin`: it POSTs the request to a running
-// baton's admin API, which hands it to the cluster's coordinator, and prints the outcome.
+// cmdControl runs `baton switchover|failover|rejoin|pause|resume`: it POSTs the request to a
+// running baton's admin API, which hands it to the cluster's coordinator (pause and resume: sets
+// or deletes the cluster's pause key in etcd), and prints the outcome.
 func cmdControl(kind string, args []string) error {
 	fs := flag.NewFlagSet(kind, flag.ExitOnError)
 	admin := fs.String("admin", envOr("BATON_ADMIN", defaultAdminURL), "admin server URL (env BATON_ADMIN)")
 	token := fs.String("token", os.Getenv("BATON_ADMIN_TOKEN"), "admin bearer token (env BATON_ADMIN_TOKEN)")
 	cluster := fs.String("cluster", "", "cluster name (required)")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
-	var to, node *string
+	var to, node, reason *string
 	var force *bool
 	switch kind {
 	case "switchover":
@@ -34,12 +35,15 @@ func cmdControl(kind string, args []string) error {
 		force = fs.Bool("force", false, "fail over even if the primary answers, within min_interval, or beyond max_data_loss")
 	case "rejoin":
 		node = fs.String("node", "", "the fenced old primary to re-attach as a replica (MySQL/MariaDB)")
+	case "pause":
+		reason = fs.String("reason", "", "why (shown in baton status)")
 	}
 	fs.Parse(args)
 	if *cluster == "" || fs.NArg() != 0 || (node != nil && *node == "") {
 		fs.Usage()
 		return fmt.Errorf("usage: baton %s --cluster C %s", kind, map[string]string{
-			"switchover": "[--to NODE]", "failover": "[--to NODE] [--force]", "rejoin": "--node NODE"}[kind])
+			"switchover": "[--to NODE]", "failover": "[--to NODE] [--force]", "rejoin": "--node NODE",
+			"pause": "[--reason TEXT]", "resume": ""}[kind])
 	}
 	q := url.Values{}
 	if to != nil && *to != "" {
@@ -50,6 +54,9 @@ func cmdControl(kind string, args []string) error {
 	}
 	if node != nil {
 		q.Set("node", *node)
+	}
+	if reason != nil && *reason != "" {
+		q.Set("reason", *reason)
 	}
 	base := strings.TrimRight(*admin, "/")
 	if !strings.Contains(base, "://") {
@@ -86,6 +93,14 @@ func cmdControl(kind string, args []string) error {
 	if !res.OK {
 		printEvent(res.Event)
 		return errors.New(kind + " refused or failed: " + res.Error)
+	}
+	switch kind {
+	case "pause":
+		fmt.Printf("automatic failover of cluster %s is paused (primary %s, epoch %d); switchover and `baton failover` still work; `baton resume --cluster %s` resumes it\n", *cluster, res.Primary, res.Epoch, *cluster)
+		return nil
+	case "resume":
+		fmt.Printf("automatic failover of cluster %s is resumed (primary %s, epoch %d)\n", *cluster, res.Primary, res.Epoch)
+		return nil
 	}
 	fmt.Printf("%s done in %v: cluster %s primary %s, epoch %d\n", kind, time.Since(started).Round(time.Millisecond), *cluster, res.Primary, res.Epoch)
 	printEvent(res.Event)

@@ -7,6 +7,8 @@
 //	baton switchover --cluster C [--to N]      planned primary change, no data loss
 //	baton failover --cluster C [--to N] [--force]   replace a dead primary by hand
 //	baton rejoin --cluster C --node N          re-attach an old MySQL/MariaDB primary as a replica
+//	baton pause --cluster C [--reason R]       suspend automatic failover (maintenance)
+//	baton resume --cluster C                   resume automatic failover
 //	baton version
 package main
 
@@ -35,6 +37,10 @@ Usage:
                                     replace the primary now (automation off, or refused)
   baton rejoin --cluster C --node NODE
                                     re-attach a fenced old MySQL/MariaDB primary as a replica
+  baton pause --cluster C [--reason TEXT]
+                                    suspend automatic failover (e.g. to restart the primary);
+                                    switchover and failover by hand still work
+  baton resume --cluster C          resume automatic failover
   baton version                     print the version
 
 Run 'baton COMMAND -h' for a command's flags.
@@ -56,7 +62,7 @@ func main() {
 		err = cmdDemo(os.Args[2:])
 	case "status":
 		err = cmdStatus(os.Args[2:])
-	case "switchover", "failover", "rejoin":
+	case "switchover", "failover", "rejoin", "pause", "resume":
 		err = cmdControl(os.Args[1], os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("baton", version)

@@ -57,6 +57,10 @@ var (
 		"Statements that gave up waiting in the failover buffer (full, window or max duration).", []string{"cluster"}, nil)
 	descAlert = prometheus.NewDesc("baton_cluster_alert",
 		"1 while the coordinator reports a problem it will not act on by itself (an automatic failover refused: failover.auto off, or within failover.min_interval).", []string{"cluster"}, nil)
+	descPaused = prometheus.NewDesc("baton_failover_paused",
+		"1 while automatic failover of the cluster is paused (baton pause), else 0.", []string{"cluster"}, nil)
+	descDiverged = prometheus.NewDesc("baton_node_diverged",
+		"1 when an old primary holds changes the current primary lacks (needs a rewind or repair).", []string{"cluster", "node"}, nil)
 	descRYWWaits = prometheus.NewDesc("baton_read_your_writes_waits_total",
 		"read_your_writes: waits on a replica for the session's last write before a read.", []string{"cluster"}, nil)
 	descPoolWait = prometheus.NewDesc("baton_pool_wait_seconds",
@@ -78,7 +82,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
 		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
 		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed,
-		descRYWWaits, descRYWFallbacks, descAlert, descPinned, descPoolWait} {
+		descRYWWaits, descRYWFallbacks, descAlert, descPaused, descDiverged, descPinned, descPoolWait} {
 		ch <- d
 	}
 }
@@ -102,6 +106,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descBackendConns, float64(n.Connections.Open), cl, n.Name, "open")
 			gauge(descBackendConns, float64(n.Connections.Idle), cl, n.Name, "idle")
 			gauge(descFenced, b2f(n.Fenced), cl, n.Name)
+			gauge(descDiverged, b2f(n.Diverged != ""), cl, n.Name)
 			if n.Role == "replica" {
 				gauge(descLagSeconds, n.LagSeconds, cl, n.Name)
 				gauge(descLagBytes, float64(n.LagBytes), cl, n.Name)
@@ -126,6 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descBufferedTotal, cs.BufferedTotal, cl)
 		counter(descBufferFailed, cs.BufferFailed, cl)
 		gauge(descAlert, b2f(cs.Alert != ""), cl)
+		gauge(descPaused, b2f(cs.FailoverPaused), cl)
 		counter(descRYWWaits, cs.RYWWaits, cl)
 		counter(descRYWFallbacks, cs.RYWFallbacks, cl)
 		for reason, n := range cs.Pinned {

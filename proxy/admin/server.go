@@ -66,6 +66,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/clusters/{name}/switchover", s.authed(http.HandlerFunc(s.request("switchover"))))
 	mux.Handle("POST /api/v1/clusters/{name}/failover", s.authed(http.HandlerFunc(s.request("failover"))))
 	mux.Handle("POST /api/v1/clusters/{name}/rejoin", s.authed(http.HandlerFunc(s.request("rejoin"))))
+	mux.Handle("POST /api/v1/clusters/{name}/pause", s.authed(http.HandlerFunc(s.pause(true))))
+	mux.Handle("POST /api/v1/clusters/{name}/resume", s.authed(http.HandlerFunc(s.pause(false))))
 	return mux
 }
 
@@ -238,6 +240,46 @@ func (s *Server) request(kind string) http.HandlerFunc {
 		default:
 			writeJSON(w, http.StatusOK, res)
 		}
+	}
+}
+
+// pause suspends (on) or resumes automatic failover of a cluster: a key in etcd, so every
+// instance and the coordinator see it. Query parameter reason (pause). It answers like request:
+// 200 with a topology.Result.
+func (s *Server) pause(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		var c *proxy.Cluster
+		for _, x := range s.inst.Clusters() {
+			if x.Config.Name == name {
+				c = x
+			}
+		}
+		if c == nil {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no cluster %q", name)})
+			return
+		}
+		st := s.inst.Store()
+		if st == nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "etcd is off (etcd.off: true): there is no automatic failover to pause"})
+			return
+		}
+		var p *topology.Pause
+		if on {
+			p = &topology.Pause{By: st.Instance() + " (" + r.RemoteAddr + ")", Since: time.Now().UTC(), Reason: r.URL.Query().Get("reason")}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := st.SetPaused(ctx, name, p); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+			return
+		}
+		s.log.Warn("automatic failover "+map[bool]string{true: "paused", false: "resumed"}[on], "cluster", name, "remote", r.RemoteAddr, "reason", r.URL.Query().Get("reason"))
+		res := topology.Result{OK: true}
+		if cst, ok := c.State(); ok {
+			res.Epoch, res.Primary = cst.Epoch, cst.Primary
+		}
+		writeJSON(w, http.StatusOK, res)
 	}
 }
 

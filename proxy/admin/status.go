@@ -35,6 +35,13 @@ type ClusterStatus struct {
 	// command that resolves it); "" when there is none.
 	Alert      string    `json:"alert,omitempty"`
 	AlertSince time.Time `json:"alert_since,omitzero"`
+	// FailoverPaused: automatic failover is suspended (`baton pause`); Pause says by whom,
+	// since when and why. Switchovers and `baton failover` still run.
+	FailoverPaused bool            `json:"failover_paused"`
+	Pause          *topology.Pause `json:"pause,omitempty"`
+	// Diverged lists old primaries holding changes the current primary lacks: they need a
+	// rewind (PostgreSQL) or a repair (MySQL/MariaDB) before they can follow it.
+	Diverged []topology.Divergence `json:"diverged,omitempty"`
 	// Buffered counts statements waiting for a primary now; BufferedTotal / BufferFailed are
 	// totals of statements that waited, and of those that gave up.
 	Buffered      int64 `json:"buffered"`
@@ -86,7 +93,10 @@ type NodeStatus struct {
 	Streaming  bool    `json:"streaming"`
 	Sync       bool    `json:"sync,omitempty"`
 	// Fenced: the node claims the primary role but is not the epoch's primary; never routed to.
-	Fenced     bool   `json:"fenced,omitempty"`
+	Fenced bool `json:"fenced,omitempty"`
+	// Diverged (an old primary): "" unless it holds changes the current primary lacks; then
+	// the positions (ClusterStatus.Diverged has the steps to repair it).
+	Diverged   string `json:"diverged,omitempty"`
 	ReadOnly   bool   `json:"read_only,omitempty"`
 	Unreadable string `json:"unreadable,omitempty"`
 	// Connections are the backend connections of the node's pool; Open includes Idle.
@@ -211,5 +221,18 @@ func addShared(ctx context.Context, inst *proxy.Instance, cs *ClusterStatus) {
 	}
 	if a, ok, err := st.Alert(ctx, cs.Name); err == nil && ok {
 		cs.Alert, cs.AlertSince = a.Message, a.Since
+	}
+	if p, ok, err := st.Paused(ctx, cs.Name); err == nil && ok {
+		cs.FailoverPaused, cs.Pause = true, &p
+	}
+	if d, err := st.Diverged(ctx, cs.Name); err == nil {
+		cs.Diverged = d
+		for _, dv := range d {
+			for i := range cs.Nodes {
+				if cs.Nodes[i].Name == dv.Node {
+					cs.Nodes[i].Diverged = dv.Detail
+				}
+			}
+		}
 	}
 }

@@ -60,6 +60,16 @@ func WriteTable(w io.Writer, doc *ClustersResponse) error {
 				fmt.Fprintf(w, " (%s)", shorten(c.StateReason, 100))
 			}
 		}
+		if c.FailoverPaused && c.Pause != nil {
+			fmt.Fprintf(w, "\n  AUTOMATIC FAILOVER PAUSED by %s since %s", c.Pause.By, c.Pause.Since.Local().Format("2006-01-02 15:04:05"))
+			if c.Pause.Reason != "" {
+				fmt.Fprintf(w, " (%s)", shorten(c.Pause.Reason, 100))
+			}
+			fmt.Fprintf(w, ": `baton resume --cluster %s` resumes it", c.Name)
+		}
+		for _, d := range c.Diverged {
+			fmt.Fprintf(w, "\n  node %s: diverged, needs rewind: %s\n    %s", d.Node, d.Detail, strings.ReplaceAll(d.Steps, "\n", "\n    "))
+		}
 		if c.Alert != "" {
 			fmt.Fprintf(w, "\n  ALERT since %s: %s", c.AlertSince.Local().Format("15:04:05"), c.Alert)
 		}
@@ -106,6 +116,8 @@ func nodeState(n NodeStatus) string {
 	switch {
 	case !n.Up:
 		return "down"
+	case n.Diverged != "":
+		return "diverged"
 	case n.Fenced:
 		return "fenced"
 	case n.Drain:
