@@ -26,6 +26,7 @@ type unit struct {
 	gtid        string
 	gtidTracked bool
 	retrack     bool // the statement may set session_track_system_variables (track.go)
+	stmt        *stmt // the prepared statement a COM_STMT_* unit names
 }
 
 // outcome of sending a unit to one backend.
@@ -127,7 +128,7 @@ func (s *session) exec(u *unit) {
 				s.noteWrite(u, be, wasInTx)
 			}
 			if route == router.Replica {
-				s.replica = be
+				s.replica, s.sticky = be, be.node.name
 			}
 			return
 		case retryOther:
@@ -148,6 +149,12 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 	if err := s.replay(be); err != nil {
 		return s.fail(be, hold)
 	}
+	if err := s.diagPrefix(u, be); err != nil {
+		return s.fail(be, hold)
+	}
+	if u.class.Pin != 0 || s.pins != 0 && be.node.name == s.primaryName() {
+		be.dirty = true // it may carry pinned state: reset before another session uses it
+	}
 	cmd := u.cmd
 	if u.build != nil {
 		c, e, err := u.build(be)
@@ -167,6 +174,9 @@ func (s *session) send(u *unit, be *backend, hold bool) outcome {
 		return s.fail(be, hold)
 	}
 	if mywire.NoResponse(cmd[0]) {
+		if err := be.drain(s.warnReplay(be)); err != nil {
+			return s.fail(be, hold)
+		}
 		return sent
 	}
 	return s.relay(u, be, hold)
@@ -183,6 +193,9 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 			s.held = held[:0] // keep a modest buffer for the next reply
 		}
 	}()
+	if err := be.drain(s.warnReplay(be)); err != nil {
+		return s.fail(be, hold)
+	}
 	first := true
 	for {
 		p, bseq, err := be.cc.R.Next()
@@ -199,6 +212,9 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 			p = u.onFirst(be, p) // after Feed: the tracker must see the server's own ids
 		}
 		if t.FedOK() {
+			if ok := t.OK(); ok.LastInsertID != 0 {
+				s.insertID = ok.LastInsertID // LAST_INSERT_ID() of the session (txpool.go)
+			}
 			p = s.trackedOK(u, be, t, p)
 		} else if p[0] == 0xfe && len(p) < 9 && len(p) >= 5 && s.caps&mywire.ClientSessionTrack == 0 {
 			p[4] &^= byte(mywire.StatusSessionStateChanged >> 8) // an EOF's status: the flag is about tracking this client did not ask for
@@ -253,8 +269,11 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 	if t.StatusSeen() {
 		s.applyStatus(be, t.Status())
 	}
+	s.noteOutcome(u, be, t)
 	if t.Err() == nil {
 		s.succeeded(u, be, t)
+	} else {
+		s.failedUnit(u)
 	}
 	return sent
 }
@@ -311,41 +330,31 @@ func (s *session) succeeded(u *unit, be *backend, t *mywire.Tracker) {
 	if u.class.Unpin != 0 {
 		s.pins &^= u.class.Unpin
 	}
+	s.notePinState(u)
 	if u.onDone != nil {
 		u.onDone(be, t)
 	}
 }
 
-// replay runs the session state be has not seen yet, discarding the answers.
+// replay brings be to the session's state: a reset when it carries another session's
+// state, then the history entries it has not run, pipelined in front of the unit (their
+// answers are read, and dropped, before the unit's: backend.drain).
 func (s *session) replay(be *backend) error {
+	if be.needReset {
+		if err := be.injectReset(); err != nil {
+			return err
+		}
+	}
 	for be.applied < len(s.history) {
 		q := s.history[be.applied]
 		be.applied++
-		out, _ := mywire.AppendPacket(nil, 0, append([]byte{mywire.ComQuery}, q...))
-		if _, err := be.w.Write(out); err != nil {
+		if err := be.inject(mywire.ComQuery, q, injState); err != nil {
 			return err
-		}
-		if err := be.w.Flush(); err != nil {
-			return err
-		}
-		t := mywire.NewTracker(mywire.ComQuery, be.cc.Caps)
-		for {
-			p, _, err := be.cc.R.Next()
-			if err != nil {
-				return err
-			}
-			done, err := t.Feed(p)
-			if err != nil {
-				return err
-			}
-			if done {
-				break
-			}
-		}
-		if e := t.Err(); e != nil {
-			s.srv.log.Warn("replaying session state failed", "cluster", s.srv.config().Name, "node", be.node.name, "code", e.Code, "error", e.Message)
 		}
 		if containsFold(q, "session_track_system_variables") {
+			if err := be.drain(s.warnReplay(be)); err != nil {
+				return err
+			}
 			if err := be.retrack(); err != nil {
 				return err
 			}

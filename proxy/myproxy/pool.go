@@ -23,11 +23,23 @@ type backend struct {
 	cc   *mywire.ClientConn
 	w    *bufio.Writer
 
-	// Session-scoped bookkeeping, reset when the connection returns to the pool.
-	stmts   map[uint32]uint32 // baton statement id → this server's statement id
-	typed   map[uint32]bool   // statements whose parameter types this server has seen
-	applied int               // session-history entries this connection has run
-	broken  bool
+	// What the connection carries (txpool.go): the statements prepared on it by text, the
+	// session history it has applied (hist, as of its last check-in; applied counts the
+	// current session's entries it has run), whether it must be reset before the current
+	// session's history, and whether its next check-in keeps all that for the next session.
+	prep      map[string]*srvStmt
+	tick      uint64 // LRU clock of prep
+	hist      []string
+	applied   int
+	needReset bool
+	keepState bool
+	dirty     bool // it ran statements of a pinned session: reset it when it goes back
+	// uses counts the units the connection ran; lastConn is the baton connection id of the
+	// session that ran the last one (diagnostics and LAST_INSERT_ID belong to it).
+	uses     uint64
+	lastConn uint32
+	pending  []injected // answers to baton's pipelined commands still to read (drain)
+	broken   bool
 
 	// Session tracking baton set up for read_your_writes (track.go): the server reports
 	// last_gtid in the OK packets of this connection; addedGTID: baton added it to the
@@ -120,8 +132,7 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		return nil, fmt.Errorf("connecting to node %s: it does not offer the MariaDB extended capabilities %#x the client negotiated with baton (the cluster's servers differ)", p.name, ext)
 	}
 	c.SetDeadline(time.Time{})
-	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(c, 16<<10),
-		stmts: map[uint32]uint32{}, typed: map[uint32]bool{}}
+	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(c, 16<<10), prep: map[string]*srvStmt{}}
 	if err := be.trackGTIDs(ctx); err != nil {
 		be.close()
 		return nil, fmt.Errorf("connecting to node %s: setting up session tracking: %w", p.name, err)
@@ -145,6 +156,12 @@ func (b *backend) resetForReuse() bool {
 	if b.broken {
 		return false
 	}
+	if b.keepState {
+		// Transaction pooling: the next session compares what the connection carries with
+		// its own state (txpool.go) instead.
+		b.keepState = false
+		return true
+	}
 	if err := b.roundTrip(mywire.ComResetConnection, nil, 5*time.Second); err != nil {
 		return false
 	}
@@ -153,14 +170,16 @@ func (b *backend) resetForReuse() bool {
 			return false
 		}
 	}
-	b.stmts = map[uint32]uint32{}
-	b.typed = map[uint32]bool{}
-	b.applied = 0
+	b.prep = map[string]*srvStmt{}
+	b.hist, b.applied, b.needReset, b.dirty = nil, 0, false, false
 	return true
 }
 
 // roundTrip sends a command and reads its whole response, failing on ERR.
 func (b *backend) roundTrip(cmd byte, arg []byte, timeout time.Duration) error {
+	if err := b.drain(nil); err != nil {
+		return err
+	}
 	c := b.cc.Conn
 	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})

@@ -32,6 +32,9 @@ func (b *backend) queryValue(q string, timeout time.Duration) (val string, null 
 // queryRow runs q, whose answer is one row, on b and returns the row's values (nil: SQL NULL)
 // and the columns' types (the MYSQL_TYPE_* byte). Errors as queryValue.
 func (b *backend) queryRow(q string, timeout time.Duration) (row [][]byte, types []byte, err error) {
+	if err := b.drain(nil); err != nil {
+		return nil, nil, err
+	}
 	c := b.cc.Conn
 	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})

@@ -366,6 +366,7 @@ func (s *Server) serveConn(c net.Conn) {
 		conns:      map[*nodePool]*backend{},
 		stmts:      map[uint32]*stmt{},
 		autocommit: true,
+		txPooling:  s.config().PoolModeOf(u) == topology.PoolTransaction,
 	}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}

@@ -55,6 +55,25 @@ type session struct {
 	autocommit bool
 	status     uint16 // last server status reported to the client
 
+	// Transaction pooling (txpool.go): the session gives its connections back after each
+	// command that leaves nothing on them (checkIn).
+	txPooling bool
+	sticky    string // the replica node reads prefer ("" none)
+	nextTx    bool   // a SET TRANSACTION waits for the session's next transaction
+	// What a later statement may ask about the previous one, kept as data: whether it left
+	// warnings or an error (lastCond: its connection is kept), ROW_COUNT(), FOUND_ROWS(),
+	// the session's LAST_INSERT_ID(), and the connection and use that ran it.
+	lastCond  bool
+	rowCount  int64
+	foundRows uint64
+	insertID  uint64
+	lastRan   *backend // compared only, never used: it may be another session's by now
+	lastUses  uint64
+	pinState  pinState // what keeps each pin (pinstate.go)
+	// userVars: the session set user variables baton replays (SET @v = literal); its reads
+	// stay on the primary, as with any user variable.
+	userVars bool
+
 	rseq    byte // sequence id of the first packet of the answer to the current command
 	scratch []byte
 	held    []byte
@@ -119,6 +138,8 @@ func (s *session) run() {
 		if !s.command(p) {
 			return
 		}
+		s.checkIn()
+		s.publishPins()
 		if err := s.w.Flush(); err != nil {
 			return
 		}
@@ -149,6 +170,10 @@ func (s *session) command(p []byte) bool {
 			s.answerConnectionID(col)
 			break
 		}
+		if fn, col, ok := lastStatementQuery(q); ok && s.txPooling && s.last == nil && !s.inTx {
+			s.answerLastStatement(fn, col) // its connection went back to the pool (txpool.go)
+			break
+		}
 		cls := s.srv.classer.Classify(q)
 		state := ""
 		if cls.SessionState && !cls.Multi {
@@ -156,7 +181,17 @@ func (s *session) command(p []byte) bool {
 		} else if cls.SessionState {
 			s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary
 		}
-		s.exec(&unit{cmd: p, class: cls, state: state, retrack: setsTracking(q, cls)})
+		u := &unit{cmd: p, class: cls, state: state, retrack: setsTracking(q, cls)}
+		if vars, ok := replayableUserSet(q); ok && cls.Pin == router.PinUserVar && !cls.Multi {
+			// SET @v = literal: replayed like SET SESSION, not a pin (pinstate.go).
+			u.class.Pin, u.state = 0, q
+			u.onDone = func(*backend, *mywire.Tracker) {
+				s.pinState.forgetVars(vars)
+				s.userVars = true
+			}
+		}
+		s.exec(u)
+		s.noteSetTransaction(cls, u.t == nil || u.t.Err() != nil)
 	case mywire.ComInitDB:
 		db := string(p[1:])
 		s.exec(&unit{cmd: p, class: router.Class{Route: router.Primary, Reason: "init-db", SessionState: true},
@@ -228,12 +263,14 @@ func (s *session) statusNow() uint16 {
 func (s *session) placement(snap *topology.Snapshot, avoid map[*nodePool]bool) router.Placement {
 	cl := s.srv.config()
 	p := router.Placement{
-		Pinned:      s.pins != 0 || !s.autocommit || (s.wrote && cl.Consistency == topology.ReadYourWrites),
+		Pinned:      s.pins != 0 || s.userVars || !s.autocommit || (s.wrote && cl.Consistency == topology.ReadYourWrites),
 		Consistency: cl.Consistency,
 		StateFull:   len(s.history) >= cl.Limits.MaxSessionState,
 	}
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
+	} else if s.sticky != "" {
+		p.Sticky = s.sticky
 	}
 	behind := s.behind(snap)
 	if avoid != nil || behind != nil {
@@ -273,6 +310,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	if err != nil {
 		return nil, nodeDown(err)
 	}
+	s.reconcile(be) // what the connection carries against the session's state (txpool.go)
 	s.conns[np] = be
 	return be, nil
 }
@@ -309,7 +347,9 @@ func (s *session) resetSession() {
 	s.history = nil
 	s.stmts = map[uint32]*stmt{}
 	s.pins = 0
+	s.pinState, s.userVars = pinState{}, false
 	s.autocommit = true
+	s.nextTx, s.lastCond, s.rowCount, s.foundRows, s.insertID, s.lastRan = false, false, 0, 0, 0, nil
 }
 
 // publishPins reports the session's pins to the metrics, and logs once per session and reason

@@ -1,6 +1,7 @@
 package myproxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -28,16 +29,30 @@ func (s *session) prepareStmt(p []byte) {
 			return r
 		},
 		onDone: func(be *backend, t *mywire.Tracker) {
-			bid, cols, params, ok := t.Prepared()
+			bid, _, params, ok := t.Prepared()
 			if !ok || id == 0 {
 				return
 			}
 			s.stmts[id] = &stmt{id: id, query: q, class: cls, params: params}
-			_ = cols
-			be.stmts[id] = bid
-			be.typed[id] = false
+			s.cacheStmt(be, q, bid)
 		},
 	})
+}
+
+// cacheStmt records server statement bid, just prepared on be, as be's statement for text q;
+// a copy be had of the text is closed (the client's own prepare plans it afresh, as on a
+// direct connection).
+func (s *session) cacheStmt(be *backend, q string, bid uint32) {
+	if old := be.prep[q]; old != nil {
+		if old.id != bid && be.closeServerStmt(old.id) != nil {
+			be.close()
+		}
+		delete(be.prep, q)
+	} else if s.makeRoom(be, q) != nil {
+		be.close()
+	}
+	be.prep[q] = &srvStmt{id: bid}
+	be.touch(q)
 }
 
 // lookup finds the statement a COM_STMT_* command names, answering ERR when it is unknown.
@@ -54,43 +69,49 @@ func (s *session) lookup(p []byte, what string) *stmt {
 	return st
 }
 
-// ensurePrepared prepares st on be if be does not have it yet (a round trip; its answer is
-// consumed here). A refusal by the server is returned as an ERR for the client.
-func (s *session) ensurePrepared(be *backend, st *stmt) (*mywire.ERR, error) {
-	if _, ok := be.stmts[st.id]; ok {
-		return nil, nil
+// ensurePrepared prepares st's text on be if be does not have it yet (a round trip, behind
+// whatever baton pipelined in front of it; its answer is consumed here). A refusal by the
+// server is returned as an ERR for the client.
+func (s *session) ensurePrepared(be *backend, st *stmt) (*srvStmt, *mywire.ERR, error) {
+	if ss := be.touch(st.query); ss != nil {
+		return ss, nil, nil
 	}
-	out, _ := mywire.AppendPacket(nil, 0, append([]byte{mywire.ComStmtPrepare}, st.query...))
-	if _, err := be.w.Write(out); err != nil {
-		return nil, err
+	if err := s.makeRoom(be, st.query); err != nil {
+		return nil, nil, err
+	}
+	if err := be.inject(mywire.ComStmtPrepare, st.query, injQuiet); err != nil {
+		return nil, nil, err
+	}
+	be.pending = be.pending[:len(be.pending)-1] // its answer is read here, not dropped
+	if err := be.drain(s.warnReplay(be)); err != nil {
+		return nil, nil, err
 	}
 	if err := be.w.Flush(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := mywire.NewTracker(mywire.ComStmtPrepare, be.cc.Caps)
 	for {
 		p, _, err := be.cc.R.Next()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		done, err := t.Feed(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if done {
 			break
 		}
 	}
 	if e := t.Err(); e != nil {
-		return e, nil
+		return nil, e, nil
 	}
 	bid, _, _, ok := t.Prepared()
 	if !ok {
-		return nil, fmt.Errorf("node %s: no statement id in PREPARE_OK", be.node.name)
+		return nil, nil, fmt.Errorf("node %s: no statement id in PREPARE_OK", be.node.name)
 	}
-	be.stmts[st.id] = bid
-	be.typed[st.id] = false
-	return nil, nil
+	be.prep[st.query] = &srvStmt{id: bid}
+	return be.touch(st.query), nil, nil
 }
 
 // executeLayout returns the offsets of the new-params-bound flag in a COM_STMT_EXECUTE payload
@@ -118,7 +139,7 @@ func (s *session) executeStmt(p []byte) {
 		st.types = append(st.types[:0], p[bound+1:bound+1+2*int(st.params)]...)
 	}
 	cursor := len(p) > 5 && p[5] != 0
-	u := &unit{cmd: p, class: st.class, force: st.longData, retrack: setsTracking(st.query, st.class)}
+	u := &unit{cmd: p, class: st.class, force: st.longData, retrack: setsTracking(st.query, st.class), stmt: st}
 	if st.class.SessionState {
 		// A prepared SET is session state like a COM_QUERY one: replayed as text on the other
 		// backends. With parameters (or several statements) the text alone cannot replay it:
@@ -130,31 +151,33 @@ func (s *session) executeStmt(p []byte) {
 		}
 	}
 	u.build = func(be *backend) ([]byte, *mywire.ERR, error) {
-		e, err := s.ensurePrepared(be, st)
+		ss, e, err := s.ensurePrepared(be, st)
 		if e != nil || err != nil {
 			return nil, e, err
 		}
 		out := p // rewritten in place: the client's payload is not needed afterwards
-		mywire.SetStmtID(out, be.stmts[st.id])
+		mywire.SetStmtID(out, ss.id)
 		if bound >= 0 {
 			if out[bound] == 1 {
-				be.typed[st.id] = true
-			} else if !be.typed[st.id] && st.types != nil {
-				// This server never saw the parameter types (the client sent them to another
-				// node earlier): add them.
+				ss.types = append(ss.types[:0], out[bound+1:bound+1+2*int(st.params)]...)
+			} else if st.types != nil && !bytes.Equal(ss.types, st.types) {
+				// This server statement last saw other parameter types, or none (the client
+				// sent its types to another connection, or another session used the text
+				// with its own): add the session's.
 				with := make([]byte, 0, len(out)+len(st.types))
 				with = append(with, out[:bound]...)
 				with = append(with, 1)
 				with = append(with, st.types...)
 				with = append(with, out[bound+1:]...)
 				out = with
-				be.typed[st.id] = true
+				ss.types = append(ss.types[:0], st.types...)
 			}
 		}
 		return out, nil, nil
 	}
 	u.onDone = func(be *backend, t *mywire.Tracker) {
 		st.longData = nil
+		st.cursor = nil // a new execution closes the statement's earlier cursor
 		if cursor && t.Status()&mywire.StatusCursorExists != 0 {
 			st.cursor = be
 		}
@@ -170,39 +193,47 @@ func (s *session) sendLongData(p []byte) {
 	if st == nil {
 		return // the server sends no answer to this command, even for an unknown statement
 	}
-	u := &unit{cmd: p, class: st.class, force: st.longData}
+	u := &unit{cmd: p, class: st.class, force: st.longData, stmt: st}
 	u.build = func(be *backend) ([]byte, *mywire.ERR, error) {
-		if _, err := s.ensurePrepared(be, st); err != nil {
+		ss, _, err := s.ensurePrepared(be, st)
+		if err != nil {
 			return nil, nil, err
 		}
 		out := append([]byte(nil), p...)
-		if bid, ok := be.stmts[st.id]; ok {
-			mywire.SetStmtID(out, bid)
+		if ss != nil {
+			mywire.SetStmtID(out, ss.id)
 		}
-		st.longData = be
+		st.longData = be // the connection stays with the session until the execution
 		return out, nil, nil
 	}
 	s.exec(u)
 }
 
-// closeStmt handles COM_STMT_CLOSE (no response): closed on every node that has it.
+// closeStmt handles COM_STMT_CLOSE (no response). In session mode the server statement is
+// closed on every connection the session holds, unless another statement of the session has
+// the same text there; in transaction mode it stays for other sessions (bounded by
+// pool.max_prepared_statements, txpool.go).
 func (s *session) closeStmt(p []byte) {
 	st := s.lookup(p, "")
 	if st == nil {
 		return
 	}
 	delete(s.stmts, st.id)
+	if s.txPooling {
+		return
+	}
+	for _, other := range s.stmts {
+		if other.query == st.query {
+			return
+		}
+	}
 	for _, be := range s.conns {
-		bid, ok := be.stmts[st.id]
-		if !ok || be.broken {
+		ss := be.prep[st.query]
+		if ss == nil || be.broken {
 			continue
 		}
-		delete(be.stmts, st.id)
-		delete(be.typed, st.id)
-		var arg [4]byte
-		binary.LittleEndian.PutUint32(arg[:], bid)
-		out, _ := mywire.AppendPacket(nil, 0, append([]byte{mywire.ComStmtClose}, arg[:]...))
-		if _, err := be.w.Write(out); err != nil || be.w.Flush() != nil {
+		delete(be.prep, st.query)
+		if be.closeServerStmt(ss.id) != nil || be.drain(nil) != nil || be.w.Flush() != nil {
 			s.drop(be)
 		}
 	}
@@ -224,11 +255,21 @@ func (s *session) resetStmt(p []byte) {
 		s.writeOK(s.rseq, 0, 0)
 		return
 	}
-	s.exec(&unit{cmd: p, class: st.class, force: target, build: func(be *backend) ([]byte, *mywire.ERR, error) {
+	s.exec(&unit{cmd: p, class: st.class, force: target, stmt: st, build: s.mapped(p, st)})
+}
+
+// mapped builds a COM_STMT_* command of st for the connection that holds its cursor or long
+// data (the statement is there: it stays while they do).
+func (s *session) mapped(p []byte, st *stmt) func(be *backend) ([]byte, *mywire.ERR, error) {
+	return func(be *backend) ([]byte, *mywire.ERR, error) {
+		ss := be.touch(st.query)
+		if ss == nil {
+			return nil, &mywire.ERR{Code: 1243, State: "HY000", Message: fmt.Sprintf("Unknown prepared statement handler (%d)", st.id)}, nil
+		}
 		out := append([]byte(nil), p...)
-		mywire.SetStmtID(out, be.stmts[st.id])
+		mywire.SetStmtID(out, ss.id)
 		return out, nil, nil
-	}})
+	}
 }
 
 // fetchStmt handles COM_STMT_FETCH: it follows the cursor to the node that opened it.
@@ -241,9 +282,13 @@ func (s *session) fetchStmt(p []byte) {
 		s.writeErr(s.rseq, 1421, "HY000", fmt.Sprintf("The statement (%d) has no open cursor.", st.id))
 		return
 	}
-	s.exec(&unit{cmd: p, class: st.class, force: st.cursor, build: func(be *backend) ([]byte, *mywire.ERR, error) {
-		out := append([]byte(nil), p...)
-		mywire.SetStmtID(out, be.stmts[st.id])
-		return out, nil, nil
-	}})
+	s.exec(&unit{cmd: p, class: st.class, force: st.cursor, stmt: st, build: s.mapped(p, st),
+		onDone: func(be *backend, t *mywire.Tracker) {
+			if t.Status()&mywire.StatusLastRowSent != 0 {
+				st.cursor = nil // exhausted: the server closed it
+			}
+		}})
+	if u := st.cursor; u != nil && u.broken {
+		st.cursor = nil
+	}
 }

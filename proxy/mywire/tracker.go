@@ -48,6 +48,9 @@ type Tracker struct {
 	stmtID   uint32
 	columns  uint16
 	params   uint16
+	warnings uint16 // of the last OK or EOF
+	rows     uint64 // rows of the last result set
+	results  bool   // the last result was a result set (not an OK)
 }
 
 // NoResponse reports whether the server sends no response to cmd (COM_STMT_CLOSE,
@@ -120,6 +123,13 @@ func (t *Tracker) OK() *OK {
 // FedOK reports whether the payload just fed was an OK packet (header 0x00, or 0xfe in place of
 // an EOF under DEPRECATE_EOF); OK then returns it decoded.
 func (t *Tracker) FedOK() bool { return t.okFed }
+
+// Warnings returns the warning count of the last OK or EOF seen (0 before any).
+func (t *Tracker) Warnings() uint16 { return t.warnings }
+
+// Rows returns the number of rows of the last result set, and whether the last result was a
+// result set at all (false: an OK, or no result yet).
+func (t *Tracker) Rows() (rows uint64, resultSet bool) { return t.rows, t.results }
 
 // Prepared returns the PREPARE_OK of a COM_STMT_PREPARE response.
 func (t *Tracker) Prepared() (stmtID uint32, columns, params uint16, ok bool) {
@@ -196,6 +206,8 @@ func (t *Tracker) feed(p []byte) error {
 			t.endResult()
 		} else if t.binary && p[0] != headerOK {
 			return formatErrorf("binary row starts with 0x%02x", p[0])
+		} else {
+			t.rows++
 		}
 	case tsLocalInfile:
 		if p[0] != headerOK {
@@ -263,6 +275,7 @@ func (t *Tracker) first(p []byte) error {
 		return formatErrorf("bad column count in the response to command 0x%02x", t.cmd)
 	}
 	t.left, t.state = n, tsColumns
+	t.rows, t.results = 0, true
 	return nil
 }
 
@@ -310,6 +323,7 @@ func (t *Tracker) onTerminator(p []byte) error {
 	if t.caps&ClientDeprecateEOF != 0 {
 		if ok, err := DecodeOK(p, t.caps); err == nil {
 			t.ok, t.hasOK, t.okFed, t.status, t.seen = ok, true, true, ok.Status, true
+			t.warnings = ok.Warnings
 			return nil
 		}
 	}
@@ -321,8 +335,8 @@ func (t *Tracker) onTerminator(p []byte) error {
 }
 
 func (t *Tracker) onEOF(p []byte) {
-	if _, status, ok := DecodeEOF(p); ok {
-		t.status, t.seen = status, true
+	if w, status, ok := DecodeEOF(p); ok {
+		t.status, t.seen, t.warnings = status, true, w
 	}
 }
 
@@ -333,6 +347,7 @@ func (t *Tracker) onOK(p []byte) error {
 		return err
 	}
 	t.ok, t.hasOK, t.okFed, t.status, t.seen = ok, true, true, ok.Status, true
+	t.warnings, t.results = ok.Warnings, false
 	t.endResult()
 	return nil
 }
