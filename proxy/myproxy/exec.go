@@ -25,7 +25,7 @@ type unit struct {
 	// gtid is the last last_gtid the response's OK packets reported (gtidTracked) — track.go.
 	gtid        string
 	gtidTracked bool
-	retrack     bool // the statement may set session_track_system_variables (track.go)
+	retrack     bool  // the statement may set session_track_system_variables (track.go)
 	stmt        *stmt // the prepared statement a COM_STMT_* unit names
 }
 
