@@ -277,7 +277,9 @@ type User struct {
 type Pool struct {
 	// Size caps the backend connections of one (node, user, database): a session that finds
 	// them all busy queues for one (first come, first served) for up to AcquireTimeout, like
-	// PgBouncer's default_pool_size. Default 20.
+	// PgBouncer's default_pool_size. Default 20 with pool_mode transaction; with pool_mode
+	// session MaxPerNode (a session keeps its connection while it lasts, so a bound per user
+	// would bound that user's clients).
 	Size int `yaml:"size"`
 	// MaxPerNode caps backend connections to one node (for all users and databases together,
 	// reserve included): idle connections of other keys are closed to make room. Default 100.
@@ -511,8 +513,11 @@ func (c *Cluster) applyDefaults() {
 	orDefault(&b.MaxRequests, DefaultBufferMax)
 	orDefault(&b.MaxDuration, Duration(DefaultBufferDuration))
 	p := &c.Pool
-	orDefault(&p.Size, DefaultPoolSize)
 	orDefault(&p.MaxPerNode, DefaultMaxPerNode)
+	if c.PoolMode == PoolSession {
+		orDefault(&p.Size, p.MaxPerNode)
+	}
+	orDefault(&p.Size, DefaultPoolSize)
 	if p.ReserveSize == 0 && !p.reserveSizeSet {
 		p.ReserveSize = DefaultReserveSize
 	}

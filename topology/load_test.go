@@ -173,6 +173,9 @@ func TestPoolSizing(t *testing.T) {
 		{"defaults", "{}", DefaultPoolSize, DefaultMaxPerNode, DefaultReserveSize, Duration(DefaultReserveTimeout)},
 		{"explicit", "{size: 5, max_per_node: 40, reserve_size: 2, reserve_timeout: 250ms}", 5, 40, 2, Duration(250 * time.Millisecond)},
 		{"no reserve", "{reserve_size: 0}", DefaultPoolSize, DefaultMaxPerNode, 0, Duration(DefaultReserveTimeout)},
+		// A session keeps its connection: a bound per user would bound its clients.
+		{"session mode", "{max_per_node: 60}\n    pool_mode: session", 60, 60, DefaultReserveSize, Duration(DefaultReserveTimeout)},
+		{"session mode, explicit size", "{size: 10}\n    pool_mode: session", 10, DefaultMaxPerNode, DefaultReserveSize, Duration(DefaultReserveTimeout)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse("x.yaml", []byte(withPool(tc.pool)))
