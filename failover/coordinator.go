@@ -29,6 +29,9 @@ type Manager struct {
 	retryAt time.Time            // an unfinished failover is retried from then on
 	backoff time.Duration        // the wait before the next retry (doubles, up to maxBackoff)
 	primary string               // the epoch's primary as last read (tick)
+
+	diverged  map[string]string    // published divergence detail per node ("" none)
+	divergeAt map[string]time.Time // when a node was last checked for divergence
 }
 
 // Retry pacing of a failover that could not finish (no candidate answered, promote failed).
@@ -56,7 +59,8 @@ func (m *Manager) mayRetry() bool {
 // configuration (it may be reloaded), live its health snapshots (the instance's own probes).
 func NewManager(cfg func() *topology.Cluster, live *topology.Live, store *topology.Store, eng Engine, log *slog.Logger) *Manager {
 	return &Manager{cfg: cfg, live: live, store: store, eng: eng, log: log,
-		lastPos: map[string]string{}, fenced: map[string]time.Time{}}
+		lastPos: map[string]string{}, fenced: map[string]time.Time{},
+		diverged: map[string]string{}, divergeAt: map[string]time.Time{}}
 }
 
 // Run campaigns for the coordinator role and coordinates while elected, until ctx ends.
@@ -216,7 +220,7 @@ func (m *Manager) tick1(ctx context.Context, co *topology.Coordinator, downSince
 		return time.Time{} // the epoch's primary is not (or no longer) configured: nothing to watch
 	}
 	p := &snap.Nodes[pi]
-	m.upkeep(ctx, cl, snap, st)
+	m.upkeep(ctx, cl, snap, st, co)
 	if p.Up {
 		m.clearRefusal(ctx, co)
 		if p.Role == topology.RolePrimary && p.ReplayPos != "" {
@@ -331,8 +335,10 @@ func (m *Manager) initState(ctx context.Context, co *topology.Coordinator, snap 
 }
 
 // upkeep, in a stable phase: fence any other node that takes writes, and unfence the epoch's
-// primary if it refuses them (a node fenced by an aborted switchover, or re-elected).
-func (m *Manager) upkeep(ctx context.Context, cl *topology.Cluster, snap *topology.Snapshot, st topology.ClusterState) {
+// primary if it refuses them (a node fenced by an aborted switchover, or re-elected); check
+// old primaries for divergence.
+func (m *Manager) upkeep(ctx context.Context, cl *topology.Cluster, snap *topology.Snapshot, st topology.ClusterState, co *topology.Coordinator) {
+	m.checkDiverged(ctx, cl, snap, st, co)
 	for i := range snap.Nodes {
 		n := &snap.Nodes[i]
 		if !n.Up {
@@ -968,6 +974,15 @@ func (m *Manager) rejoin(ctx context.Context, cl *topology.Cluster, st topology.
 	}
 	c, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
 	defer cancel()
+	if dv, ok := m.eng.(Diverger); ok {
+		d, err := dv.Diverged(c, n, p)
+		if err != nil {
+			return fmt.Errorf("node %s: cannot tell whether it diverged from %s, so it is not re-attached: %w", name, p.Name, err)
+		}
+		if d != nil {
+			return fmt.Errorf("node %s is diverged, needs rewind: %s. It is not re-attached.\n%s", name, d.Detail, d.Steps)
+		}
+	}
 	err := m.eng.Rejoin(c, n, p)
 	if errors.Is(err, ErrUnsupported) {
 		return fmt.Errorf("node %s: PostgreSQL cannot re-attach an old primary online; rewind it with pg_rewind and start it as a standby (README, \"Re-attaching an old primary\")", name)
