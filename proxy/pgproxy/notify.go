@@ -262,7 +262,11 @@ func (l *listener) open(s *session) error {
 	l.be = be
 	l.replies = make(chan []byte, 1)
 	l.done = make(chan struct{})
-	go l.read()
+	l.srv.wg.Add(1) // Shutdown waits for it: it ends when its last session leaves
+	go func() {
+		defer l.srv.wg.Done()
+		l.read()
+	}()
 	return nil
 }
 
@@ -424,13 +428,14 @@ type noteQueue struct {
 	frames []byte
 	paused bool   // a LISTEN is being answered: notifications wait for its reply
 	lost   []byte // a FATAL to send, then end the session
+	ended  bool   // lost was taken: nothing more is queued
 }
 
 // add queues frame f; false when the queue would exceed limit bytes: the session is then lost.
 func (q *noteQueue) add(f []byte, limit int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.lost != nil {
+	if q.lost != nil || q.ended {
 		return true
 	}
 	if len(q.frames)+len(f) > limit {
@@ -444,7 +449,7 @@ func (q *noteQueue) add(f []byte, limit int) bool {
 
 func (q *noteQueue) lose(fatal []byte) {
 	q.mu.Lock()
-	if q.lost == nil {
+	if q.lost == nil && !q.ended {
 		q.lost = fatal
 	}
 	q.mu.Unlock()
@@ -456,15 +461,30 @@ func (q *noteQueue) pause(on bool) {
 	q.mu.Unlock()
 }
 
-// take returns the queued frames (when deliver and not paused) and the FATAL that ends the
-// session (when it was lost).
+// take returns the queued frames (when deliver and not paused) and, once, the FATAL that ends
+// the session (when it was lost).
 func (q *noteQueue) take(deliver bool) (frames, lost []byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if deliver && !q.paused {
 		frames, q.frames = q.frames, nil
 	}
-	return frames, q.lost
+	if q.lost != nil {
+		lost, q.lost, q.ended, q.frames = q.lost, nil, true, nil
+	}
+	return frames, lost
+}
+
+// takeFrames returns the queued frames when deliver and not paused; a loss stays for take.
+func (q *noteQueue) takeFrames(deliver bool) []byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !deliver || q.paused {
+		return nil
+	}
+	frames := q.frames
+	q.frames = nil
+	return frames
 }
 
 // purge drops the queued notifications of the channels in chans (all of them when all): the
@@ -504,7 +524,7 @@ func (s *session) writeNotes(tx byte) {
 	if s.notes.wake == nil {
 		return
 	}
-	if frames, _ := s.notes.take(tx == 'I'); len(frames) > 0 {
+	if frames := s.notes.takeFrames(tx == 'I'); len(frames) > 0 {
 		s.cw.Write(frames)
 	}
 }
@@ -616,6 +636,9 @@ func (s *session) listenGroupText(frames []byte) string {
 			rest := parseRest(pgwire.Body(f))
 			if err != nil || len(rest) < len(q)+3 || rest[len(q)+1] != 0 || rest[len(q)+2] != 0 {
 				return "" // declared parameter types: the server's answers depend on them
+			}
+			if _, exists := s.stmts[name]; exists && name != "" {
+				return "" // the server refuses a second statement of that name (42P05)
 			}
 			parsed[name] = q
 		case 'B':
