@@ -158,9 +158,13 @@ func (e *myEngine) Diverged(ctx context.Context, n, primary *topology.Node) (*to
 		return nil, nil
 	}
 	host, port, _ := net.SplitHostPort(primary.Address)
+	shown := srcPos
+	if shown == "" {
+		shown = "no GTIDs"
+	}
 	return &topology.Divergence{
 		Node: n.Name, Primary: primary.Name, Since: time.Now().UTC(),
-		Detail: fmt.Sprintf("GTID position %s holds transactions %s lacks (%s has %s): %s", info.Applied, primary.Name, primary.Name, srcPos, why),
+		Detail: fmt.Sprintf("GTID position %s holds transactions %s lacks (%s has %s): %s", info.Applied, primary.Name, primary.Name, shown, why),
 		Steps: fmt.Sprintf("Those transactions were never acknowledged through baton and are not on %s; %s cannot replicate from it as it is. To bring %s back as a replica of %s:\n"+
 			"1. keep what only %s has, if it matters: mariadb-binlog on its binary logs from the GTIDs past %s (e.g. --start-position=<first lacking GTID>)\n"+
 			"2. rebuild it from %s: mariadb-backup --backup --target-dir=DIR on %s's host, mariadb-backup --prepare --target-dir=DIR, stop %s, replace its data directory (mariadb-backup --copy-back), start it\n"+

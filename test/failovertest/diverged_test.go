@@ -92,3 +92,44 @@ func TestPGDivergedOldPrimary(t *testing.T) {
 		t.Fatalf("rejoin of a diverged node: %+v", r)
 	}
 }
+
+// TestMyDivergedOldPrimary: the MariaDB counterpart: a commit on the fenced old primary after a
+// forced failover makes it hold a GTID the new primary lacks; status says so and rejoin refuses
+// it with the rebuild steps. A clean old primary (TestMyManualFailoverAndRejoin) still rejoins.
+func TestMyDivergedOldPrimary(t *testing.T) {
+	c := cluster.StartMariaDBForTest(t, cluster.MyOptions{})
+	b := batontest.StartMyBatonForTest(t, c, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitState(t, b, 10*time.Second, "initial state", func(st topology.ClusterState) bool { return st.Epoch == 1 && st.Primary == "my1" })
+	res := submit(t, b, topology.Request{Kind: "failover", To: "my2", Force: true})
+	if !res.OK || res.Primary != "my2" {
+		t.Fatalf("forced failover: %+v", res)
+	}
+	oldDB := cluster.OpenMySQL(t, c.Primary.RootDSN())
+	cluster.Eventually(t, 20*time.Second, "the old primary is fenced", func() (bool, error) {
+		ro, err := myQueryInt(ctx, oldDB, "SELECT @@read_only")
+		return err == nil && ro == 1, err
+	})
+	// root holds READ ONLY ADMIN: the write goes through, as a hung primary's would have.
+	if _, err := oldDB.ExecContext(ctx, "CREATE TABLE lost_on_old (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	var detail string
+	cluster.Eventually(t, 30*time.Second, "my1 shown diverged", func() (bool, error) {
+		d, err := b.Inst.Store().Diverged(ctx, "my")
+		if err != nil || len(d) != 1 || d[0].Node != "my1" {
+			return false, err
+		}
+		detail = d[0].Detail + "\n" + d[0].Steps
+		return true, nil
+	})
+	t.Logf("diverged: %s", detail)
+	if !strings.Contains(detail, "GTID") || !strings.Contains(detail, "mariadb-backup") {
+		t.Fatalf("divergence without GTIDs or steps: %s", detail)
+	}
+	r := submit(t, b, topology.Request{Kind: "rejoin", Node: "my1"})
+	if r.OK || !strings.Contains(r.Error, "diverged, needs rewind") {
+		t.Fatalf("rejoin of a diverged node: %+v", r)
+	}
+}
