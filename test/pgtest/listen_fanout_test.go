@@ -498,3 +498,75 @@ func TestListenSessionModePins(t *testing.T) {
 		t.Fatalf("session mode: %v, %v", n, err)
 	}
 }
+
+// A LISTEN prepared by name (Parse goes to a server, the Bind/Execute to the listener hub).
+func TestListenFanOutPreparedStatement(t *testing.T) {
+	b, u := startFanOutBaton(t)
+	ctx := ctxT(t)
+	ch := uniqueName("fan_prep")
+	c := connectURL(t, u)
+	if _, err := c.PgConn().Prepare(ctx, "lst", "LISTEN "+ch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.PgConn().ExecPrepared(ctx, "lst", nil, nil, nil).Read(); r.Err != nil || r.CommandTag.String() != "LISTEN" {
+		t.Fatalf("ExecPrepared LISTEN: %q, %v", r.CommandTag.String(), r.Err)
+	}
+	if _, err := appPrimary(t).Exec(ctx, "SELECT pg_notify($1, 'prepared')", ch); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	n, err := c.WaitForNotification(wctx)
+	cancel()
+	if err != nil || n.Payload != "prepared" {
+		t.Fatalf("notification: %v, %v", n, err)
+	}
+	if got := b.Inst.Clusters()[0].PG.Metrics().Pinned.Snapshot()["listen"]; got != 0 {
+		t.Fatalf("baton_pinned_sessions{listen} = %d; want 0", got)
+	}
+	if r := c.PgConn().ExecParams(ctx, "UNLISTEN "+ch, nil, nil, nil, nil).Read(); r.Err != nil || r.CommandTag.String() != "UNLISTEN" {
+		t.Fatalf("UNLISTEN: %q, %v", r.CommandTag.String(), r.Err)
+	}
+	waitListeners(t, ch, "after UNLISTEN", func(m map[int32]string) bool { return len(m) == 0 })
+}
+
+// A session that lets its notifications pile up (here: held by a long transaction) is ended
+// with FATAL 53200 once they exceed the bound; a session that reads them is unaffected.
+func TestListenFanOutQueueBound(t *testing.T) {
+	b, u := startFanOutBaton(t)
+	b.Inst.Clusters()[0].PG.SetNotifyQueueLimit(4096)
+	ctx := ctxT(t)
+	ch := uniqueName("fan_bound")
+	slow, reader := connectURL(t, u), connectURL(t, u)
+	for _, c := range []*pgx.Conn{slow, reader} {
+		if _, err := c.Exec(ctx, "LISTEN "+ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := slow.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	notifier := appPrimary(t)
+	const count = 100
+	payload := strings.Repeat("x", 100)
+	for i := range count {
+		if _, err := notifier.Exec(ctx, "SELECT pg_notify($1, $2)", ch, fmt.Sprint(i, payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for i := range count {
+		n, err := reader.WaitForNotification(wctx)
+		if err != nil || n.Payload != fmt.Sprint(i, payload) {
+			t.Fatalf("reader, notification %d: %v, %v", i, n, err)
+		}
+	}
+	_, err = slow.WaitForNotification(wctx)
+	if got := describeErr(err); !strings.HasPrefix(got, "FATAL 53200 ") {
+		t.Fatalf("the session that did not read: %s; want FATAL 53200", got)
+	}
+}
