@@ -177,6 +177,17 @@ func (l *listener) add(s *session, ch string) error {
 	return err
 }
 
+// barrier waits until the listening connection has received every notification committed
+// before it was called: the server sends a listening backend's notifications before the
+// ReadyForQuery of its next command, so an empty Query's answer comes after them.
+func (l *listener) barrier() {
+	l.cmd.Lock()
+	defer l.cmd.Unlock()
+	if l.be != nil && !l.isDead() {
+		l.exec("") //nolint:errcheck // a failure ends the sessions through the reader
+	}
+}
+
 // pendingSub is the subscription a LISTEN in flight makes.
 type pendingSub struct {
 	ch string
@@ -545,6 +556,56 @@ func (s *session) deliverNotes(tx byte) {
 	if len(frames) > 0 {
 		s.flush()
 	}
+}
+
+// notifyBarrier makes the session's own notifications reach it before the ReadyForQuery of
+// the unit that sent them, as on a direct connection (notified: the unit, or the transaction
+// it ends, may have run NOTIFY or pg_notify; a notification a trigger sends arrives a moment
+// later, once the session is idle). Runs where the session's fields are owned.
+func (s *session) notifyBarrier(u *unit, status byte) {
+	if !s.notified && (u.class.Reason == "notify" || s.unitMentionsNotify(u)) {
+		s.notified = true
+	}
+	if !s.notified || status != 'I' {
+		return
+	}
+	s.notified = false
+	done := map[*listener]bool{}
+	for _, l := range s.listens {
+		if !done[l] {
+			done[l] = true
+			l.barrier()
+		}
+	}
+}
+
+// unitMentionsNotify reports whether the unit's text, or a prepared statement it binds,
+// mentions notify.
+func (s *session) unitMentionsNotify(u *unit) bool {
+	if mentionsNotify(u.frames) {
+		return true
+	}
+	for f := range eachFrame(u.frames) {
+		if f[0] == 'B' {
+			if _, name, err := pgwire.BindMsg(pgwire.Body(f)); err == nil {
+				if st := s.stmts[name]; st != nil && mentionsNotify([]byte(st.query)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// mentionsNotify reports whether b holds "notify" in any case.
+func mentionsNotify(b []byte) bool {
+	for i := 0; i+6 <= len(b); i++ {
+		if b[i]|0x20 == 'n' && b[i+1]|0x20 == 'o' && b[i+2]|0x20 == 't' && b[i+3]|0x20 == 'i' &&
+			b[i+4]|0x20 == 'f' && b[i+5]|0x20 == 'y' {
+			return true
+		}
+	}
+	return false
 }
 
 // sharedListen answers a unit that is one LISTEN / UNLISTEN (simple Query, or one Bind and

@@ -318,6 +318,9 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 			// The session's state (transaction, pins) is up to date before the client can
 			// act on the ReadyForQuery.
 			s.finish(u, f[5], startTx, failed, tag)
+			if len(s.listens) > 0 {
+				s.notifyBarrier(u, f[5]) // its own notifications come before its ReadyForQuery
+			}
 			lsnProbe := u.lsnProbe
 			if status := f[5]; status == 'I' && s.pins&probedPins != 0 && mayDropState(u.frames) {
 				// Pins that ended with this unit end before the client hears it is done.

@@ -103,8 +103,9 @@ type session struct {
 	listen    *backend
 	// listens: the channels the session listens on through the server's listeners (transaction
 	// pooling, notify.go), and notes the notifications waiting to be sent to the client.
-	listens map[string]*listener
-	notes   noteQueue
+	listens  map[string]*listener
+	notes    noteQueue
+	notified bool // the open transaction may have sent a notification (notifyBarrier)
 
 	group     []byte // extended-protocol frames buffered up to Sync
 	openUnit  *unit  // a unit sent before its Sync; the rest of its frames follow it

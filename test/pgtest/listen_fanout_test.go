@@ -570,3 +570,55 @@ func TestListenFanOutQueueBound(t *testing.T) {
 		t.Fatalf("the session that did not read: %s; want FATAL 53200", got)
 	}
 }
+
+// A session's own notification arrives before the ReadyForQuery of the statement (or COMMIT)
+// that sent it, as on a direct connection: it is there without waiting.
+func TestListenFanOutOwnNotificationBeforeReady(t *testing.T) {
+	_, u := startFanOutBaton(t)
+	observe := func(t *testing.T, u string) string {
+		ctx := ctxT(t)
+		ch := uniqueName("fan_self")
+		c := connectURL(t, u)
+		if _, err := c.Exec(ctx, "LISTEN "+ch); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		already := func(what string) {
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			n, err := c.WaitForNotification(done)
+			if err != nil {
+				out = append(out, what+": not yet")
+				return
+			}
+			out = append(out, what+": "+n.Payload)
+		}
+		if _, err := c.Exec(ctx, "NOTIFY "+ch+", 'simple'"); err != nil {
+			t.Fatal(err)
+		}
+		already("NOTIFY")
+		// Extended protocol, a prepared statement (the Bind names it, not the text).
+		if _, err := c.Exec(ctx, "SELECT pg_notify($1, $2)", ch, "prepared"); err != nil {
+			t.Fatal(err)
+		}
+		already("pg_notify")
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "NOTIFY "+ch+", 'in-tx'"); err != nil {
+			t.Fatal(err)
+		}
+		already("inside the transaction")
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		already("after COMMIT")
+		return strings.Join(out, "\n")
+	}
+	got := observe(t, u)
+	want := observe(t, pg.Primary.AppURL())
+	if got != want {
+		t.Fatalf("through baton:\n%s\ndirect to the primary:\n%s", got, want)
+	}
+}
