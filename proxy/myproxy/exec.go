@@ -47,9 +47,15 @@ func (s *session) exec(u *unit) {
 	defer s.publishPins()
 	avoid := map[*nodePool]bool{}
 	var hold *buffer.Hold
-	if u.force == nil && !s.inTx && router.ReadsLastStatement(u.class) && s.last != nil && !s.last.broken {
-		// SHOW WARNINGS, ROW_COUNT() …: the previous statement's node has the answer.
-		u.force = s.last
+	if u.force == nil && !s.inTx && router.ReadsLastStatement(u.class) {
+		// SHOW WARNINGS, ROW_COUNT() …: the previous statement's node has the answer (the
+		// connection holding the session's warnings or error, when a statement that does not
+		// clear them ran elsewhere since).
+		if s.condConn != nil && !s.condConn.broken {
+			u.force = s.condConn
+		} else if s.last != nil && !s.last.broken {
+			u.force = s.last
+		}
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		var be *backend
@@ -330,10 +336,10 @@ func (s *session) succeeded(u *unit, be *backend, t *mywire.Tracker) {
 	if u.class.Unpin != 0 {
 		s.pins &^= u.class.Unpin
 	}
-	s.notePinState(u)
 	if u.onDone != nil {
 		u.onDone(be, t)
 	}
+	s.notePinState(u)
 }
 
 // replay brings be to the session's state: a reset when it carries another session's

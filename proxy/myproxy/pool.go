@@ -162,13 +162,14 @@ func (b *backend) resetForReuse() bool {
 		b.keepState = false
 		return true
 	}
-	if err := b.roundTrip(mywire.ComResetConnection, nil, 5*time.Second); err != nil {
-		return false
+	// The reset keeps the current database: USE the pool key's again (injectReset).
+	b.cc.Conn.SetDeadline(time.Now().Add(5 * time.Second))
+	defer b.cc.Conn.SetDeadline(time.Time{})
+	if len(b.pending) > 0 {
+		return false // answers baton never read: the stream is out of step
 	}
-	if b.mayTrack() { // the reset restored the server's default tracking list
-		if q := b.node.trackQuery(); q == "" || b.applyTracking(q, 5*time.Second) != nil {
-			return false
-		}
+	if b.injectReset() != nil || b.drain(nil) != nil || !b.gtidTracked && b.mayTrack() {
+		return false
 	}
 	b.prep = map[string]*srvStmt{}
 	b.hist, b.applied, b.needReset, b.dirty = nil, 0, false, false

@@ -64,6 +64,7 @@ type session struct {
 	// warnings or an error (lastCond: its connection is kept), ROW_COUNT(), FOUND_ROWS(),
 	// the session's LAST_INSERT_ID(), and the connection and use that ran it.
 	lastCond  bool
+	condConn  *backend // the connection holding those warnings or that error
 	rowCount  int64
 	foundRows uint64
 	insertID  uint64
@@ -329,6 +330,9 @@ func (s *session) drop(be *backend) {
 	if s.varsFrom == be {
 		s.varsFrom, s.vars = nil, nil
 	}
+	if s.condConn == be {
+		s.condConn = nil
+	}
 	if s.txConn == be {
 		s.txConn, s.inTx = nil, false
 	}
@@ -342,7 +346,7 @@ func (s *session) resetSession() {
 		np.Release(be, be.key, !be.broken)
 	}
 	s.conns = map[*nodePool]*backend{}
-	s.replica, s.last, s.txConn, s.inTx = nil, nil, nil, false
+	s.replica, s.last, s.txConn, s.inTx, s.condConn = nil, nil, nil, false, nil
 	s.varsFrom, s.vars = nil, nil
 	s.history = nil
 	s.stmts = map[uint32]*stmt{}

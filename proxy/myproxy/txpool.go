@@ -194,7 +194,7 @@ func (be *backend) injectReset() error {
 		}
 	}
 	if db := be.key.Database; db != "" {
-		return be.inject(mywire.ComQuery, "USE `"+strings.ReplaceAll(db, "`", "``")+"`", injState)
+		return be.inject(mywire.ComQuery, "USE `"+strings.ReplaceAll(db, "`", "``")+"`", injReset)
 	}
 	return nil
 }
@@ -229,8 +229,8 @@ func (s *session) checkIn() {
 			continue
 		case s.pins != 0 && np.name == prim:
 			continue // the pinned state lives there
-		case be == s.last && s.lastCond:
-			continue // the previous statement's warnings or error may still be asked for
+		case be == s.condConn:
+			continue // the session's warnings or error may still be asked for
 		case be == s.varsFrom:
 			continue // GET DIAGNOSTICS variables not yet copied to the primary (diag.go)
 		}
@@ -249,6 +249,9 @@ func (s *session) checkInConn(be *backend) {
 	}
 	if s.varsFrom == be {
 		s.varsFrom, s.vars = nil, nil
+	}
+	if s.condConn == be {
+		s.condConn, s.lastCond = nil, false
 	}
 	// What it carries for the next session: a prefix of this session's history (the
 	// session only appends to it: no copy needed). A connection that carried pinned state is
@@ -332,10 +335,38 @@ func (s *session) diagPrefix(u *unit, be *backend) error {
 			return err
 		}
 	}
-	if router.ReadsLastStatement(u.class) {
-		return be.inject(mywire.ComQuery, "DO 0", injQuiet)
+	if router.ReadsLastStatement(u.class) && be != s.condConn {
+		// The server keeps a session's warnings until a statement that uses a table (or has
+		// warnings of its own) runs: DO 0 would not clear another session's.
+		return be.inject(mywire.ComQuery, clearDiagnostics, injQuiet)
 	}
 	return nil
+}
+
+// clearDiagnostics uses a table, has no warnings and changes nothing: after it the server has
+// no conditions to report, as after a clean statement.
+const clearDiagnostics = "DO (SELECT 1 FROM information_schema.CHARACTER_SETS LIMIT 0)"
+
+// usesTables reports whether statement text q certainly names a table (then the server clears
+// the previous statement's warnings when q runs). Unsure means false: the session then keeps the
+// connection with the warnings a little longer.
+func usesTables(q string) bool {
+	t, ok := sqlTokens(q)
+	if !ok {
+		return false
+	}
+	for i, tk := range t {
+		if tk.kind != tkWord {
+			continue
+		}
+		switch strings.ToLower(tk.text) {
+		case "from", "into", "join", "update", "table", "tables":
+			if i+1 < len(t) && (t[i+1].kind == tkWord || t[i+1].kind == tkQuoted) && !strings.EqualFold(t[i+1].text, "dual") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // unitText is the statement text of a unit (a query, or a prepared statement's text).
@@ -363,7 +394,12 @@ func (s *session) noteOutcome(u *unit, be *backend, t *mywire.Tracker) {
 		// its diagnostics in place (the server does not clear them): so does baton.
 		return
 	}
-	s.lastCond = t.Err() != nil || t.Warnings() > 0
+	switch {
+	case t.Err() != nil || t.Warnings() > 0:
+		s.lastCond, s.condConn = true, be
+	case usesTables(unitText(s, u)):
+		s.lastCond, s.condConn = false, nil
+	}
 	rows, rs := t.Rows()
 	switch {
 	case t.Err() != nil, rs:
@@ -477,7 +513,7 @@ func (s *session) answerLastStatement(fn, col string) {
 		out = mywire.AppendEOF(out, seq, 0, s.statusNow())
 	}
 	s.w.Write(out)
-	// As after any SELECT: a result set of one row, no warnings.
-	s.rowCount, s.foundRows, s.lastCond = -1, 1, false
+	// As after any SELECT without a table: a result set of one row.
+	s.rowCount, s.foundRows = -1, 1
 	s.lastRan = nil
 }
