@@ -41,8 +41,10 @@ import (
 // map) before noteQueue.mu; listenHub.mu is never held with another.
 
 // DefaultNotifyQueueBytes bounds a session's undelivered notifications unless
-// SetNotifyQueueLimit says otherwise.
-const DefaultNotifyQueueBytes = 1 << 20
+// SetNotifyQueueLimit says otherwise: about a thousand notifications of the largest payload
+// (8000 bytes), far more of usual ones; only a client that stops reading, or a transaction that
+// stays open through a flood of notifications, reaches it.
+const DefaultNotifyQueueBytes = 8 << 20
 
 // listenHub holds the listening connections of one server. The zero value is ready to use.
 type listenHub struct {
