@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
 )
@@ -123,7 +124,7 @@ func (s *session) subscribe(ch string) (*listener, error) {
 		snap := s.srv.live.Load()
 		p := snap.PrimaryNode()
 		if p == nil {
-			return nil, errors.New("there is no primary to LISTEN on; retry later")
+			return nil, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
 		}
 		np := s.srv.node(p.Name)
 		if np == nil {
@@ -257,6 +258,7 @@ func (l *listener) open(s *session) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Pool.AcquireTimeout.D()+cfg.Pool.ConnectTimeout.D())
 	defer cancel()
 	be, err := l.np.acquire(ctx, s.key)
+	err = nodeDown(err)
 	if err == nil && (be.settings != "" || be.keepState) {
 		// Another session's settings (a statement_timeout, a role, idle_session_timeout …)
 		// have no business on the listening connection.
@@ -637,6 +639,20 @@ func (s *session) sharedListen(frames []byte, cls router.Class, openEnded bool) 
 		s.unlisten(t)
 	} else if !s.listens[t.Channel].live() {
 		l, err := s.subscribe(t.Channel)
+		var hold *buffer.Hold
+		for err != nil && s.mayHold(err) {
+			// No primary (a failover): wait in the failover buffer for the next one, as a
+			// statement for the primary does. LISTEN writes nothing: the write lease is moot.
+			if hold == nil {
+				hold = s.srv.buf.Hold(func() bool { return true })
+			}
+			if err = hold.Wait(err); err == nil {
+				l, err = s.subscribe(t.Channel)
+			}
+		}
+		if hold != nil {
+			hold.End()
+		}
 		var le *listenError
 		switch {
 		case errors.As(err, &le):
