@@ -41,6 +41,11 @@ type PGOptions struct {
 	// Logf, if set, receives progress messages, possibly from several
 	// goroutines at once.
 	Logf func(format string, args ...any)
+	// Lab, if set, runs every node in a network namespace of its own in
+	// Lab (partition tests, root only): a node listens on all its lane
+	// addresses (PGNode.Host is its lane 0 address, LaneAddr the others)
+	// and replicates over lane 0.
+	Lab *NetLab
 }
 
 // withDefaults fills in the documented defaults.
@@ -78,7 +83,7 @@ func commonConf(o PGOptions) string {
 	var b strings.Builder
 	b.WriteString("\n# --- added by baton test/cluster ---\n")
 	for _, l := range []string{
-		"listen_addresses = '127.0.0.1'",
+		listenAddresses(o),
 		"wal_level = replica",
 		"max_wal_senders = 10",
 		"max_replication_slots = 10",
@@ -116,6 +121,20 @@ func nodeConf(n *PGNode) string {
 		"port = %d\nunix_socket_directories = %s\ncluster_name = %s\n",
 		n.Name, n.Port, confQuote(n.c.socketDir()), confQuote(n.Name))
 }
+
+// listenAddresses is 127.0.0.1, or every address of the node's namespace.
+func listenAddresses(o PGOptions) string {
+	if o.Lab != nil {
+		return "listen_addresses = '*'"
+	}
+	return "listen_addresses = '127.0.0.1'"
+}
+
+// hbaNetns lets the lanes of a NetLab in (appended to hbaConf when the
+// nodes run in namespaces).
+const hbaNetns = `host    all          all   10.0.0.0/8     scram-sha-256
+host    replication  all   10.0.0.0/8     scram-sha-256
+`
 
 // hbaConf trusts the unix socket, which lives in the owner-only data
 // directory, and wants SCRAM passwords on 127.0.0.1, replication included.

@@ -140,6 +140,25 @@ func (e *runEnv) command(ctx context.Context, dir, name string, args ...string) 
 	return cmd
 }
 
+// inNetns makes cmd run inside ns: ip netns exec (as root), then setpriv
+// to the server user; both exec, so the process id stays the server's.
+// (Dropping privileges clears the parent-death signal: the tests stop
+// the nodes themselves.)
+func (e *runEnv) inNetns(cmd *exec.Cmd, ns *Netns) {
+	argv := []string{cmd.Path}
+	argv = append(argv, cmd.Args[1:]...)
+	if e.user != nil {
+		argv = append([]string{"setpriv", "--reuid=" + strconv.Itoa(e.user.uid), "--regid=" + strconv.Itoa(e.user.gid), "--clear-groups", "--"}, argv...)
+	}
+	full := ns.Command(argv...)
+	path, err := exec.LookPath(full[0])
+	if err != nil {
+		path = full[0]
+	}
+	cmd.Path, cmd.Args = path, full
+	cmd.SysProcAttr = sysProcAttr(nil)
+}
+
 // run executes a short-lived tool and returns its output in the error.
 func (e *runEnv) run(ctx context.Context, name string, args ...string) error {
 	out, err := e.command(ctx, e.base, name, args...).CombinedOutput()

@@ -30,8 +30,11 @@ const (
 // from any goroutine; they are serialized.
 type PGNode struct {
 	Name    string // "primary", "replica1", ...
-	Port    int    // TCP port on 127.0.0.1
+	Port    int    // TCP port on 127.0.0.1 (in a namespace: on every address of NS)
 	DataDir string // PGDATA; also holds the unix socket
+	// NS is the node's network namespace (PGOptions.Lab), nil when it runs
+	// in the caller's.
+	NS *Netns
 
 	c   *PGCluster
 	env *runEnv
@@ -58,8 +61,24 @@ func (p *process) exited() bool {
 	}
 }
 
-// Addr returns "127.0.0.1:PORT".
-func (n *PGNode) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port)) }
+// Addr returns "127.0.0.1:PORT" (in a namespace: its lane 0 address).
+func (n *PGNode) Addr() string { return net.JoinHostPort(n.host(), strconv.Itoa(n.Port)) }
+
+// LaneAddr returns the node's address on a lane of its namespace (Addr
+// when it has none).
+func (n *PGNode) LaneAddr(lane int) string {
+	if n.NS == nil {
+		return n.Addr()
+	}
+	return net.JoinHostPort(n.NS.IP(lane), strconv.Itoa(n.Port))
+}
+
+func (n *PGNode) host() string {
+	if n.NS != nil {
+		return n.NS.IP(0)
+	}
+	return "127.0.0.1"
+}
 
 // SuperURL returns a URL connecting as the superuser "postgres" to AppDB.
 func (n *PGNode) SuperURL() string {
@@ -152,6 +171,9 @@ func (n *PGNode) startLocked(ctx context.Context) error {
 	}
 	logStart := fi.Size()
 	cmd := n.env.command(context.Background(), n.DataDir, "postgres", "-D", n.DataDir)
+	if n.NS != nil {
+		n.env.inNetns(cmd, n.NS)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()

@@ -161,8 +161,15 @@ func (c *PGCluster) makeNodes() error {
 			pref = c.Opts.Ports[i]
 		}
 		var err error
-		n.Port, err = pickPort(pref, taken)
-		return n, err
+		if n.Port, err = pickPort(pref, taken); err != nil {
+			return nil, err
+		}
+		if c.Opts.Lab != nil {
+			if n.NS, err = c.Opts.Lab.Add(name); err != nil {
+				return nil, err
+			}
+		}
+		return n, nil
 	}
 	var err error
 	if c.Primary, err = mk(0, "primary"); err != nil {
@@ -198,7 +205,11 @@ func (c *PGCluster) initPrimary(ctx context.Context) error {
 	if err := appendFile(filepath.Join(p.DataDir, "postgresql.conf"), commonConf(c.Opts)); err != nil {
 		return err
 	}
-	if err := e.writeFile(filepath.Join(p.DataDir, "pg_hba.conf"), hbaConf); err != nil {
+	hba := hbaConf
+	if c.Opts.Lab != nil {
+		hba += hbaNetns
+	}
+	if err := e.writeFile(filepath.Join(p.DataDir, "pg_hba.conf"), hba); err != nil {
 		return err
 	}
 	if err := c.startFirst(ctx, p); err != nil {
@@ -227,7 +238,7 @@ func (c *PGCluster) initPrimary(ctx context.Context) error {
 // startReplica clones the primary with pg_basebackup and starts the copy.
 func (c *PGCluster) startReplica(ctx context.Context, r *PGNode) error {
 	p := c.Primary
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s", p.Port,
+	conninfo := fmt.Sprintf("host=%s port=%d user=postgres password=%s", p.host(), p.Port,
 		connQuote(c.Opts.Password))
 	began := time.Now()
 	if err := c.env.run(ctx, "pg_basebackup", "-D", r.DataDir, "-d", conninfo, "-R",
