@@ -13,7 +13,9 @@
 // Routing: inside a transaction everything goes to the node that holds it (ReadyForQuery status
 // is the truth). Outside one, provably read-only statements go to a readable replica (the session
 // keeps using the same replica while it stays readable) unless the session is pinned (temp
-// tables, LISTEN, session advisory locks, SQL PREPARE, WITH HOLD cursors). Session state (startup
+// tables, LISTEN in session mode, session advisory locks, SQL PREPARE, WITH HOLD cursors; in
+// transaction pooling a LISTEN goes through a shared listening connection instead: notify.go).
+// Session state (startup
 // parameters, SET/RESET/DISCARD) is a history replayed, pipelined in front of the next unit, on
 // every backend the session uses. Named prepared statements are re-prepared lazily on the node a
 // later Bind/Describe goes to; the injected ParseComplete is swallowed.
