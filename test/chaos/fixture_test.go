@@ -40,6 +40,9 @@ type fixture struct {
 	missing func(ctx context.Context, i int, acked map[int][]int) (int, error)
 	// createTable creates the load's table on the primary.
 	createTable func(ctx context.Context) error
+	// lanes (nodes in namespaces) returns node i's address on a lane; ns its namespace.
+	lanes []func(lane int) string
+	ns    []*cluster.Netns
 }
 
 func (f *fixture) name(i int) string { return fmt.Sprintf("%s%d", f.engine, i+1) }
@@ -58,14 +61,19 @@ func (f *fixture) index(t *testing.T, name string) int {
 
 // startPG starts a PostgreSQL primary and two replicas with synchronous replication (ANY 1):
 // every acknowledged commit is on a replica.
-func startPG(t *testing.T) *fixture {
+func startPG(t *testing.T) *fixture { return startPGWith(t, nil) }
+
+// startPGWith is startPG with the nodes in namespaces of lab (nil: on loopback).
+func startPGWith(t *testing.T, lab *cluster.NetLab) *fixture {
 	c := cluster.StartPGForTest(t, cluster.PGOptions{SyncStandbys: "ANY 1 (replica1, replica2)",
-		Settings: []string{"synchronous_commit = on"}})
+		Settings: []string{"synchronous_commit = on"}, Lab: lab})
 	nodes := c.Nodes()
 	f := &fixture{engine: "pg"}
 	for _, n := range nodes {
 		f.nodes = append(f.nodes, n)
 		f.spec.nodes = append(f.spec.nodes, n.Addr())
+		f.lanes = append(f.lanes, n.LaneAddr)
+		f.ns = append(f.ns, n.NS)
 	}
 	f.spec.name, f.spec.engine, f.spec.auth, f.spec.database = "pg", "postgres", "scram-sha-256", c.Opts.AppDB
 	f.spec.user, f.spec.password = c.Opts.AppUser, c.Opts.AppPassword
@@ -288,6 +296,9 @@ type envOptions struct {
 	probeInterval time.Duration
 	grace         time.Duration
 	bufferWindow  time.Duration
+	// instance, if set, adjusts instance i's configuration (partition tests: addresses on the
+	// instance's own lane).
+	instance func(i int, s *spec)
 }
 
 // env is a database cluster with two baton instances sharing a three-member etcd.
@@ -334,7 +345,12 @@ func newEnv(t *testing.T, fx *fixture, o envOptions) *env {
 		})
 	}
 	for i := range 2 {
-		e.b = append(e.b, startBaton(t, s, fmt.Sprintf("b%d", i)))
+		si := s
+		if o.instance != nil {
+			si.nodes = append([]string(nil), s.nodes...)
+			o.instance(i, &si)
+		}
+		e.b = append(e.b, startBaton(t, si, fmt.Sprintf("b%d", i)))
 	}
 	e.waitAll(60*time.Second, "both instances ready", stableOn(fx.name(0), len(fx.nodes)-1))
 	e.mon = startMonitor(t, e.b...)

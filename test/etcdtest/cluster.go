@@ -31,6 +31,10 @@ type Options struct {
 	// Fsync keeps etcd's fsyncs. Default off (--unsafe-no-fsync): killing a process loses
 	// nothing the kernel has, and tests never crash the kernel.
 	Fsync bool
+	// Netns, if set, runs every member in that network namespace (partition tests): members
+	// talk to each other on the namespace's loopback and serve clients on all its addresses;
+	// Endpoints are on lane 0, LaneEndpoints on the others.
+	Netns *cluster.Netns
 }
 
 // Cluster is a running n-member etcd cluster on loopback. Its members keep their URLs and data
@@ -105,10 +109,15 @@ func start(ctx context.Context, n int, o Options, attempt int) (_ *Cluster, err 
 	}
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
+		host := "127.0.0.1"
+		if o.Netns != nil {
+			host = o.Netns.IP(0)
+		}
 		c.members = append(c.members, &Member{
 			c:         c,
 			name:      name,
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			port:      ports[2*i],
+			clientURL: fmt.Sprintf("http://%s:%d", host, ports[2*i]),
 			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 			dataDir:   filepath.Join(c.dir, name),
 			logPath:   logPathFor(c.dir, name),
@@ -160,6 +169,19 @@ func (c *Cluster) Endpoints() []string {
 	out := make([]string, len(c.members))
 	for i, m := range c.members {
 		out[i] = m.clientURL
+	}
+	return out
+}
+
+// LaneEndpoints are the members' client URLs on a lane of Options.Netns (Endpoints without
+// one).
+func (c *Cluster) LaneEndpoints(lane int) []string {
+	if c.opts.Netns == nil {
+		return c.Endpoints()
+	}
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = fmt.Sprintf("http://%s:%d", c.opts.Netns.IP(lane), m.port)
 	}
 	return out
 }

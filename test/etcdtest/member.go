@@ -30,6 +30,7 @@ const stopTimeout = 10 * time.Second
 type Member struct {
 	c         *Cluster
 	name      string
+	port      int // client port
 	clientURL string
 	peerURL   string
 	dataDir   string
@@ -109,7 +110,7 @@ func (m *Member) launch() error {
 	args := []string{
 		"--name", m.name,
 		"--data-dir", m.dataDir,
-		"--listen-client-urls", m.clientURL,
+		"--listen-client-urls", m.listenClientURL(),
 		"--advertise-client-urls", m.clientURL,
 		"--listen-peer-urls", m.peerURL,
 		"--initial-advertise-peer-urls", m.peerURL,
@@ -129,7 +130,11 @@ func (m *Member) launch() error {
 	}
 	defer logf.Close() // the child has its own descriptor
 	fmt.Fprintf(logf, "=== etcdtest: %s starting %s (%s) ===\n", time.Now().Format(time.RFC3339Nano), m.name, state)
-	cmd := exec.Command(m.c.bin, args...)
+	argv := append([]string{m.c.bin}, args...)
+	if ns := m.c.opts.Netns; ns != nil {
+		argv = ns.Command(argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -306,3 +311,11 @@ func (m *Member) Digest(n int) string {
 
 // logPathFor is where member name logs inside dir.
 func logPathFor(dir, name string) string { return filepath.Join(dir, name+".log") }
+
+// listenClientURL is the client URL, or every address of the member's namespace.
+func (m *Member) listenClientURL() string {
+	if m.c.opts.Netns != nil {
+		return fmt.Sprintf("http://0.0.0.0:%d", m.port)
+	}
+	return m.clientURL
+}

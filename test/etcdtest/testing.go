@@ -18,6 +18,12 @@ const (
 // build or start etcd fails the test, it never skips.
 func StartForTest(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartForTestWith(t, n, Options{})
+}
+
+// StartForTestWith is StartForTest with options (Dir and Binary are filled in).
+func StartForTestWith(t testing.TB, n int, o Options) *Cluster {
+	t.Helper()
 	bctx, bcancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer bcancel()
 	bin, err := Binary(bctx)
@@ -26,7 +32,8 @@ func StartForTest(t testing.TB, n int) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	c, err := Start(ctx, n, Options{Dir: t.TempDir(), Binary: bin})
+	o.Dir, o.Binary = t.TempDir(), bin
+	c, err := Start(ctx, n, o)
 	if err != nil {
 		t.Fatalf("start etcd cluster: %v", err)
 	}

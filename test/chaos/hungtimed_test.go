@@ -1,0 +1,51 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/baton-proxy/baton/proxy/admin"
+	"github.com/baton-proxy/baton/test/etcdtest"
+)
+
+// TestChaosPGHungTimed and TestChaosMyHungTimed: the hung-primary scenario (every process of
+// the primary SIGSTOPped) with baton's default failover settings, BATON_CHAOS_RUNS times, for
+// the timing table ("postgres hung", "mariadb hung"): only timeouts tell baton, the weak
+// evidence.
+func TestChaosPGHungTimed(t *testing.T) { testHungTimed(t, "postgres hung", startPG) }
+func TestChaosMyHungTimed(t *testing.T) { testHungTimed(t, "mariadb hung", startMy) }
+
+func testHungTimed(t *testing.T, row string, start func(*testing.T) *fixture) {
+	etcd := etcdtest.StartForTest(t, 3)
+	for r := range chaosRuns(t) {
+		t.Run(fmt.Sprintf("run%d", r+1), func(t *testing.T) {
+			fx := start(t)
+			e := newEnv(t, fx, envOptions{etcd: etcd})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			l := e.startLoad(4, 2)
+			st0 := e.mustStatus(e.b[0])
+			old := fx.name(0)
+			resume := hang(t, fx, 0)
+			stopped := time.Now()
+			took := l.ackedAfter(t, stopped, anyInst, 60*time.Second).Sub(stopped)
+			st := e.waitAll(30*time.Second, "one new primary published", func(s admin.ClusterStatus) bool {
+				return s.Phase == "stable" && s.Epoch > st0.Epoch && s.Primary != "" && s.Primary != old
+			})
+			t.Logf("SIGSTOP of %s → first acknowledged write: %v; new primary %s", old, took.Round(time.Millisecond), st.Primary)
+			recordTiming(row, took)
+			resume()
+			for i := range e.b {
+				l.ackedAfter(t, stopped, i, 30*time.Second)
+			}
+			newP := fx.index(t, st.Primary)
+			checkOnePrimary(t, ctx, fx, newP, 0)
+			checkFenced(t, ctx, e, 0, st.Primary, fx.engine == "pg")
+			l.stop()
+			checkNoLoss(t, ctx, fx, l, newP)
+			e.mon.check(t)
+		})
+	}
+}
