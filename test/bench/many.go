@@ -41,6 +41,8 @@ type manyResult struct {
 	QueueWait   string         `json:"queue_wait"` // what the proxy reports, labelled with its source
 	QueueDetail string         `json:"queue_wait_detail,omitempty"`
 	RSSKiB      int64          `json:"rss_kib,omitempty"` // the proxy's VmRSS with every client connected
+	RSSBefore   int64          `json:"rss_before_kib,omitempty"`
+	RSSAfter    int64          `json:"rss_after_run_kib,omitempty"` // after the active phase
 }
 
 func (r *manyResult) errorCount() int {
@@ -95,6 +97,9 @@ func runMany(ctx context.Context, name string, port int, o manyOptions, accounts
 		return r
 	}
 	var errs errCounter
+	if rssPID != 0 {
+		r.RSSBefore, _ = procStatusKiB(rssPID, "VmRSS")
+	}
 	conns := make([]*pgconn.PgConn, o.clients)
 	defer closeAll(conns, 64)
 
@@ -199,6 +204,9 @@ func runMany(ctx context.Context, name string, port int, o manyOptions, accounts
 	}
 	wg.Wait()
 	elapsed := time.Since(runStart)
+	if rssPID != 0 {
+		r.RSSAfter, _ = procStatusKiB(rssPID, "VmRSS")
+	}
 	if probe != nil {
 		cell, detail, err := probe.stop(ctx)
 		if err != nil {

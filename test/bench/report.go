@@ -226,6 +226,9 @@ func printMany(out io.Writer, m *manyReport) {
 		rss := "-"
 		if r.RSSKiB > 0 {
 			rss = mib(r.RSSKiB)
+			if r.RSSBefore > 0 && r.Connected > 0 {
+				rss += fmt.Sprintf(" (%.1f KiB/client)", float64(r.RSSKiB-r.RSSBefore)/float64(r.Connected))
+			}
 		}
 		t = append(t, []string{r.Target, fmt.Sprint(r.Connected), fmt.Sprintf("%.1f", r.ConnectSecs), fmt.Sprint(r.errorCount()),
 			fmt.Sprintf("%.0f", r.TPS), fmt.Sprintf("%.2f", r.ReadP50Ms), fmt.Sprintf("%.2f", r.ReadP99Ms),
@@ -242,6 +245,11 @@ func printMany(out io.Writer, m *manyReport) {
 		if r.QueueDetail != "" {
 			fmt.Fprintf(out, "%s queue wait: %s\n", r.Target, r.QueueDetail)
 		}
+		if r.RSSAfter > 0 {
+			fmt.Fprintf(out, "%s RSS: %s before the clients, %s connected, %s after the active phase\n",
+				r.Target, mib(r.RSSBefore), mib(r.RSSKiB), mib(r.RSSAfter))
+		}
 	}
-	fmt.Fprintln(out, "(RSS: the proxy's VmRSS with every client connected; tps counts reads and transactions alike)")
+	fmt.Fprintln(out, "(RSS: the proxy's VmRSS with every client connected, per client above what it was before;")
+	fmt.Fprintln(out, " tps counts reads and transactions alike)")
 }
