@@ -474,14 +474,7 @@ const (
 
 func (c *Cluster) applyDefaults() {
 	orDefault(&c.Consistency, ReadYourWrites)
-	if c.PoolMode == "" {
-		// Transaction pooling is the default (backends are shared between sessions); MySQL
-		// sessions keep session pooling until its transaction mode is complete.
-		c.PoolMode = PoolTransaction
-		if c.Engine == EngineMySQL {
-			c.PoolMode = PoolSession
-		}
-	}
+	orDefault(&c.PoolMode, PoolTransaction) // backends are shared between sessions, both engines
 	orDefault(&c.ProbeInterval, Duration(DefaultProbeInterval))
 	orDefault(&c.ProbeTimeout, Duration(DefaultProbeTimeout))
 	if c.MaxLag == 0 && !c.maxLagSet {

@@ -350,10 +350,8 @@ func (c *Cluster) MonitorCredentials() *User {
 
 // User looks a user up by name; nil when absent.
 func validPoolMode(m PoolMode, e Engine) error {
-	switch {
-	case m == PoolTransaction && e == EngineMySQL:
-		return fmt.Errorf("transaction pooling is not available for MySQL/MariaDB yet: use session")
-	case m == PoolSession, m == PoolTransaction:
+	switch m {
+	case PoolSession, PoolTransaction:
 		return nil
 	}
 	return fmt.Errorf("must be session or transaction, not %q", m)
