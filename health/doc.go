@@ -20,6 +20,15 @@
 // and LSNs (PostgreSQL), Slave_running and GTID positions (MariaDB); a MySQL replica then serves
 // no reads.
 //
+// The checker also decides whether this instance still observes each node (the etcd observer
+// key, DESIGN §3; suspect.go), from two kinds of evidence (Classify). Gone — a refused connect,
+// a reset, an EOF, the server shutting down — from a probe, or from a client statement through
+// Suspect, starts confirm_probes probes on new connections, confirm_interval apart; when all
+// say Gone the observation is withdrawn at once and a snapshot with the node down is published.
+// A Timeout (hung host, dropped packets, or a busy server) is weaker: the observation goes after
+// failure_threshold consecutive failed rounds. A stable state naming a new primary makes it the
+// snapshot's primary at once (SetState), until the next probe confirms or contradicts it.
+//
 // Engine specifics live behind the Prober interface (postgres.go, mysql.go); the generic loop is
 // in checker.go and the replication rules in lag.go.
 package health
