@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/test/batontest"
 	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/topology"
@@ -530,4 +531,82 @@ func TestMyTxPoolDiagnosticsMatchDirect(t *testing.T) {
 			t.Errorf("direct: %s\n        baton:  %s", answers[0][j], answers[1][j])
 		}
 	}
+}
+
+// rawCommand sends one command on cc and returns the payloads of its answer and the tracker
+// that followed it.
+func rawCommand(t *testing.T, cc *mywire.ClientConn, cmd byte, arg []byte) ([][]byte, *mywire.Tracker) {
+	t.Helper()
+	if _, err := cc.Conn.Write(mywire.AppendCommand(nil, cmd, arg)); err != nil {
+		t.Fatal(err)
+	}
+	tr := mywire.NewTracker(cmd, cc.Caps)
+	var out [][]byte
+	for done := false; !done; {
+		p, _, err := cc.R.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done, err = tr.Feed(p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), p...))
+	}
+	if e := tr.Err(); e != nil {
+		t.Fatalf("command 0x%02x: %d %s", cmd, e.Code, e.Message)
+	}
+	return out, tr
+}
+
+// pool_mode transaction: a cursor (COM_STMT_EXECUTE with CURSOR_TYPE_READ_ONLY, then
+// COM_STMT_FETCH) keeps its connection until it is exhausted, while other sessions go on; then
+// the connection goes back.
+func TestMyTxPoolCursor(t *testing.T) {
+	b := txBaton(t, 2, nil)
+	addr := b.Inst.Clusters()[0].Addr().String()
+	caps := mywire.DefaultClientCaps &^ mywire.ClientDeprecateEOF
+	cc := rawConn(t, addr, mywire.ClientConfig{Caps: caps})
+	_, tr := rawCommand(t, cc, mywire.ComStmtPrepare, []byte("SELECT seq FROM seq_1_to_10"))
+	id, _, _, ok := tr.Prepared()
+	if !ok {
+		t.Fatal("no PREPARE_OK")
+	}
+	le := func(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+	exec := append(append(le(id), 1), le(1)...) // CURSOR_TYPE_READ_ONLY, iteration count 1
+	if _, tr = rawCommand(t, cc, mywire.ComStmtExecute, exec); tr.Status()&mywire.StatusCursorExists == 0 {
+		t.Fatal("the execution opened no cursor")
+	}
+	other := txConn(t, b, "")
+	var rows int
+	for fetches := 0; ; fetches++ {
+		for range 3 { // other sessions go on meanwhile
+			where(t, other, ctxT(t), "")
+			backendID(t, other)
+		}
+		if fetches > 0 && idleEverywhere(b) {
+			t.Fatal("the cursor's connection went back to the pool while the cursor was open")
+		}
+		out, tr := rawCommand(t, cc, mywire.ComStmtFetch, append(le(id), le(3)...))
+		rows += len(out) - 1 // rows, then the EOF
+		if tr.Status()&mywire.StatusLastRowSent != 0 {
+			break
+		}
+		if fetches > 10 {
+			t.Fatal("the cursor never ended")
+		}
+	}
+	if rows != 10 {
+		t.Fatalf("fetched %d rows; want 10", rows)
+	}
+	waitFor(t, "the cursor's connection to go back", func() bool { return idleEverywhere(b) })
+}
+
+// idleEverywhere reports whether no session holds a backend connection.
+func idleEverywhere(b *batontest.Baton) bool {
+	for _, st := range b.Inst.Clusters()[0].My.PoolStats() {
+		if st[0] != st[1] {
+			return false
+		}
+	}
+	return true
 }
