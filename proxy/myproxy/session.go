@@ -177,7 +177,9 @@ func (s *session) command(p []byte) bool {
 		}
 		cls := s.srv.classer.Classify(q)
 		state := ""
-		if cls.SessionState && !cls.Multi {
+		if cls.SessionState && (!cls.Multi || s.caps&mywire.ClientMultiStatements != 0) {
+			// (Several statements, all session state, replay as one text: every backend
+			// connection of the session negotiated multi-statements, as the client did.)
 			state = q
 		} else if cls.SessionState {
 			s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary

@@ -220,6 +220,16 @@ func (s *session) closeStmt(p []byte) {
 	}
 	delete(s.stmts, st.id)
 	if s.txPooling {
+		// The server statement stays for other sessions, without this session's long data
+		// or cursor: those close with it.
+		for _, be := range []*backend{st.longData, st.cursor} {
+			if ss := be.prepOf(st.query); ss != nil && !be.broken {
+				delete(be.prep, st.query)
+				if be.closeServerStmt(ss.id) != nil || be.w.Flush() != nil {
+					s.drop(be)
+				}
+			}
+		}
 		return
 	}
 	for _, other := range s.stmts {
@@ -256,6 +266,14 @@ func (s *session) resetStmt(p []byte) {
 		return
 	}
 	s.exec(&unit{cmd: p, class: st.class, force: target, stmt: st, build: s.mapped(p, st)})
+}
+
+// prepOf returns be's statement of text q (nil when be is nil or lacks it).
+func (be *backend) prepOf(q string) *srvStmt {
+	if be == nil {
+		return nil
+	}
+	return be.prep[q]
 }
 
 // mapped builds a COM_STMT_* command of st for the connection that holds its cursor or long

@@ -610,3 +610,54 @@ func idleEverywhere(b *batontest.Baton) bool {
 	}
 	return true
 }
+
+// pool_mode transaction: state that baton replays does not pin — several SETs in one
+// multi-statement text, SET @v = literal — and SET TRANSACTION (the next transaction only)
+// keeps the connection until that transaction, without reaching another session.
+func TestMyTxPoolReplayedState(t *testing.T) {
+	b := txBaton(t, 2, nil)
+	ctx := ctxT(t)
+	tbl := unique("txset")
+	mustExec(t, primaryRoot(t), "CREATE TABLE "+my.Opts.AppDB+"."+tbl+" (v INT)")
+	waitReplicated(t)
+	c := txConn(t, b, "multiStatements=true")
+	mustExec(t, c, "SET time_zone = '+01:30'; SET SESSION sql_mode = 'ANSI_QUOTES'")
+	mustExec(t, c, "SET @who = 'me', @n = 42")
+	if n := pinnedCount(b, "other") + pinnedCount(b, "user_variable"); n != 0 {
+		t.Fatalf("replayable state pinned %d sessions", n)
+	}
+	if !idleEverywhere(b) {
+		t.Fatal("the session kept a connection after replayable state")
+	}
+	others := []*sql.Conn{txConn(t, b, ""), txConn(t, b, "")}
+	for i := range 4 {
+		for _, o := range others {
+			mustExec(t, o, "SET time_zone = '-0"+fmt.Sprint(i+1)+":00'")
+			backendID(t, o)
+		}
+		var tz, mode, who string
+		var n int
+		if err := c.QueryRowContext(ctx, "SELECT @@time_zone, @@sql_mode, @who, @n").Scan(&tz, &mode, &who, &n); err != nil {
+			t.Fatal(err)
+		}
+		if tz != "+01:30" || mode != "ANSI_QUOTES" || who != "me" || n != 42 {
+			t.Fatalf("round %d: %q %q %q %d; want the session's +01:30, ANSI_QUOTES, me, 42", i, tz, mode, who, n)
+		}
+	}
+	// SET TRANSACTION READ ONLY: the session's next transaction is read-only, nobody else's.
+	mustExec(t, c, "SET TRANSACTION READ ONLY")
+	for _, o := range others {
+		mustExec(t, o, "INSERT INTO "+tbl+" VALUES (1)")
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+tbl+" VALUES (2)")
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1792 {
+		t.Fatalf("a write in the transaction after SET TRANSACTION READ ONLY: %v; want error 1792", err)
+	}
+	tx.Rollback()
+	mustExec(t, c, "INSERT INTO "+tbl+" VALUES (3)") // only the next transaction was read-only
+}
