@@ -407,7 +407,8 @@ func (n *Node[C]) discard(c C) {
 
 // Release gives c (acquired for k) back. It is reset and handed to the oldest session queued
 // for its key, or kept idle; a connection that is not reusable, has outlived the server
-// lifetime, or is a reserve connection nobody is queued for, is closed.
+// lifetime, is a reserve connection nobody is queued for, or is released under another key
+// than it was acquired for (it counts against that one), is closed.
 func (n *Node[C]) Release(c C, k Key, reusable bool) {
 	if reusable {
 		n.mu.Lock()
@@ -422,7 +423,7 @@ func (n *Node[C]) Release(c C, k Key, reusable bool) {
 	if kp == nil {
 		panic("BUG: pool: releasing a connection that is not open (released twice?)")
 	}
-	if !reusable || n.closed || (kp.q.n == 0 && kp.open > n.size()) {
+	if !reusable || n.closed || k != kp.key || (kp.q.n == 0 && kp.open > n.size()) {
 		n.mu.Unlock()
 		n.discard(c)
 		return

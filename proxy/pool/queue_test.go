@@ -321,3 +321,17 @@ func TestWaitBucketsFit(t *testing.T) {
 		t.Fatalf("%d counters for %d buckets (sorted %v)", len(h.counts), len(WaitBuckets), slices.IsSorted(WaitBuckets))
 	}
 }
+
+// A connection released under another key than it was acquired for is closed: it counts
+// against the key it was dialed for and cannot be filed under the other.
+func TestReleaseUnderAnotherKeyCloses(t *testing.T) {
+	n, _ := sizedNode(2, 10, 0, 0, time.Second)
+	c, _ := n.Acquire(context.Background(), Key{User: "a"})
+	n.Release(c, Key{User: "b"}, true)
+	if !c.closed.Load() {
+		t.Fatal("a connection released under another key was kept")
+	}
+	if open, idle := n.Stats(); open != 0 || idle != 0 {
+		t.Fatalf("open %d idle %d; want 0 and 0", open, idle)
+	}
+}
