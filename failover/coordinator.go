@@ -668,6 +668,15 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 	fence := m.startFence(ctx, r, cl, old)
 	obs, oerr := m.store.Observers(ctx, cl.Name, old)
 	waitFence := oerr != nil || len(obs) > 0
+	// Replicas stop receiving from the old primary before the candidate is chosen: if it
+	// resumes now, what it commits reaches none of them (Detacher; MySQL/MariaDB).
+	var detached []*topology.Node
+	if _, ok := m.eng.(Detacher); ok {
+		r.step("detach", func() error {
+			detached = m.detachAll(ctx, cl, old)
+			return nil
+		})
+	}
 	var cand candidate
 	err = r.step("candidate", func() error {
 		cands := m.inspectAll(ctx, cl, old)
@@ -703,6 +712,7 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 		// upkeep unfences it); otherwise writes keep failing until an operator acts.
 		back := topology.ClusterState{Epoch: epoch, Primary: old, Phase: topology.PhaseStable, Since: time.Now().UTC(),
 			Reason: "failover failed: " + err.Error()}
+		m.reattachAll(ctx, cl, detached)
 		co.WriteState(ctx, back)
 		r.finish(ctx, co, "", err)
 		return back, err

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/baton-proxy/baton/topology"
@@ -244,4 +245,99 @@ func (m *Manager) publishDiverged(ctx context.Context, co *topology.Coordinator,
 	} else {
 		m.log.Info("node no longer diverged", "cluster", co.Cluster(), "node", node)
 	}
+}
+
+// Detacher is implemented by engines whose replicas keep receiving from an old primary that
+// resumes in the middle of a failover (MySQL/MariaDB: the IO thread reconnects and fetches
+// what the old primary commits on resuming, which the new primary never gets, so the replica
+// cannot be re-pointed). The coordinator detaches every replica before it chooses the
+// candidate: their received positions stay as they are, and the re-point attaches them to the
+// new primary; after a failover that promoted nothing it attaches them back.
+type Detacher interface {
+	// Detach stops replica n receiving from its source; what it received is still applied.
+	Detach(ctx context.Context, n *topology.Node) error
+	// Reattach undoes Detach.
+	Reattach(ctx context.Context, n *topology.Node) error
+}
+
+var _ Detacher = (*myEngine)(nil)
+
+// Detach implements Detacher: the IO thread is killed (it may be blocked on a hung primary)
+// and stopped; the SQL thread goes on applying the relay log.
+func (e *myEngine) Detach(ctx context.Context, n *topology.Node) error {
+	return e.do(ctx, n, "detach from the old primary", func(ctx context.Context, c *sql.Conn, fl myFlavor) error {
+		st, err := readStatus(ctx, c, fl)
+		if err != nil || st == nil {
+			return err // not a replica: nothing to detach
+		}
+		killReceiver(ctx, c, fl)
+		q := "STOP SLAVE IO_THREAD"
+		if fl == myMySQL {
+			q = "STOP REPLICA IO_THREAD"
+		}
+		_, err = c.ExecContext(ctx, q)
+		return err
+	})
+}
+
+// Reattach implements Detacher.
+func (e *myEngine) Reattach(ctx context.Context, n *topology.Node) error {
+	return e.do(ctx, n, "reattach", func(ctx context.Context, c *sql.Conn, fl myFlavor) error {
+		st, err := readStatus(ctx, c, fl)
+		if err != nil || st == nil {
+			return err
+		}
+		q := "START SLAVE IO_THREAD"
+		if fl == myMySQL {
+			q = "START REPLICA IO_THREAD"
+		}
+		_, err = c.ExecContext(ctx, q)
+		return err
+	})
+}
+
+// detachAll detaches every node except old, concurrently, bounded by the step timeout, and
+// returns the nodes detached. Nodes that do not answer are left out.
+func (m *Manager) detachAll(ctx context.Context, cl *topology.Cluster, old string) []*topology.Node {
+	d, ok := m.eng.(Detacher)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	defer cancel()
+	var mu sync.Mutex
+	var out []*topology.Node
+	var wg sync.WaitGroup
+	for _, n := range cl.Nodes {
+		if n.Name == old {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d.Detach(ctx, n) == nil {
+				mu.Lock()
+				out = append(out, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// reattachAll undoes detachAll after a failover that promoted nothing.
+func (m *Manager) reattachAll(ctx context.Context, cl *topology.Cluster, nodes []*topology.Node) {
+	d, ok := m.eng.(Detacher)
+	if !ok || len(nodes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.Reattach(ctx, n) }()
+	}
+	wg.Wait()
 }
