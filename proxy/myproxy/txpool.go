@@ -481,7 +481,7 @@ func plainAlias(a string) (string, bool) {
 		}
 	}
 	switch strings.ToLower(a) {
-	case "from", "where", "limit", "into", "for", "union", "order", "group", "having", "lock", "procedure", "window":
+	case "as", "from", "where", "limit", "into", "for", "union", "order", "group", "having", "lock", "procedure", "window":
 		return "", false
 	}
 	return a, true
