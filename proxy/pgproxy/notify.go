@@ -665,6 +665,7 @@ func (s *session) sharedListen(frames []byte, cls router.Class, openEnded bool) 
 				s.listens = map[string]*listener{}
 			}
 			s.listens[t.Channel] = l
+			s.publishListens()
 		}
 	}
 	s.srv.metrics.count(router.Primary)
@@ -689,12 +690,35 @@ func (s *session) unlisten(t router.ListenTarget) {
 			delete(s.listens, ch)
 		}
 	}
+	s.publishListens()
 	for l, chans := range by {
 		l.remove(s, chans)
 	}
 	if len(gone) > 0 && s.notes.wake != nil {
 		s.notes.purge(gone, len(s.listens) == 0)
 	}
+}
+
+// publishListens makes the set of channels the session listens on through the hub readable by
+// the idle relay (copy on write: LISTEN and UNLISTEN are rare).
+func (s *session) publishListens() {
+	set := make(map[string]bool, len(s.listens))
+	for ch := range s.listens {
+		set[ch] = true
+	}
+	s.hubChans.Store(&set)
+}
+
+// viaHub reports whether a NotificationResponse f is for a channel the session listens on
+// through the hub: one that also arrives on a pinned LISTEN connection (a LISTEN of the same
+// channel inside a transaction block) is dropped there, so that the client gets it once.
+func (s *session) viaHub(f []byte) bool {
+	set := s.hubChans.Load()
+	if set == nil || len(*set) == 0 || len(f) < 10 {
+		return false
+	}
+	ch, _, ok := pgwire.CString(pgwire.Body(f)[4:])
+	return ok && (*set)[ch]
 }
 
 // unlistenAll drops every subscription of the session (DISCARD ALL, disconnect).

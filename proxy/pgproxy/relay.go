@@ -158,6 +158,9 @@ func (s *session) idleListen(tx byte) (*unit, bool) {
 				return s.nextUnit()
 			}
 		case 'A', 'N', 'S': // NotificationResponse, NoticeResponse, ParameterStatus
+			if f[0] == 'A' && s.viaHub(f) {
+				continue // the hub delivers it (notify.go)
+			}
 			s.cw.Write(f)
 			if be.rd.Buffered() == 0 {
 				if s.cw.Flush() != nil {
@@ -354,6 +357,9 @@ func (s *session) relayUnit(u *unit, startTx byte) (retry bool) {
 		if misrouted || lagged {
 			continue
 		}
+		if typ == 'A' && s.viaHub(f) {
+			continue // a pinned LISTEN connection's copy: the hub delivers it (notify.go)
+		}
 		if hold {
 			if holdable(typ) {
 				held = append(held, f...)
@@ -503,8 +509,15 @@ func (s *session) appendHistory(be *backend, hs ...histEntry) {
 }
 
 // readLSN consumes the answer to the WAL position query that follows a write in
-// read_your_writes mode; the client never sees it.
+// read_your_writes mode; the client never sees it (but gets the notifications that arrive with
+// it).
 func (s *session) readLSN(be *backend) {
+	notified := false
+	defer func() {
+		if notified {
+			s.flush()
+		}
+	}()
 	for {
 		f, err := be.rd.Next()
 		if err != nil {
@@ -512,6 +525,13 @@ func (s *session) readLSN(be *backend) {
 			return
 		}
 		switch f[0] {
+		case 'A':
+			// A connection that holds the session's LISTEN sends notifications whenever it is
+			// idle, here between the client's ReadyForQuery and the probe's answer.
+			if !s.viaHub(f) {
+				s.cw.Write(f)
+				notified = true
+			}
 		case 'D':
 			// DataRow: int16 column count, int32 length, value.
 			if b := pgwire.Body(f); len(b) >= 6 {

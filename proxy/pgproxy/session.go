@@ -105,7 +105,8 @@ type session struct {
 	// pooling, notify.go), and notes the notifications waiting to be sent to the client.
 	listens  map[string]*listener
 	notes    noteQueue
-	notified bool // the open transaction may have sent a notification (notifyBarrier)
+	notified bool                            // the open transaction may have sent a notification (notifyBarrier)
+	hubChans atomic.Pointer[map[string]bool] // the channels of listens, for the idle relay
 
 	group     []byte // extended-protocol frames buffered up to Sync
 	openUnit  *unit  // a unit sent before its Sync; the rest of its frames follow it

@@ -629,3 +629,80 @@ func TestListenFanOutOwnNotificationBeforeReady(t *testing.T) {
 		t.Fatalf("through baton:\n%s\ndirect to the primary:\n%s", got, want)
 	}
 }
+
+// LISTEN inside a transaction block keeps today's behaviour (it goes to the server, takes
+// effect at COMMIT, and pins the session); a channel the session also listens on through the
+// listener hub is delivered once, not twice. UNLISTEN * then drops both.
+func TestListenFanOutInsideTransactionPins(t *testing.T) {
+	b, u := startFanOutBaton(t)
+	observe := func(t *testing.T, u string) string {
+		ctx := ctxT(t)
+		ch := uniqueName("fan_txl")
+		c := connectURL(t, u)
+		n := appPrimary(t)
+		var out []string
+		if _, err := c.Exec(ctx, "LISTEN "+ch); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "LISTEN "+ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "LISTEN "+ch+"_2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"one", "two"} {
+			if _, err := n.Exec(ctx, "SELECT pg_notify($1, $2)", ch, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := n.Exec(ctx, "SELECT pg_notify($1, 'three')", ch+"_2"); err != nil {
+			t.Fatal(err)
+		}
+		// The two connections' notifications may interleave differently than on one
+		// connection: compare the sets, and wait a moment for a duplicate.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var got []string
+		for !slices.Contains(got, ":two") || !slices.Contains(got, "_2:three") {
+			nt, err := c.WaitForNotification(wctx)
+			if err != nil {
+				t.Fatalf("after %v: %v", got, err)
+			}
+			got = append(got, strings.TrimPrefix(nt.Channel, ch)+":"+nt.Payload)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if nt, err := c.WaitForNotification(dctx); err == nil {
+			got = append(got, strings.TrimPrefix(nt.Channel, ch)+":"+nt.Payload)
+		}
+		slices.Sort(got)
+		out = append(out, got...)
+		if _, err := c.Exec(ctx, "UNLISTEN *"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Exec(ctx, "SELECT pg_notify($1, 'late')", ch); err != nil {
+			t.Fatal(err)
+		}
+		lctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if nt, err := c.WaitForNotification(lctx); err == nil {
+			out = append(out, "after UNLISTEN *: "+nt.Payload)
+		}
+		return strings.Join(out, "\n")
+	}
+	got := observe(t, u)
+	want := observe(t, pg.Primary.AppURL())
+	if got != want {
+		t.Fatalf("through baton:\n%s\ndirect to the primary:\n%s", got, want)
+	}
+	if p := b.Inst.Clusters()[0].PG.Metrics().Pinned.Snapshot()["listen"]; p != 0 {
+		t.Fatalf("baton_pinned_sessions{listen} = %d after UNLISTEN *; want 0", p)
+	}
+}
