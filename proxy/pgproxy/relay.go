@@ -147,6 +147,13 @@ func (s *session) idleListen(tx byte) (*unit, bool) {
 		default:
 		}
 		f, err := be.rd.Next()
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() {
+			// A wake-up (push, or the listener hub's) that landed after the peek. Next
+			// consumes nothing of a frame that fits its buffer (every notification, notice and
+			// parameter status does) until it is whole: read it again.
+			continue
+		}
 		if err != nil {
 			s.listenLost(be, pgwire.AppendError(nil, pgwire.SevFatal, "08006", "baton: the server closed the connection that held this session's LISTEN"))
 			return s.nextUnit()
