@@ -23,7 +23,12 @@ import (
 //
 //   - A session delivers a notification where a direct connection would: while idle outside a
 //     transaction block (the idle relay wakes), or at the end of a unit, before its
-//     ReadyForQuery 'I'. Inside a transaction block notifications are held until it ends.
+//     ReadyForQuery 'I'. Inside a transaction block notifications are held until it ends. A
+//     session's own NOTIFY (or pg_notify) reaches it before that statement's (or its COMMIT's)
+//     ReadyForQuery: baton waits for the listening connection to have received it
+//     (notifyBarrier); one sent by a trigger arrives a moment later, while the session idles.
+//   - The listening connection counts against the pool of its (node, user, database); it is
+//     reset (RESET ALL, RESET ROLE) when it comes from the pool and closed when it is given up.
 //   - Each session's queue of undelivered notifications is bounded (SetNotifyQueueLimit): a
 //     client that does not read them is ended with FATAL 53200 rather than let baton's memory
 //     grow (a direct server's queue is bounded too: at 8 GB its NOTIFY fails).
@@ -34,9 +39,14 @@ import (
 //     longer the primary), the subscriptions are gone and notifications may have been lost:
 //     every subscribed session ends with the server's FATAL (or 08006), as a direct connection
 //     that held the LISTEN would. Re-subscribing silently would hide the lost notifications.
-//   - LISTEN / UNLISTEN inside a transaction block (where they take effect only at COMMIT) or
-//     in a multi-statement text go to the server as before and pin the session (relay.go
-//     idleListen).
+//   - LISTEN / UNLISTEN inside a transaction block (where they take effect only at COMMIT, and
+//     not at all after ROLLBACK or ROLLBACK TO SAVEPOINT), in a multi-statement text, or while
+//     the session already holds such a pinned LISTEN connection go to the server as before and
+//     pin the session (relay.go idleListen). A channel it listens on both ways is delivered
+//     once (the hub's copy). An UNLISTEN that reaches the server outside a transaction block
+//     also drops the hub's subscriptions it names.
+//   - pg_listening_channels() runs on whichever connection serves the statement and does not
+//     list the hub's subscriptions.
 //
 // Locks: listener.cmd (one subscription change at a time) before listener.mu (the channel
 // map) before noteQueue.mu; listenHub.mu is never held with another.
