@@ -12,10 +12,20 @@
 // server's IN_TRANS status flag) everything goes to the transaction's node; START TRANSACTION
 // READ ONLY may run on a replica; pinned sessions (temporary tables, user variables, GET_LOCK,
 // LOCK TABLES, SQL PREPARE, autocommit off) use the primary. Session state (SET, SET NAMES, USE,
-// COM_INIT_DB, the handshake's character set and schema) is replayed on every backend the
-// session uses. Prepared statements get baton's own statement ids, mapped to each backend's; a
-// statement is re-prepared lazily on another node, with the parameter types of its last
-// execution cached so an execution that does not resend them still works there.
+// COM_INIT_DB, the handshake's character set and schema, SET @v = literal) is replayed on every
+// backend the session uses, pipelined in front of the session's command. Prepared statements
+// get baton's own statement ids; each backend connection keeps its server statements by text
+// (bounded by pool.max_prepared_statements, least recently used closed first); a statement is
+// prepared lazily on a connection that lacks it, with the parameter types of its last
+// execution added so an execution that does not resend them still works there.
+//
+// pool_mode transaction (txpool.go, the default): a session holds a backend connection for one
+// command outside a transaction, or one transaction, and gives it back unless something lives
+// on it — a pin (pinstate.go follows the named state behind each pin and ends it when the state
+// is gone), long data or a cursor of a prepared statement, a pending SET TRANSACTION, or the
+// warnings of its previous statement. The next session that takes the connection compares its
+// history with what the connection carries and replays the difference (or resets the
+// connection first). Session mode runs the same code with the connections kept.
 //
 // Consistency read_your_writes follows each session's writes by GTID (ryw.go): after a write
 // commits on the primary baton learns its GTID (the OK packets' last_gtid, which every backend
