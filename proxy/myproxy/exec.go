@@ -279,7 +279,7 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 	if t.Err() == nil {
 		s.succeeded(u, be, t)
 	} else {
-		s.failedUnit(u)
+		s.failedUnit(u, be)
 	}
 	return sent
 }

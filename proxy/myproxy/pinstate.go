@@ -70,13 +70,39 @@ func (s *session) notePinState(u *unit) {
 		ps.locks, ps.lockUnknown = nil, false
 	}
 	s.pins &^= ps.ended(s.pins)
+	s.noteXA(u)
 }
 
-// failedUnit: a unit the server refused. A CREATE TEMPORARY TABLE that failed created nothing,
-// so the pin it set before it ran (fail closed) may end.
-func (s *session) failedUnit(u *unit) {
+// failedUnit: a unit the server refused on be. A CREATE TEMPORARY TABLE that failed created
+// nothing, so the pin it set before it ran (fail closed) may end. Several SETs in one text
+// that failed part way may have changed be (a single SET changes nothing when it fails): be
+// is reset before another session uses it.
+func (s *session) failedUnit(u *unit, be *backend) {
 	if u.class.Pin == router.PinTempTable && !u.class.Multi {
 		s.pins &^= s.pinState.ended(s.pins) & router.PinTempTable
+	}
+	if u.class.SessionState && u.class.Multi {
+		be.dirty = true
+	}
+	s.noteXA(u)
+}
+
+// noteXA follows XA transactions, which the server's IN_TRANS flag does not cover once they
+// are ended or prepared: the connection stays with the session from XA START to XA COMMIT or
+// ROLLBACK.
+func (s *session) noteXA(u *unit) {
+	if u.cmd[0] != mywire.ComQuery || u.t == nil {
+		return
+	}
+	t, ok := sqlTokens(unitText(s, u))
+	if !ok || len(t) < 2 || t[0].kind != tkWord || !strings.EqualFold(t[0].text, "xa") {
+		return
+	}
+	switch strings.ToLower(t[1].text) {
+	case "start", "begin":
+		s.xa = s.xa || u.t.Err() == nil
+	case "commit", "rollback":
+		s.xa = s.xa && u.t.Err() != nil
 	}
 }
 

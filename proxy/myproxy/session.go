@@ -60,6 +60,7 @@ type session struct {
 	txPooling bool
 	sticky    string // the replica node reads prefer ("" none)
 	nextTx    bool   // a SET TRANSACTION waits for the session's next transaction
+	xa        bool   // an XA transaction is open (started, ended or prepared): pinstate.go
 	// What a later statement may ask about the previous one, kept as data: whether it left
 	// warnings or an error (lastCond: its connection is kept), ROW_COUNT(), FOUND_ROWS(),
 	// the session's LAST_INSERT_ID(), and the connection and use that ran it.
@@ -355,7 +356,7 @@ func (s *session) resetSession() {
 	s.pins = 0
 	s.pinState, s.userVars = pinState{}, false
 	s.autocommit = true
-	s.nextTx, s.lastCond, s.rowCount, s.foundRows, s.insertID, s.lastRan = false, false, 0, 0, 0, nil
+	s.nextTx, s.xa, s.lastCond, s.rowCount, s.foundRows, s.insertID, s.lastRan = false, false, false, 0, 0, 0, nil
 }
 
 // publishPins reports the session's pins to the metrics, and logs once per session and reason

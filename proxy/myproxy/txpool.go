@@ -206,6 +206,8 @@ func (s *session) holdReason() string {
 		return "transaction"
 	case s.nextTx:
 		return "set-transaction"
+	case s.xa:
+		return "xa"
 	}
 	for _, st := range s.stmts {
 		if st.cursor != nil || st.longData != nil {

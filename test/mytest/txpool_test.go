@@ -661,3 +661,32 @@ func TestMyTxPoolReplayedState(t *testing.T) {
 	tx.Rollback()
 	mustExec(t, c, "INSERT INTO "+tbl+" VALUES (3)") // only the next transaction was read-only
 }
+
+// pool_mode transaction: an XA transaction keeps its connection from XA START to XA COMMIT,
+// also while it is ended and prepared (the server no longer reports IN_TRANS then).
+func TestMyTxPoolXA(t *testing.T) {
+	b := txBaton(t, 2, nil)
+	tbl := unique("txxa")
+	mustExec(t, primaryRoot(t), "CREATE TABLE "+my.Opts.AppDB+"."+tbl+" (v INT)")
+	c := txConn(t, b, "")
+	xid := "'" + unique("xid") + "'"
+	for _, q := range []string{"XA START " + xid, "INSERT INTO " + tbl + " VALUES (1)", "XA END " + xid, "XA PREPARE " + xid} {
+		mustExec(t, c, q)
+	}
+	o := txConn(t, b, "")
+	for range 4 {
+		backendID(t, o)
+	}
+	if !primaryBusy(b) {
+		t.Fatal("the prepared XA transaction's connection went back to the pool")
+	}
+	mustExec(t, c, "XA COMMIT "+xid)
+	var n int
+	if err := primaryRoot(t).QueryRowContext(ctxT(t), "SELECT COUNT(*) FROM "+my.Opts.AppDB+"."+tbl).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("rows after XA COMMIT: %d, %v; want 1", n, err)
+	}
+	mustExec(t, c, "SELECT COUNT(*) FROM "+tbl)
+	if !idleEverywhere(b) {
+		t.Fatal("the session kept a connection after XA COMMIT")
+	}
+}
