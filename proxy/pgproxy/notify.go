@@ -48,8 +48,8 @@ import (
 //   - pg_listening_channels() runs on whichever connection serves the statement and does not
 //     list the hub's subscriptions.
 //
-// Locks: listener.cmd (one subscription change at a time) before listener.mu (the channel
-// map) before noteQueue.mu; listenHub.mu is never held with another.
+// Locks: listener.cmd (one subscription change at a time) before listenHub.mu (the listeners)
+// before listener.mu (the channel map) before noteQueue.mu.
 
 // DefaultNotifyQueueBytes bounds a session's undelivered notifications unless
 // SetNotifyQueueLimit says otherwise: about a thousand notifications of the largest payload
@@ -102,11 +102,12 @@ type listener struct {
 // errListenerGone: the listening connection died while a subscription was being changed.
 var errListenerGone = errors.New("pgproxy: the listening connection was lost")
 
-// lookup returns the live listener of key, making an empty one when there is none.
+// lookup returns the live listener of key, making an empty one when there is none (or only a
+// dead one that lost has not yet forgotten).
 func (h *listenHub) lookup(srv *Server, np *nodePool, key listenKey) *listener {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if l := h.ls[key]; l != nil {
+	if l := h.ls[key]; l != nil && !l.isDead() {
 		return l
 	}
 	if h.ls == nil {
