@@ -310,6 +310,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 		}
 		s.drop(be)
 	}
+	s.releaseCondConn(np)
 	be, err := np.Acquire(context.Background(), s.key)
 	if err != nil {
 		return nil, nodeDown(err)

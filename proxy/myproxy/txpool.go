@@ -240,6 +240,23 @@ func (s *session) checkIn() {
 	}
 }
 
+// releaseCondConn gives back, when the session would have to wait for a connection to np, a
+// connection of another node that it keeps only for its warnings (transaction pooling): two
+// sessions that each keep one node's connection for that reason, and wait for the other's
+// node, would otherwise wait until the pool's acquire timeout. The warnings are then
+// forgotten, as if a statement with a table had run.
+func (s *session) releaseCondConn(np *nodePool) {
+	be := s.condConn
+	if !s.txPooling || be == nil || be.node == np || s.inTx || s.holdReason() != "" || be == s.varsFrom ||
+		s.pins != 0 && be.node.name == s.primaryName() || s.conns[be.node] != be {
+		return
+	}
+	if open, idle := np.Stats(); idle > 0 || open < s.srv.config().Pool.MaxPerNode {
+		return // a connection is free, or may be dialled: no wait
+	}
+	s.checkInConn(be)
+}
+
 // checkInConn gives be back to its pool, recording what it carries for the next session.
 func (s *session) checkInConn(be *backend) {
 	delete(s.conns, be.node)
