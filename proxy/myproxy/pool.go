@@ -165,8 +165,8 @@ func (b *backend) resetForReuse() bool {
 	// The reset keeps the current database: USE the pool key's again (injectReset).
 	b.cc.Conn.SetDeadline(time.Now().Add(5 * time.Second))
 	defer b.cc.Conn.SetDeadline(time.Time{})
-	if len(b.pending) > 0 {
-		return false // answers baton never read: the stream is out of step
+	if len(b.pending) > 0 || strandedDB(b) {
+		return false // answers baton never read: the stream is out of step; or see strandedDB
 	}
 	if b.injectReset() != nil || b.drain(nil) != nil || !b.gtidTracked && b.mayTrack() {
 		return false

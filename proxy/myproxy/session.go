@@ -347,6 +347,7 @@ func (s *session) drop(be *backend) {
 // the pool, which resets them).
 func (s *session) resetSession() {
 	for np, be := range s.conns {
+		s.noteHist(be)
 		np.Release(be, be.key, !be.broken)
 	}
 	s.conns = map[*nodePool]*backend{}
@@ -373,6 +374,7 @@ func (s *session) cleanup() {
 	s.closing.Store(true)
 	s.srv.metrics.Pinned.Publish(&s.pinned, 0)
 	for np, be := range s.conns {
+		s.noteHist(be)
 		np.Release(be, be.key, !be.broken && !s.inTx)
 	}
 	s.conns = nil

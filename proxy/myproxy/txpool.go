@@ -272,15 +272,35 @@ func (s *session) checkInConn(be *backend) {
 	if s.condConn == be {
 		s.condConn, s.lastCond = nil, false
 	}
-	// What it carries for the next session: a prefix of this session's history (the
-	// session only appends to it: no copy needed). A connection that carried pinned state is
-	// reset by the pool instead (pinstate.go); one that was never brought up to date keeps
-	// its reset pending.
+	// What it carries for the next session: a prefix of this session's history. A connection
+	// that carried pinned state is reset by the pool instead (pinstate.go); one that was never
+	// brought up to date keeps its reset pending.
+	s.noteHist(be)
+	be.keepState = !be.dirty
+	be.node.Release(be, be.key, !be.broken && len(be.pending) == 0 && !strandedDB(be))
+}
+
+// noteHist records on be the part of the session's history it has applied (the session only
+// appends to its history: no copy needed); one never brought up to date keeps what it had.
+func (s *session) noteHist(be *backend) {
 	if !be.needReset {
 		be.hist = s.history[:be.applied:be.applied]
 	}
-	be.keepState = !be.dirty
-	be.node.Release(be, be.key, !be.broken && len(be.pending) == 0)
+}
+
+// strandedDB reports whether be may be in a database other than its pool key's when the key
+// names none: after USE there is no way back to "no database" (COM_RESET_CONNECTION keeps the
+// current one), so such a connection is closed rather than handed to another session.
+func strandedDB(be *backend) bool {
+	if be.key.Database != "" {
+		return false
+	}
+	for _, q := range be.hist {
+		if containsFold(q, "use") {
+			return true
+		}
+	}
+	return be.dirty // (what ran on it is not all in hist)
 }
 
 // srvStmt is a statement prepared on one connection, shared by every session that uses its

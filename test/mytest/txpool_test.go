@@ -690,3 +690,35 @@ func TestMyTxPoolXA(t *testing.T) {
 		t.Fatal("the session kept a connection after XA COMMIT")
 	}
 }
+
+// A session that logs in without a database and runs USE leaves no database behind for the
+// next session of the same key (COM_RESET_CONNECTION keeps the current database), in both
+// pool modes.
+func TestMyPoolNoDatabaseAfterUse(t *testing.T) {
+	other := otherDB(t)
+	for _, mode := range []topology.PoolMode{topology.PoolTransaction, topology.PoolSession} {
+		t.Run(string(mode), func(t *testing.T) {
+			b := txBaton(t, 1, func(cl *topology.Cluster) { cl.PoolMode = mode })
+			dsn := strings.Replace(b.DSN(my, ""), "/"+my.Opts.AppDB, "/", 1)
+			for i := range 3 {
+				db := cluster.OpenMySQL(t, dsn)
+				c, err := db.Conn(ctxT(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got sql.NullString
+				var id int64 // (CONNECTION_ID() keeps the read on the primary, where USE ran)
+				if err := c.QueryRowContext(ctxT(t), "SELECT DATABASE(), CONNECTION_ID() + 0").Scan(&got, &id); err != nil {
+					t.Fatal(err)
+				}
+				if got.Valid {
+					t.Fatalf("session %d starts in database %q; want none", i, got.String)
+				}
+				mustExec(t, c, "USE "+other)
+				mustExec(t, c, "SELECT CONNECTION_ID() + 0")
+				c.Close()
+				db.Close()
+			}
+		})
+	}
+}
