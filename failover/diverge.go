@@ -263,20 +263,27 @@ type Detacher interface {
 var _ Detacher = (*myEngine)(nil)
 
 // Detach implements Detacher: the IO thread is killed (it may be blocked on a hung primary)
-// and stopped; the SQL thread goes on applying the relay log.
+// and replication stopped, then the SQL thread alone started again to apply the relay log.
 func (e *myEngine) Detach(ctx context.Context, n *topology.Node) error {
 	return e.do(ctx, n, "detach from the old primary", func(ctx context.Context, c *sql.Conn, fl myFlavor) error {
 		st, err := readStatus(ctx, c, fl)
 		if err != nil || st == nil {
 			return err // not a replica: nothing to detach
 		}
+		// STOP SLAVE right after the KILL is what Promote does, and it returns at once on a
+		// hung primary; STOP SLAVE IO_THREAD there waited 2 s in tests. The SQL thread is
+		// started again to apply what was received.
 		killReceiver(ctx, c, fl)
-		q := "STOP SLAVE IO_THREAD"
+		qs := []string{"STOP SLAVE", "START SLAVE SQL_THREAD"}
 		if fl == myMySQL {
-			q = "STOP REPLICA IO_THREAD"
+			qs = []string{"STOP REPLICA", "START REPLICA SQL_THREAD"}
 		}
-		_, err = c.ExecContext(ctx, q)
-		return err
+		for _, q := range qs {
+			if _, err := c.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
 	})
 }
 
@@ -296,30 +303,32 @@ func (e *myEngine) Reattach(ctx context.Context, n *topology.Node) error {
 	})
 }
 
-// detachAll detaches every node except old, concurrently, bounded by the step timeout, and
-// returns the nodes detached. Nodes that do not answer are left out.
+// detachWait bounds how long a failover waits for the replicas to detach. A replica whose IO
+// thread is stuck on a hung primary may take 2 s to stop (MariaDB re-signals a thread that
+// ignored the first KILL every 2 s); the server finishes the stop by itself after the client
+// gave up, which is all the detach is for, so the promotion need not wait for it.
+const detachWait = 300 * time.Millisecond
+
+// detachAll detaches every node except old, concurrently, waiting at most detachWait, and
+// returns the nodes it asked (reattachAll undoes it on all of them).
 func (m *Manager) detachAll(ctx context.Context, cl *topology.Cluster, old string) []*topology.Node {
 	d, ok := m.eng.(Detacher)
 	if !ok {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, cl.Failover.StepTimeout.D())
+	ctx, cancel := context.WithTimeout(ctx, min(cl.Failover.StepTimeout.D(), detachWait))
 	defer cancel()
-	var mu sync.Mutex
 	var out []*topology.Node
 	var wg sync.WaitGroup
 	for _, n := range cl.Nodes {
 		if n.Name == old {
 			continue
 		}
+		out = append(out, n)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if d.Detach(ctx, n) == nil {
-				mu.Lock()
-				out = append(out, n)
-				mu.Unlock()
-			}
+			d.Detach(ctx, n)
 		}()
 	}
 	wg.Wait()

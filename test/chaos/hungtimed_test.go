@@ -29,6 +29,10 @@ func testHungTimed(t *testing.T, row string, start func(*testing.T) *fixture) {
 			st0 := e.mustStatus(e.b[0])
 			old := fx.name(0)
 			resume := hang(t, fx, 0)
+			// The clock starts when every thread of the server is stopped.
+			if !waitStopped(fx.nodes[0].PID(), time.Second) {
+				t.Fatalf("%s is not stopped 1 s after SIGSTOP", old)
+			}
 			stopped := time.Now()
 			took := l.ackedAfter(t, stopped, anyInst, 60*time.Second).Sub(stopped)
 			st := e.waitAll(30*time.Second, "one new primary published", func(s admin.ClusterStatus) bool {
@@ -43,9 +47,25 @@ func testHungTimed(t *testing.T, row string, start func(*testing.T) *fixture) {
 			newP := fx.index(t, st.Primary)
 			checkOnePrimary(t, ctx, fx, newP, 0)
 			checkFenced(t, ctx, e, 0, st.Primary, fx.engine == "pg")
+			logSteps(t, e)
 			l.stop()
 			checkNoLoss(t, ctx, fx, l, newP)
 			e.mon.check(t)
 		})
 	}
+}
+
+// logSteps logs the steps of the cluster's last failover (from the history).
+func logSteps(t *testing.T, e *env) {
+	t.Helper()
+	st, err := e.b[0].status()
+	if err != nil || len(st.History) == 0 {
+		return
+	}
+	ev := st.History[len(st.History)-1]
+	line := ""
+	for _, s := range ev.Steps {
+		line += fmt.Sprintf(" %s=%v", s.Name, s.Duration.Round(time.Millisecond))
+	}
+	t.Logf("%s epoch %d steps:%s", ev.Kind, ev.Epoch, line)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // childAttr makes a baton subprocess die with the test binary.
@@ -42,4 +43,34 @@ func signalTree(pid int, sig syscall.Signal) error {
 		}
 	}
 	return first
+}
+
+// waitStopped waits (at most d) until every thread of pid is stopped (state T): a SIGSTOP takes
+// effect a moment after kill returns, and a write may still be acknowledged in between.
+func waitStopped(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		if err != nil {
+			return false
+		}
+		all := len(ents) > 0
+		for _, e := range ents {
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			s := string(data)
+			f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+			if len(f) == 0 || (f[0] != "T" && f[0] != "t") {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }
