@@ -118,7 +118,7 @@ func (s *session) answerConnectionID(col string) {
 	}
 	s.w.Write(out)
 	s.last = nil // the previous statement's diagnostics are gone, as after any statement
-	s.rowCount, s.foundRows, s.lastRan = -1, 1, nil
+	s.rowCount, s.foundRows, s.lastRan, s.lastStale = -1, 1, nil, true
 }
 
 // maxAnsweredLen bounds the statements baton considers answering itself (KILL, SELECT

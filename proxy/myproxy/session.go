@@ -70,6 +70,7 @@ type session struct {
 	foundRows uint64
 	insertID  uint64
 	lastRan   *backend // compared only, never used: it may be another session's by now
+	lastStale bool     // baton ran a statement of its own after the client's on its connection
 	lastUses  uint64
 	pinState  pinState // what keeps each pin (pinstate.go)
 	// userVars: the session set user variables baton replays (SET @v = literal); its reads
@@ -172,7 +173,7 @@ func (s *session) command(p []byte) bool {
 			s.answerConnectionID(col)
 			break
 		}
-		if fn, col, ok := lastStatementQuery(q); ok && s.txPooling && s.last == nil && !s.inTx {
+		if fn, col, ok := lastStatementQuery(q); ok && s.txPooling && (s.last == nil || s.lastStale) && !s.inTx {
 			s.answerLastStatement(fn, col) // its connection went back to the pool (txpool.go)
 			break
 		}

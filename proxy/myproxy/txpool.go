@@ -449,6 +449,36 @@ func (s *session) noteOutcome(u *unit, be *backend, t *mywire.Tracker) {
 	if rs && t.Err() == nil {
 		s.foundRows = rows
 	}
+	s.lastStale = false
+	if s.txPooling && rs && t.Err() == nil && setsLastInsertID(unitText(s, u)) {
+		// SELECT LAST_INSERT_ID(expr): the new value is in no OK packet; ask the connection
+		// (no table, no warnings: the server keeps the statement's warnings). ROW_COUNT() and
+		// FOUND_ROWS() of the connection are baton's from now on: baton answers them.
+		if v, null, err := be.queryValue("SELECT LAST_INSERT_ID()", posQueryTimeout); err == nil && !null {
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+				s.insertID = n
+			}
+		}
+		s.lastStale = true
+	}
+}
+
+// setsLastInsertID reports whether statement text q calls LAST_INSERT_ID with an argument
+// (which sets the session's value) — or may, when q cannot be lexed.
+func setsLastInsertID(q string) bool {
+	if !containsFold(q, "last_insert_id") {
+		return false
+	}
+	t, ok := sqlTokens(q)
+	if !ok {
+		return true
+	}
+	for i := 0; i+2 < len(t); i++ {
+		if t[i].kind == tkWord && strings.EqualFold(t[i].text, "last_insert_id") && t[i+1].kind == tkLParen && t[i+2].kind != tkRParen {
+			return true
+		}
+	}
+	return false
 }
 
 // noteSetTransaction records whether a COM_QUERY of class cls was a SET TRANSACTION (the
@@ -552,7 +582,8 @@ func (s *session) answerLastStatement(fn, col string) {
 		out = mywire.AppendEOF(out, seq, 0, s.statusNow())
 	}
 	s.w.Write(out)
-	// As after any SELECT without a table: a result set of one row.
+	// As after any SELECT without a table: a result set of one row. (A connection the session
+	// still holds answers ROW_COUNT() for an older statement: baton answers from now on.)
 	s.rowCount, s.foundRows = -1, 1
-	s.lastRan = nil
+	s.lastRan, s.lastStale = nil, true
 }

@@ -508,6 +508,24 @@ func TestMyTxPoolDiagnosticsMatchDirect(t *testing.T) {
 		"SELECT LAST_INSERT_ID() + 0",
 		"GET DIAGNOSTICS @n = NUMBER",
 		"SELECT @n",
+		"SELECT LAST_INSERT_ID(555)",
+		"SELECT LAST_INSERT_ID()",
+		"SELECT FOUND_ROWS()",
+		"SELECT ROW_COUNT()",
+		"INSERT INTO {t} (id, v) VALUES (LAST_INSERT_ID(), 2)",
+		"SELECT id FROM {t} WHERE v = 2",
+		// The same with the session pinned (it keeps its connection).
+		"CREATE TEMPORARY TABLE {t}_tmp (x INT)",
+		"INSERT INTO {t}_tmp VALUES (1), (2), (3)",
+		"SELECT ROW_COUNT()",
+		"SELECT x FROM {t}_tmp",
+		"SELECT LAST_INSERT_ID(777)",
+		"SELECT FOUND_ROWS()",
+		"SELECT ROW_COUNT()",
+		"SELECT LAST_INSERT_ID()",
+		"SELECT CAST('q' AS INT)",
+		"SELECT 1",
+		"SHOW WARNINGS",
 	}
 	var answers [2][]string
 	for i, dsn := range []string{my.Primary.AppDSN(), b.DSN(my, "")} {
