@@ -203,8 +203,8 @@ func TestSetsLastInsertID(t *testing.T) {
 		"SELECT last_insert_id( )":                 false,
 		"SELECT LAST_INSERT_ID(5)":                 true,
 		"UPDATE s SET id = LAST_INSERT_ID(id + 1)": true,
-		"SELECT 1":                                 false,
-		"SELECT 'a\\b', LAST_INSERT_ID()":          true, // not lexed: may set it
+		"SELECT 1":                        false,
+		"SELECT 'a\\b', LAST_INSERT_ID()": true, // not lexed: may set it
 	} {
 		if got := setsLastInsertID(q); got != want {
 			t.Errorf("%q: %v; want %v", q, got, want)
