@@ -265,3 +265,39 @@ func TestStmtID(t *testing.T) {
 		t.Fatalf("AppendCommand: %q", payload)
 	}
 }
+
+// Warnings and Rows describe the last result: what a later ROW_COUNT(), FOUND_ROWS() or SHOW
+// WARNINGS is about.
+func TestTrackerOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		caps     uint32
+		cmd      byte
+		ps       [][]byte
+		warnings uint16
+		rows     uint64
+		rs       bool
+	}{
+		{"ok", capsClassic, ComQuery, [][]byte{pOK(OK{AffectedRows: 3, Warnings: 2}, capsClassic)}, 2, 0, false},
+		{"result set", capsClassic, ComQuery, [][]byte{pCount(1), pColumn("a", TypeLong), pEOF(0),
+			pTextRow("1"), pTextRow("2"), AppendEOF(nil, 0, 1, 0)[4:]}, 1, 2, true},
+		{"result set, deprecate EOF", capsDepEOF, ComQuery, [][]byte{pCount(1), pColumn("a", TypeLong),
+			pTextRow("1"), pOKEOF(OK{Warnings: 4}, capsDepEOF)}, 4, 1, true},
+		{"result set then OK", capsClassic, ComQuery, [][]byte{pCount(1), pColumn("a", TypeLong), pEOF(0),
+			pTextRow("1"), pEOF(StatusMoreResultsExists), pOK(OK{}, capsClassic)}, 0, 1, false},
+		{"binary rows", capsClassic, ComStmtExecute, [][]byte{pCount(1), pColumn("a", TypeLongLong), pEOF(0),
+			pBinRow(1), pBinRow(2), pBinRow(3), pEOF(0)}, 0, 3, true},
+	} {
+		tr := NewTracker(tc.cmd, tc.caps)
+		for i, p := range tc.ps {
+			done, err := tr.Feed(p)
+			if err != nil || done != (i == len(tc.ps)-1) {
+				t.Fatalf("%s: packet %d: done %v, %v", tc.name, i, done, err)
+			}
+		}
+		rows, rs := tr.Rows()
+		if tr.Warnings() != tc.warnings || rows != tc.rows || rs != tc.rs {
+			t.Errorf("%s: warnings %d, rows %d, result set %v; want %d, %d, %v", tc.name, tr.Warnings(), rows, rs, tc.warnings, tc.rows, tc.rs)
+		}
+	}
+}
