@@ -38,8 +38,11 @@ type backend struct {
 	// session that ran the last one (diagnostics and LAST_INSERT_ID belong to it).
 	uses     uint64
 	lastConn uint32
-	pending  []injected // answers to baton's pipelined commands still to read (drain)
-	broken   bool
+	// lid is the connection's LAST_INSERT_ID(), known to be session lidConn's (0: nobody's).
+	lid     uint64
+	lidConn uint32
+	pending []injected // answers to baton's pipelined commands still to read (drain)
+	broken  bool
 
 	// Session tracking baton set up for read_your_writes (track.go): the server reports
 	// last_gtid in the OK packets of this connection; addedGTID: baton added it to the
@@ -173,6 +176,7 @@ func (b *backend) resetForReuse() bool {
 	}
 	b.prep = map[string]*srvStmt{}
 	b.hist, b.applied, b.needReset, b.dirty = nil, 0, false, false
+	b.lidConn = 0
 	return true
 }
 

@@ -35,15 +35,18 @@ import (
 // diagPrefix pipelines, in front of unit u on be, what makes be answer u as the session's own
 // connection would: its LAST_INSERT_ID, and no other session's warnings.
 func (s *session) diagPrefix(u *unit, be *backend) error {
-	if !s.txPooling || be.lastConn == s.connID && be == s.lastRan && be.uses == s.lastUses {
+	if !s.txPooling {
 		return nil
 	}
-	if text := unitText(s, u); text != "" && (containsFold(text, "last_insert_id") || containsFold(text, "identity")) {
+	if text := unitText(s, u); (be.lidConn != s.connID || be.lid != s.insertID) && text != "" &&
+		(containsFold(text, "last_insert_id") || containsFold(text, "identity")) {
 		if err := be.inject(mywire.ComQuery, "DO LAST_INSERT_ID("+strconv.FormatUint(s.insertID, 10)+")", injQuiet); err != nil {
 			return err
 		}
+		be.lid, be.lidConn = s.insertID, s.connID
 	}
-	if router.ReadsLastStatement(u.class) && be != s.condConn {
+	exact := be.lastConn == s.connID && be == s.lastRan && be.uses == s.lastUses
+	if router.ReadsLastStatement(u.class) && !exact && be != s.condConn {
 		// The server keeps a session's warnings until a statement that uses a table (or has
 		// warnings of its own) runs: DO 0 would not clear another session's.
 		return be.inject(mywire.ComQuery, clearDiagnostics, injQuiet)
@@ -94,6 +97,15 @@ func (s *session) noteOutcome(u *unit, be *backend, t *mywire.Tracker) {
 	be.uses++
 	be.lastConn = s.connID
 	s.lastRan, s.lastUses = be, be.uses
+	defer func() {
+		// be's LAST_INSERT_ID() is the session's only while the session set or followed it
+		// there (diagPrefix); any other session's statement makes it unknown.
+		if be.lidConn == s.connID {
+			be.lid = s.insertID
+		} else {
+			be.lidConn = 0
+		}
+	}()
 	if c := u.cmd[0]; c != mywire.ComQuery && c != mywire.ComStmtExecute {
 		return
 	}

@@ -172,7 +172,7 @@ func (be *backend) injectReset() error {
 		return err
 	}
 	be.prep = map[string]*srvStmt{}
-	be.hist, be.needReset = nil, false
+	be.hist, be.needReset, be.lidConn = nil, false, 0
 	if be.mayTrack() {
 		q := be.node.trackQuery()
 		be.gtidTracked, be.addedGTID = q != "", q != "" && q != "-"
