@@ -10,6 +10,7 @@ import (
 	"github.com/baton-proxy/baton/proxy/admin"
 	"github.com/baton-proxy/baton/test/cluster"
 	"github.com/baton-proxy/baton/test/etcdtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // Real network partitions (DESIGN §5): the PostgreSQL nodes and the etcd members run in network
@@ -116,6 +117,11 @@ func TestChaosPGPartitionPrimary(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkFenced(t, ctx, e, 0, st.Primary, true)
+			// Commits that were waiting for a synchronous standby when the links went down
+			// become visible on the old primary when the fence terminates their backends (never
+			// acknowledged: their clients' connections were cut at failing_over). Count from
+			// when none is left.
+			waitNoSyncRepWaiters(t, ctx, fx.nodes[0].(*cluster.PGNode))
 			checkNoWrites(t, ctx, e, l, 0)
 			l.stop()
 			checkNoLoss(t, ctx, fx, l, newP)
@@ -251,4 +257,21 @@ func TestChaosPGPartitionEtcd(t *testing.T) {
 	}
 	checkNoLoss(t, ctx, fx, l, 0)
 	e.mon.check(t)
+}
+
+// waitNoSyncRepWaiters waits until no backend of n waits for a synchronous standby.
+func waitNoSyncRepWaiters(t *testing.T, ctx context.Context, n *cluster.PGNode) {
+	t.Helper()
+	cluster.Eventually(t, 20*time.Second, n.Name+" has no commit waiting for a synchronous standby", func() (bool, error) {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(qctx, n.SuperURL())
+		if err != nil {
+			return false, err
+		}
+		defer conn.Close(context.Background())
+		var k int
+		err = conn.QueryRow(qctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").Scan(&k)
+		return err == nil && k == 0, err
+	})
 }
