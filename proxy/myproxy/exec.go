@@ -27,6 +27,9 @@ type unit struct {
 	gtidTracked bool
 	retrack     bool  // the statement may set session_track_system_variables (track.go)
 	stmt        *stmt // the prepared statement a COM_STMT_* unit names
+	// calcFound: a SELECT SQL_CALC_FOUND_ROWS whose FOUND_ROWS() baton learns right after it
+	// instead of pinning the session (transaction pooling, txdiag.go).
+	calcFound bool
 }
 
 // outcome of sending a unit to one backend.

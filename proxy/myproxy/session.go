@@ -173,7 +173,7 @@ func (s *session) command(p []byte) bool {
 			s.answerConnectionID(col)
 			break
 		}
-		if fn, col, ok := lastStatementQuery(q); ok && s.txPooling && (s.last == nil || s.lastStale) && !s.inTx {
+		if fn, col, ok := lastStatementQuery(q); ok && s.txPooling && (s.lastStale || s.last == nil && !s.inTx) {
 			s.answerLastStatement(fn, col) // its connection went back to the pool (txpool.go)
 			break
 		}
@@ -195,6 +195,7 @@ func (s *session) command(p []byte) bool {
 				s.userVars = true
 			}
 		}
+		s.unpinCalcFound(u)
 		s.exec(u)
 		s.noteSetTransaction(cls, u.t == nil || u.t.Err() != nil)
 	case mywire.ComInitDB:

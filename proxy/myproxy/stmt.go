@@ -175,6 +175,7 @@ func (s *session) executeStmt(p []byte) {
 		}
 		return out, nil, nil
 	}
+	s.unpinCalcFound(u)
 	u.onDone = func(be *backend, t *mywire.Tracker) {
 		st.longData = nil
 		st.cursor = nil // a new execution closes the statement's earlier cursor

@@ -24,6 +24,8 @@ import (
 //     are answered by baton from the previous statement's OK packet or result set (affected
 //     rows, -1 after a result set or an error; the rows of the last result set, kept across
 //     statements without one), as the server computes them.
+//   - SELECT SQL_CALC_FOUND_ROWS does not pin the session (the classifier's PinOther): baton
+//     reads FOUND_ROWS() from the connection right after it and answers SELECT FOUND_ROWS().
 //   - LAST_INSERT_ID() is session state that outlives statements: baton follows it in the OK
 //     packets (last insert id; after SELECT LAST_INSERT_ID(expr) it asks the connection) and,
 //     before a statement that names LAST_INSERT_ID or @@identity runs on a connection that
@@ -131,6 +133,17 @@ func (s *session) noteOutcome(u *unit, be *backend, t *mywire.Tracker) {
 		s.foundRows = rows
 	}
 	s.lastStale = false
+	if u.calcFound && rs && t.Err() == nil {
+		// SELECT SQL_CALC_FOUND_ROWS: FOUND_ROWS() counts past the LIMIT; only the
+		// connection knows it. Ask it now (no table, no warnings: the statement's warnings
+		// stay) and answer SELECT FOUND_ROWS() from then on.
+		if v, null, err := be.queryValue("SELECT FOUND_ROWS()", posQueryTimeout); err == nil && !null {
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+				s.foundRows = n
+			}
+		}
+		s.lastStale = true
+	}
 	if s.txPooling && rs && t.Err() == nil && setsLastInsertID(unitText(s, u)) {
 		// SELECT LAST_INSERT_ID(expr): the new value is in no OK packet; ask the connection
 		// (no table, no warnings: the server keeps the statement's warnings). ROW_COUNT() and
@@ -255,4 +268,13 @@ func (s *session) answerLastStatement(fn, col string) {
 	// still holds answers ROW_COUNT() for an older statement: baton answers from now on.)
 	s.rowCount, s.foundRows = -1, 1
 	s.lastRan, s.lastStale = nil, true
+}
+
+// unpinCalcFound: in transaction pooling a SELECT SQL_CALC_FOUND_ROWS, whose only pin is the
+// FOUND_ROWS() it leaves on its connection, does not pin the session: baton learns the value
+// after it (noteOutcome) and answers SELECT FOUND_ROWS() itself.
+func (s *session) unpinCalcFound(u *unit) {
+	if s.txPooling && u.class.Reason == "sql-calc-found-rows" && u.class.Pin == router.PinOther && !u.class.Multi {
+		u.class.Pin, u.calcFound = 0, true
+	}
 }
