@@ -69,3 +69,46 @@ func logSteps(t *testing.T, e *env) {
 	}
 	t.Logf("%s epoch %d steps:%s", ev.Kind, ev.Epoch, line)
 }
+
+// TestChaosPGShortStall and TestChaosMyShortStall: the primary stalls for 300 ms (SIGSTOP,
+// SIGCONT) under load, with baton's default settings: that is not a dead primary. No failover,
+// and no client error (statements wait out the stall).
+func TestChaosPGShortStall(t *testing.T) { testShortStall(t, startPG(t)) }
+func TestChaosMyShortStall(t *testing.T) { testShortStall(t, startMy(t)) }
+
+func testShortStall(t *testing.T, fx *fixture) {
+	e := newEnv(t, fx, envOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := e.startLoad(4, 2)
+	st0 := e.mustStatus(e.b[0])
+	began := time.Now()
+	for range 3 {
+		resume := hang(t, fx, 0)
+		stalled := time.Now()
+		time.Sleep(300 * time.Millisecond)
+		resume()
+		for i := range e.b {
+			l.ackedAfter(t, stalled.Add(300*time.Millisecond), i, 10*time.Second)
+		}
+		time.Sleep(time.Second)
+	}
+	end := time.Now().Add(3 * time.Second)
+	for time.Now().Before(end) {
+		for _, b := range e.b {
+			if st, err := b.status(); err == nil && (st.Epoch != st0.Epoch || st.Primary != fx.name(0)) {
+				t.Fatalf("a 300 ms stall of the primary failed it over: %s: epoch %d → %d, primary %s", b.name, st0.Epoch, st.Epoch, st.Primary)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.stop()
+	if errs := l.failures(endedAfter(began)); len(errs) > 0 {
+		for _, o := range errs {
+			t.Logf("error: %v", o)
+		}
+		t.Errorf("%d client errors with three 300 ms stalls of the primary", len(errs))
+	}
+	checkNoLoss(t, ctx, fx, l, 0)
+	e.mon.check(t)
+}
