@@ -159,7 +159,11 @@ func (s *session) executeStmt(p []byte) {
 		mywire.SetStmtID(out, ss.id)
 		if bound >= 0 {
 			if out[bound] == 1 {
-				ss.types = append(ss.types[:0], out[bound+1:bound+1+2*int(st.params)]...)
+				if end := bound + 1 + 2*int(st.params); end <= len(out) {
+					ss.types = append(ss.types[:0], out[bound+1:end]...)
+				} else {
+					ss.types = nil // a malformed execution: the server answers it; types unknown
+				}
 			} else if st.types != nil && !bytes.Equal(ss.types, st.types) {
 				// This server statement last saw other parameter types, or none (the client
 				// sent its types to another connection, or another session used the text
