@@ -145,11 +145,17 @@ func TestPasswordFileAndRedaction(t *testing.T) {
 	}
 }
 
-func TestPoolModeTransactionIsPostgresOnly(t *testing.T) {
-	my := strings.Replace(strings.Replace(good, "engine: postgres", "engine: mysql", 1), "    nodes:\n", "    pool_mode: transaction\n    nodes:\n", 1)
-	_, err := Parse("cfg.yaml", []byte(my))
-	if e, ok := err.(*Error); !ok || e.Field != "clusters[0].pool_mode" || !strings.Contains(err.Error(), "MySQL") {
-		t.Fatalf("pool_mode transaction on a MySQL cluster: %v; want an error naming clusters[0].pool_mode and MySQL", err)
+func TestPoolModeTransactionBothEngines(t *testing.T) {
+	my := strings.Replace(good, "engine: postgres", "engine: mysql", 1)
+	for _, text := range []string{my, strings.Replace(my, "    nodes:\n", "    pool_mode: transaction\n    nodes:\n", 1)} {
+		cfg, err := Parse("cfg.yaml", []byte(text))
+		if err != nil || cfg.Clusters[0].PoolModeOf(cfg.Clusters[0].Users[0]) != PoolTransaction {
+			t.Fatalf("pool_mode transaction (default or explicit) on MySQL: %v", err)
+		}
+	}
+	bad := strings.Replace(good, "    nodes:\n", "    pool_mode: statement\n    nodes:\n", 1)
+	if _, err := Parse("cfg.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "clusters[0].pool_mode") {
+		t.Fatalf("pool_mode statement: %v; want an error naming clusters[0].pool_mode", err)
 	}
 	pgTx := strings.Replace(good, "    nodes:\n", "    pool_mode: transaction\n    nodes:\n", 1)
 	cfg, err := Parse("cfg.yaml", []byte(pgTx))
