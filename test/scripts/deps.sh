@@ -4,13 +4,15 @@
 # test: PostgreSQL 15, MariaDB (server, client), sysbench, and the real clients of the
 # comparison suite test/clients: psycopg 3, psycopg2, PyMySQL, mysqlclient (Debian's python3),
 # pgJDBC and MariaDB Connector/J (with a JDK to compile against them), Node.js, and the npm
-# packages of test/clients/node (npm ci, exact versions from its package-lock.json).
+# packages of test/clients/node (npm ci, exact versions from its package-lock.json); iproute2
+# (ip netns, for the partition tests of test/chaos) and util-linux (setpriv).
 # Idempotent: when everything is there it returns at once.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 want=(postgresql-15 postgresql-client-15 mariadb-server mariadb-client sysbench
   python3 python3-psycopg python3-psycopg2 python3-pymysql python3-mysqldb
-  libpostgresql-jdbc-java libmariadb-java openjdk-17-jdk-headless)
+  libpostgresql-jdbc-java libmariadb-java openjdk-17-jdk-headless
+  iproute2 util-linux)
 if [ "${1:-test}" = bench ]; then
   want+=(pgbouncer pgpool2 haproxy)
 fi
