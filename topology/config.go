@@ -337,6 +337,10 @@ type Limits struct {
 	// MaxSessionState caps the SET/RESET statements a session keeps to replay on other nodes;
 	// beyond it the session stays on the primary. Default 1000.
 	MaxSessionState int `yaml:"max_session_state"`
+	// MaxNotifyQueue (PostgreSQL, transaction pooling) bounds the notifications held for one
+	// client that has not read them yet; beyond it the session ends with FATAL 53200.
+	// Default 8MiB.
+	MaxNotifyQueue ByteSize `yaml:"max_notify_queue"`
 }
 
 // TLS configures TLS termination for clients. Both files set ⇒ TLS offered.
@@ -455,6 +459,7 @@ const (
 	DefaultStmtCacheSize    = 10000
 	DefaultMaxPipelineBytes = 1 << 20
 	DefaultMaxSessionState  = 1000
+	DefaultMaxNotifyQueue   = 8 << 20
 	DefaultMaxLag           = 10 * time.Second
 	DefaultMaxLagBytes      = 16 << 20
 	DefaultRYWWait          = time.Second
@@ -533,6 +538,7 @@ func (c *Cluster) applyDefaults() {
 	orDefault(&l.StatementCacheSize, DefaultStmtCacheSize)
 	orDefault(&l.MaxPipelineBytes, DefaultMaxPipelineBytes)
 	orDefault(&l.MaxSessionState, DefaultMaxSessionState)
+	orDefault(&l.MaxNotifyQueue, DefaultMaxNotifyQueue)
 	for _, u := range c.Users {
 		if u.Auth == "" {
 			if c.Engine == EngineMySQL {

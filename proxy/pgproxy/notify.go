@@ -69,9 +69,12 @@ type listenHub struct {
 // n <= 0 restores the default (DefaultNotifyQueueBytes). Safe to call at any time.
 func (s *Server) SetNotifyQueueLimit(n int64) { s.notify.limit.Store(n) }
 
-func (h *listenHub) queueLimit() int {
+func (h *listenHub) queueLimit(configured int64) int {
 	if n := h.limit.Load(); n > 0 {
 		return int(n)
+	}
+	if configured > 0 {
+		return int(configured) // limits.max_notify_queue
 	}
 	return DefaultNotifyQueueBytes
 }
@@ -436,7 +439,7 @@ func (l *listener) fanOut(f []byte) {
 	if !ok {
 		return
 	}
-	limit := l.hub.queueLimit()
+	limit := l.hub.queueLimit(int64(l.srv.config().Limits.MaxNotifyQueue))
 	l.mu.Lock()
 	defer l.mu.Unlock() // (sessions leave under l.mu: none gets a frame after it left)
 	for s := range l.subs[ch] {
