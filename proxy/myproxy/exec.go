@@ -90,6 +90,14 @@ func (s *session) exec(u *unit) {
 		if err == nil && route == router.Primary && u.class.Route == router.Primary && !s.srv.mayWrite() {
 			err = buffer.ErrWriteLease
 		}
+		if err == nil && route == router.Primary && !s.inTx && s.txConn == nil && s.pins == 0 && be.node.name != s.primaryName() {
+			// The node stopped being the primary while the connection was being acquired (a
+			// dial that finished after the failover's cut): nothing was sent; hold the command
+			// for the new primary instead of writing to the fenced one, whose semi-sync would
+			// acknowledge without a replica.
+			s.drop(be)
+			be, err = nil, buffer.ErrNoPrimary
+		}
 		if err == nil && route == router.Primary {
 			s.srv.buf.Seen()
 		}

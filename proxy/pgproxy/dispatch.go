@@ -184,6 +184,13 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 		if err == nil && route == router.Primary && cls.Route == router.Primary && !s.srv.mayWrite() {
 			err = buffer.ErrWriteLease
 		}
+		if err == nil && route == router.Primary && s.pins == 0 && s.txStatusNow() == 'I' && s.txConn == nil && !s.srv.stillPrimary(np) {
+			// The node stopped being the primary while the connection was being acquired (a
+			// dial that finished after the failover's cut): nothing was sent; hold the unit
+			// for the new primary instead of writing to the fenced one.
+			s.drop(be)
+			be, err = nil, buffer.ErrNoPrimary
+		}
 		if err == nil {
 			if route == router.Primary {
 				s.srv.buf.Seen()

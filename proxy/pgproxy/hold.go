@@ -63,3 +63,9 @@ func (s *Server) CutNode(node string) int {
 
 // Buffer is the server's failover buffer.
 func (s *Server) Buffer() *buffer.Buffer { return s.buf }
+
+// stillPrimary reports whether np is the primary of the newest snapshot.
+func (srv *Server) stillPrimary(np *nodePool) bool {
+	p := srv.live.Load().PrimaryNode()
+	return p != nil && np != nil && p.Name == np.name
+}
