@@ -1,10 +1,12 @@
 package myproxy
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
 )
 
@@ -81,7 +83,7 @@ func (s *session) exec(u *unit) {
 			if err == nil && be == nil {
 				be, err = s.acquire(np)
 			}
-			if err != nil && route == router.Replica && np != nil {
+			if err != nil && route == router.Replica && np != nil && !errors.Is(err, pool.ErrTimeout) {
 				avoid[np] = true // a replica the health checker has not yet seen die
 				s.srv.metrics.retries.Add(1)
 				continue

@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
 	"github.com/baton-proxy/baton/topology"
 )
@@ -210,6 +211,9 @@ func (s *session) dispatch(frames []byte, cls router.Class, openEnded bool, stat
 				break
 			}
 			continue
+		}
+		if errors.Is(err, pool.ErrTimeout) {
+			break // a busy replica, not a dead one: the client hears it (acquire_timeout, once)
 		}
 		// A replica the health checker has not yet seen die: read elsewhere.
 		if avoid == nil {
