@@ -21,7 +21,8 @@ var (
 	// runs through both and is compared with the direct run each time.
 	pgBatonSession *batontest.Baton
 	my             *cluster.MyCluster
-	myBaton        *batontest.Baton
+	myBaton        *batontest.Baton // the default pool mode (transaction)
+	myBatonSession *batontest.Baton // the same cluster in pool_mode session
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -94,6 +95,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer myBaton.Stop()
+	mySessCfg, err := batontest.MyConfig(my, func(c *topology.Cluster) { ryw(c); c.PoolMode = topology.PoolSession })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if myBatonSession, err = batontest.StartBaton(mySessCfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer myBatonSession.Stop()
 	code := m.Run()
 	if code != 0 && os.Getenv("BATON_CLIENTS_LOGS") != "" {
 		pg.DumpLogs(func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
