@@ -314,6 +314,9 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 	}
 	s.releaseCondConn(np)
 	be, err := np.Acquire(context.Background(), s.key)
+	if errors.Is(err, pool.ErrTimeout) {
+		return nil, fmt.Errorf("node %s: %w", np.name, err) // which node's pool is full
+	}
 	if err != nil {
 		return nil, nodeDown(err)
 	}
