@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -26,21 +25,6 @@ const (
 	laneB1   = 2 // baton instance b1
 )
 
-// requireNetns skips with a clear line where namespaces are not available, and fails in CI,
-// where they must be.
-func requireNetns(t *testing.T) {
-	t.Helper()
-	err := cluster.NetnsAvailable()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("partition tests must run in CI: %v (run as root with iproute2 installed)", err)
-	}
-	fmt.Printf("skipped: %s: %v\n", t.Name(), err)
-	t.Skipf("skipped: %v", err)
-}
-
 // netEnv is an env whose database nodes and etcd run in namespaces.
 type netEnv struct {
 	*env
@@ -52,7 +36,7 @@ type netEnv struct {
 // and two baton instances, each on its own lane, with baton's default failover settings.
 func newNetEnv(t *testing.T) *netEnv {
 	t.Helper()
-	requireNetns(t)
+	cluster.RequireNetns(t)
 	lab, err := cluster.NewNetLab(3, t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +64,7 @@ func newNetEnv(t *testing.T) *netEnv {
 // and when the links come back the old primary is fenced and gets no writes. BATON_CHAOS_RUNS
 // repeats it for the timing table ("postgres isolated").
 func TestChaosPGPartitionPrimary(t *testing.T) {
-	requireNetns(t)
+	cluster.RequireNetns(t)
 	for r := range chaosRuns(t) {
 		t.Run(fmt.Sprintf("run%d", r+1), func(t *testing.T) {
 			ne := newNetEnv(t)

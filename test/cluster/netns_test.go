@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -13,12 +12,7 @@ import (
 // 0; a cut of the primary's lanes drops packets (a connect times out rather than being
 // refused), and healing restores it.
 func TestPGInNetns(t *testing.T) {
-	if err := NetnsAvailable(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("partition tests cannot run in CI: %v", err)
-		}
-		t.Skipf("skipped: %v", err)
-	}
+	RequireNetns(t)
 	RequirePG(t)
 	lab, err := NewNetLab(2, t.Logf)
 	if err != nil {
