@@ -5,9 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
-	"time"
 
-	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/router"
 )
 
@@ -56,7 +54,7 @@ func mayDropState(frames []byte) bool {
 // state, when be is the session's primary connection (where pinned state lives). It reports
 // whether a pin ended. A failed probe keeps every pin.
 func (s *session) recheckPins(be *backend) bool {
-	if s.pins&probedPins == 0 || be == nil || be.broken {
+	if be == nil || be.broken {
 		return false
 	}
 	p := s.srv.live.Load().PrimaryNode()
@@ -82,34 +80,21 @@ func (s *session) recheckPins(be *backend) bool {
 // queryInt runs q, a query of baton's own answering one integer, on b, outside a transaction.
 // An I/O error closes b.
 func (b *backend) queryInt(q string) (int64, error) {
-	b.conn.SetDeadline(time.Now().Add(5 * time.Second))
-	defer b.conn.SetDeadline(time.Time{})
-	b.w.Write(pgwire.AppendQuery(nil, q))
-	if err := b.w.Flush(); err != nil {
-		b.close()
-		return 0, err
-	}
 	var v int64
-	var verr error = errors.New("no row")
-	for {
-		f, err := b.rd.Next()
-		if err != nil {
-			b.close()
-			return 0, err
-		}
-		switch f[0] {
-		case 'D':
-			body := pgwire.Body(f)
-			if len(body) >= 6 && binary.BigEndian.Uint16(body) == 1 {
-				n := int32(binary.BigEndian.Uint32(body[2:]))
-				if n >= 0 && int(n) <= len(body)-6 {
-					v, verr = strconv.ParseInt(string(body[6:6+n]), 10, 64)
-				}
+	verr := errors.New("no row")
+	_, failed, err := b.runRows(q, func(body []byte) {
+		if len(body) >= 6 && binary.BigEndian.Uint16(body) == 1 {
+			n := int32(binary.BigEndian.Uint32(body[2:]))
+			if n >= 0 && int(n) <= len(body)-6 {
+				v, verr = strconv.ParseInt(string(body[6:6+n]), 10, 64)
 			}
-		case 'E':
-			verr = errors.New("probe failed")
-		case 'Z':
-			return v, verr
 		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case failed:
+		return 0, errors.New("probe failed")
 	}
+	return v, verr
 }

@@ -167,6 +167,11 @@ func (b *backend) reset(q string) error {
 // ReadyForQuery status and whether the server answered an error. An I/O error closes b: its
 // stream is out of step.
 func (b *backend) run(q string) (status byte, failed bool, err error) {
+	return b.runRows(q, nil)
+}
+
+// runRows is run that hands each DataRow body to row (when not nil).
+func (b *backend) runRows(q string, row func(body []byte)) (status byte, failed bool, err error) {
 	b.conn.SetDeadline(time.Now().Add(5 * time.Second))
 	defer b.conn.SetDeadline(time.Time{})
 	b.w.Write(pgwire.AppendQuery(nil, q))
@@ -181,6 +186,10 @@ func (b *backend) run(q string) (status byte, failed bool, err error) {
 			return 0, false, err
 		}
 		switch f[0] {
+		case 'D':
+			if row != nil {
+				row(pgwire.Body(f))
+			}
 		case 'E':
 			failed = true
 		case 'Z':
