@@ -158,8 +158,9 @@ func (p *PGProber) Close() {
 }
 
 // ConnectPG opens a plain (non-TLS) connection to a PostgreSQL node. The password is passed in
-// the config, never in a connection string, so it cannot leak into error text.
-func ConnectPG(ctx context.Context, addr, user, password, database, appName string) (*pgconn.PgConn, error) {
+// the config, never in a connection string, so it cannot leak into error text. opts adjust the
+// config last (proxy/pgproxy uses one to authenticate with a credential other than a password).
+func ConnectPG(ctx context.Context, addr, user, password, database, appName string, opts ...func(*pgconn.Config)) (*pgconn.PgConn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -176,5 +177,8 @@ func ConnectPG(ctx context.Context, addr, user, password, database, appName stri
 	cfg.User, cfg.Password, cfg.Database = user, password, database
 	cfg.RuntimeParams = map[string]string{"application_name": appName}
 	cfg.Fallbacks = nil
+	for _, o := range opts {
+		o(cfg)
+	}
 	return pgconn.ConnectConfig(ctx, cfg)
 }
