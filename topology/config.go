@@ -145,6 +145,8 @@ type Cluster struct {
 	Pool        Pool   `yaml:"pool"`
 	Limits      Limits `yaml:"limits"`
 	TLS         TLS    `yaml:"tls"`
+	// AuthQuery makes the database the source of client users (authquery.go). Default off.
+	AuthQuery *AuthQuery `yaml:"auth_query"`
 
 	// MaxLag: a replica whose data may be older than this serves no reads until it catches up.
 	// Default 10s; 0 = no time bound. MySQL/MariaDB report lag in whole seconds.
@@ -152,6 +154,11 @@ type Cluster struct {
 	// MaxLagBytes: a replica whose replayed WAL is further than this behind the primary's current
 	// WAL position serves no reads. PostgreSQL only. Default 16MiB; 0 = no byte bound.
 	MaxLagBytes ByteSize `yaml:"max_lag_bytes"`
+	// PrimaryReadWeight: the primary's share of reads outside transactions beside the readable
+	// replicas' weights (1 with two weight-1 replicas: a third each). Default 0: the primary
+	// serves such reads only when no replica can. It always holds a session's writes, so
+	// read_your_writes reads may go there without waiting.
+	PrimaryReadWeight int `yaml:"primary_read_weight"`
 	// ReadYourWritesWait (consistency read_your_writes): when no replica is known to have applied
 	// the session's last write, a read waits at most this long on one replica for it (PostgreSQL:
 	// its replay LSN; MySQL/MariaDB: WAIT_FOR_EXECUTED_GTID_SET / MASTER_GTID_WAIT), then goes to

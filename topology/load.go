@@ -264,6 +264,9 @@ func (c *Cluster) validate(p string) error {
 			return ferr(up+".password", "required for auth %s (or use password_env / password_file)", u.Auth)
 		}
 	}
+	if err := c.AuthQuery.validate(p+".auth_query", c); err != nil {
+		return err
+	}
 	if c.MonitorUser != "" && !users[c.MonitorUser] {
 		return ferr(p+".monitor_user", "no user %q in users", c.MonitorUser)
 	}
@@ -279,6 +282,9 @@ func (c *Cluster) validate(p string) error {
 			return ferr(p+".failover.replication_password_env", "environment variable %s is not set", f.ReplicationPasswordEnv)
 		}
 		f.ReplicationPassword = Secret(v)
+	}
+	if c.PrimaryReadWeight < 0 {
+		return ferr(p+".primary_read_weight", "must be ≥ 0")
 	}
 	if c.FailureThreshold < 0 || c.Buffer.MaxRequests < 0 || c.Failover.MaxLostTransactions < 0 {
 		return ferr(p, "failure_threshold, buffer.max_requests and failover.max_lost_transactions must be ≥ 0")

@@ -37,6 +37,10 @@ type Credential struct {
 	// "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>".
 	// When set, SCRAM uses it instead of Password.
 	SCRAMVerifier string
+	// MD5Secret is an optional PostgreSQL md5 rolpassword ("md5" + 32 hex digits of
+	// md5(password + user)). With Method md5 and no Password, it verifies the client's md5
+	// response (AuthenticateKey, auth_dbsecret.go).
+	MD5Secret string
 }
 
 // ErrAuthFailed is wrapped by every error Authenticate returns.
@@ -88,20 +92,26 @@ const authMaxMessageLen = 65535
 //
 // Authenticate is safe for concurrent use, also with the same *Credential.
 func Authenticate(be *pgproto3.Backend, user string, cred *Credential, tlsState *tls.ConnectionState) error {
+	_, err := authenticate(be, user, cred, tlsState)
+	return err
+}
+
+// authenticate is Authenticate that also returns what the client proved (see AuthenticateKey).
+func authenticate(be *pgproto3.Backend, user string, cred *Credential, tlsState *tls.ConnectionState) (*BackendKey, error) {
 	_ = tlsState // see the doc comment: no channel binding without the server certificate
 	be.SetMaxBodyLen(authMaxMessageLen)
 	defer authSetType(be, pgproto3.AuthTypeOk)
 
 	if user == "" {
-		return authFail(be, user, authCodeInvalidAuthSpec,
+		return nil, authFail(be, user, authCodeInvalidAuthSpec,
 			"no PostgreSQL user name specified in startup packet", "empty user name")
 	}
 	if cred == nil {
-		return authSCRAMMock(be, user, "unknown user")
+		return nil, authSCRAMMock(be, user, "unknown user")
 	}
 	switch cred.Method {
 	case AuthTrust:
-		return authSendOk(be, user)
+		return nil, authSendOk(be, user)
 	case AuthSCRAM:
 		return authSCRAMCredential(be, user, cred)
 	case AuthMD5:
@@ -109,9 +119,12 @@ func Authenticate(be *pgproto3.Backend, user string, cred *Credential, tlsState 
 			// Like PostgreSQL: md5 with only a SCRAM secret stored runs SCRAM.
 			return authSCRAMCredential(be, user, cred)
 		}
-		return authMD5(be, user, cred.Password)
+		if cred.Password == "" && cred.MD5Secret != "" {
+			return authMD5Secret(be, user, cred.MD5Secret)
+		}
+		return nil, authMD5(be, user, cred.Password)
 	default:
-		return authFail(be, user, authCodeInvalidAuthSpec,
+		return nil, authFail(be, user, authCodeInvalidAuthSpec,
 			`authentication method not supported for user "`+user+`"`,
 			fmt.Sprintf("unsupported authentication method %q", string(cred.Method)))
 	}

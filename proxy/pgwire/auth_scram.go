@@ -31,10 +31,10 @@ const (
 
 // authSCRAMCredential runs SCRAM for a configured user. A credential without a
 // usable secret gets the mock exchange, which always fails.
-func authSCRAMCredential(be *pgproto3.Backend, user string, cred *Credential) error {
+func authSCRAMCredential(be *pgproto3.Backend, user string, cred *Credential) (*BackendKey, error) {
 	stored, err := authSCRAMStored(cred)
 	if err != nil {
-		return authSCRAMMock(be, user, err.Error())
+		return nil, authSCRAMMock(be, user, err.Error())
 	}
 	return authSCRAMExchange(be, user, stored, "")
 }
@@ -53,7 +53,8 @@ func authSCRAMMock(be *pgproto3.Backend, user, reason string) error {
 		StoredKey:  keys[:sha256.Size],
 		ServerKey:  keys[sha256.Size:],
 	}
-	return authSCRAMExchange(be, user, stored, reason)
+	_, err := authSCRAMExchange(be, user, stored, reason)
+	return err
 }
 
 // authSCRAMMockSecret keys the mock salts; it lives as long as the process.
@@ -64,8 +65,9 @@ var authSCRAMMockSecret = sync.OnceValue(func() []byte {
 })
 
 // authSCRAMExchange runs the SASL messages against stored. doomed != "" makes
-// the exchange fail with 28P01 (doomed is the reason) even for a valid proof.
-func authSCRAMExchange(be *pgproto3.Backend, user string, stored scram.StoredCredentials, doomed string) error {
+// the exchange fail with 28P01 (doomed is the reason) even for a valid proof. On success it
+// returns the SCRAM ClientKey the client's proof reveals (scramClientKey).
+func authSCRAMExchange(be *pgproto3.Backend, user string, stored scram.StoredCredentials, doomed string) (*BackendKey, error) {
 	srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return stored, nil })
 	if err != nil {
 		panic("BUG: scram.NewServer failed: " + err.Error())
@@ -74,19 +76,19 @@ func authSCRAMExchange(be *pgproto3.Backend, user string, stored scram.StoredCre
 
 	be.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{authSCRAMMechanism}})
 	if err := be.Flush(); err != nil {
-		return authIOError(user, err)
+		return nil, authIOError(user, err)
 	}
 	authSetType(be, pgproto3.AuthTypeSASL)
 	msg, err := authReceive(be, user)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	initial, ok := msg.(*pgproto3.SASLInitialResponse)
 	if !ok {
-		return authUnexpected(be, user, "SASL", msg)
+		return nil, authUnexpected(be, user, "SASL", msg)
 	}
 	if initial.AuthMechanism != authSCRAMMechanism {
-		return authFail(be, user, authCodeProtocolViolation,
+		return nil, authFail(be, user, authCodeProtocolViolation,
 			"client selected an invalid SASL authentication mechanism",
 			fmt.Sprintf("client selected SASL mechanism %q", initial.AuthMechanism))
 	}
@@ -96,30 +98,30 @@ func authSCRAMExchange(be *pgproto3.Backend, user string, stored scram.StoredCre
 		// No initial response: ask for it with an empty challenge (RFC 4422).
 		be.Send(&pgproto3.AuthenticationSASLContinue{})
 		if err := be.Flush(); err != nil {
-			return authIOError(user, err)
+			return nil, authIOError(user, err)
 		}
 		if clientFirst, err = authReceiveSASL(be, user); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
 	serverFirst, err := conv.Step(clientFirst)
 	if err != nil {
-		return authFail(be, user, authCodeProtocolViolation, "malformed SCRAM message",
+		return nil, authFail(be, user, authCodeProtocolViolation, "malformed SCRAM message",
 			"client-first-message: "+err.Error())
 	}
 	if conv.AuthzID() != "" {
-		return authFail(be, user, authCodeFeatureUnsupported,
+		return nil, authFail(be, user, authCodeFeatureUnsupported,
 			"client uses authorization identity, but it is not supported", "SCRAM authzid sent")
 	}
 	be.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)})
 	if err := be.Flush(); err != nil {
-		return authIOError(user, err)
+		return nil, authIOError(user, err)
 	}
 
 	clientFinal, err := authReceiveSASL(be, user)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	serverFinal, err := conv.Step(clientFinal)
 	switch {
@@ -128,25 +130,26 @@ func authSCRAMExchange(be *pgproto3.Backend, user string, stored scram.StoredCre
 		if doomed == "" {
 			doomed = "SCRAM proof rejected: " + err.Error()
 		}
-		return authFailPassword(be, user, doomed)
+		return nil, authFailPassword(be, user, doomed)
 	case err != nil && serverFinal == scram.ErrChannelBindingsDontMatch:
-		return authFail(be, user, authCodeProtocolViolation, "SCRAM channel binding check failed",
+		return nil, authFail(be, user, authCodeProtocolViolation, "SCRAM channel binding check failed",
 			"client-final-message: "+err.Error())
 	case err != nil:
-		return authFail(be, user, authCodeProtocolViolation, "malformed SCRAM message",
+		return nil, authFail(be, user, authCodeProtocolViolation, "malformed SCRAM message",
 			"client-final-message: "+err.Error())
 	case doomed != "":
-		return authFailPassword(be, user, doomed)
+		return nil, authFailPassword(be, user, doomed)
 	case !conv.Valid():
 		panic("BUG: SCRAM conversation finished without error but is not valid")
 	}
 
+	key := scramClientKey(clientFirst, serverFirst, clientFinal, stored)
 	be.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
 	be.Send(&pgproto3.AuthenticationOk{})
 	if err := be.Flush(); err != nil {
-		return authIOError(user, err)
+		return nil, authIOError(user, err)
 	}
-	return nil
+	return key, nil
 }
 
 // authReceiveSASL reads a SASLResponse and returns its data.
