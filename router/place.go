@@ -16,8 +16,13 @@ type Placement struct {
 	// Sticky names the replica the session already has a connection to ("" for none); it is
 	// preferred while readable so that a session uses few backend connections.
 	Sticky string
-	// Avoid reports replicas that just failed for this session (may be nil).
+	// Avoid reports replicas that just failed for this session (may be nil). An avoided
+	// primary is no read candidate either; it still takes what must run on the primary.
 	Avoid func(name string) bool
+	// PrimaryWeight is the cluster's primary_read_weight: when > 0 the primary is one more
+	// read candidate beside the readable replicas, drawn with this weight (and kept while it
+	// is Sticky). It always holds the session's writes, so read_your_writes never excludes it.
+	PrimaryWeight int
 }
 
 // WantsReplica reports whether a unit of class c may be served by a replica.
@@ -34,16 +39,30 @@ func WantsReplica(c Class, p Placement) bool {
 	return (c.Route == Replica && c.Tx == TxNone) || c.Tx == TxBeginReadOnly
 }
 
-// Place chooses the node for a unit outside a transaction: a readable replica (the sticky one
-// first, else one drawn by weight with rnd) when the unit may read from one, else the primary.
-// ok is false when the unit needs the primary and there is none.
+// ReadsPrimary reports whether Place treats the primary as a read candidate for a unit of
+// class c (primary_read_weight > 0): a unit it then puts on the primary (route Primary) was
+// drawn there as a read, not sent there for want of a replica, so a read_your_writes read need
+// not wait for a replica to catch up.
+func ReadsPrimary(c Class, p Placement) bool {
+	return p.PrimaryWeight > 0 && WantsReplica(c, p)
+}
+
+// Place chooses the node for a unit outside a transaction: a read candidate (the sticky one
+// first, else one drawn by weight with rnd) when the unit may read from a replica, else the
+// primary. The read candidates are the readable replicas that are not avoided and, when
+// p.PrimaryWeight > 0, the primary. route is Primary whenever node is the primary, whether it
+// was drawn as a read candidate or the unit needs it. ok is false when the unit needs the
+// primary and there is none.
 func Place(snap *topology.Snapshot, c Class, p Placement, rnd func(n int) int) (node string, route Route, ok bool) {
 	if snap == nil {
 		return "", Primary, false
 	}
 	if WantsReplica(c, p) {
-		if name := PickReplica(snap, p.Sticky, p.Avoid, rnd); name != "" {
-			return name, Replica, true
+		if i := pickRead(snap, p.Sticky, p.Avoid, p.PrimaryWeight, rnd); i >= 0 {
+			if i == snap.Primary {
+				return snap.Nodes[i].Name, Primary, true
+			}
+			return snap.Nodes[i].Name, Replica, true
 		}
 	}
 	if pn := snap.PrimaryNode(); pn != nil {
@@ -55,19 +74,40 @@ func Place(snap *topology.Snapshot, c Class, p Placement, rnd func(n int) int) (
 // PickReplica returns a readable replica's name: sticky if it is readable and not avoided,
 // else one drawn with probability proportional to its weight; "" if none.
 func PickReplica(snap *topology.Snapshot, sticky string, avoid func(string) bool, rnd func(n int) int) string {
-	ok := func(i int) bool { return avoid == nil || !avoid(snap.Nodes[i].Name) }
+	if i := pickRead(snap, sticky, avoid, 0, rnd); i >= 0 {
+		return snap.Nodes[i].Name
+	}
+	return ""
+}
+
+// pickRead returns the index in snap.Nodes of a read candidate: the readable replicas and, when
+// primaryWeight > 0, the primary (unless it is draining), minus those avoid reports. The sticky
+// one wins when it is a candidate; otherwise each is drawn with probability proportional to its
+// weight (the primary's: primaryWeight). -1 if no candidate has a weight.
+func pickRead(snap *topology.Snapshot, sticky string, avoid func(string) bool, primaryWeight int, rnd func(n int) int) int {
+	prim := -1
+	if pn := snap.PrimaryNode(); pn != nil && primaryWeight > 0 && !pn.Drain && (avoid == nil || !avoid(pn.Name)) {
+		prim = snap.Primary
+	}
+	ok := func(i int) bool { return i != prim && (avoid == nil || !avoid(snap.Nodes[i].Name)) }
 	total := 0
 	for _, i := range snap.Readable {
 		if !ok(i) {
 			continue
 		}
 		if sticky != "" && snap.Nodes[i].Name == sticky {
-			return sticky
+			return i
 		}
 		total += snap.Nodes[i].Weight
 	}
+	if prim >= 0 {
+		if sticky != "" && snap.Nodes[prim].Name == sticky {
+			return prim
+		}
+		total += primaryWeight
+	}
 	if total <= 0 {
-		return ""
+		return -1
 	}
 	r := rnd(total)
 	for _, i := range snap.Readable {
@@ -75,10 +115,10 @@ func PickReplica(snap *topology.Snapshot, sticky string, avoid func(string) bool
 			continue
 		}
 		if r -= snap.Nodes[i].Weight; r < 0 {
-			return snap.Nodes[i].Name
+			return i
 		}
 	}
-	return ""
+	return prim // the draw fell in the primary's share (or, with prim -1, nowhere)
 }
 
 // WaitMisses records, per replica name, when a session's read_your_writes wait there last timed

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -48,6 +49,17 @@ func TestPlace(t *testing.T) {
 		{"begin read only, primary-only class", snap3(0, 1, 2), Class{Route: Primary, Tx: TxBeginReadOnly}, Placement{}, first, "r1", Replica, true},
 		{"begin on primary", snap3(0, 1, 2), Class{Route: Replica, Tx: TxBegin}, Placement{}, first, "p", Primary, true},
 		{"nil snapshot", nil, read, Placement{}, first, "", Primary, false},
+		{"primary weight: low draw a replica", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1}, first, "r1", Replica, true},
+		{"primary weight: high draw the primary", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1}, last, "p", Primary, true},
+		{"primary weight: sticky primary kept", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1, Sticky: "p"}, first, "p", Primary, true},
+		{"primary weight: sticky replica kept", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1, Sticky: "r2"}, last, "r2", Replica, true},
+		{"no primary weight: sticky primary ignored", snap3(0, 1, 2), read, Placement{Sticky: "p"}, first, "r1", Replica, true},
+		{"primary weight: replicas behind, primary read", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1, Avoid: func(n string) bool { return n != "p" }}, first, "p", Primary, true},
+		{"primary weight: avoided primary not drawn", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1, Avoid: func(n string) bool { return n == "p" }}, last, "r2", Replica, true},
+		{"primary weight: no replica", snap3(0), read, Placement{PrimaryWeight: 2}, last, "p", Primary, true},
+		{"primary weight: no primary", snap3(-1, 1, 2), read, Placement{PrimaryWeight: 1}, last, "r2", Replica, true},
+		{"primary weight: pinned", snap3(0, 1, 2), read, Placement{PrimaryWeight: 1, Pinned: true}, first, "p", Primary, true},
+		{"primary weight: write", snap3(0, 1, 2), write, Placement{PrimaryWeight: 1}, first, "p", Primary, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +79,53 @@ func TestPickReplicaWeights(t *testing.T) {
 	}
 	if counts["r1"] != 1 || counts["r2"] != 3 {
 		t.Fatalf("draws 0..3 gave %v; want r1×1 r2×3", counts)
+	}
+}
+
+// With primary_read_weight the primary is drawn beside the replicas by weight; with 0 never.
+func TestPlacePrimaryWeight(t *testing.T) {
+	read := Class{Route: Replica}
+	for _, tt := range []struct {
+		weight int
+		want   map[string]int // node → draws out of total
+	}{
+		{0, map[string]int{"r1": 1, "r2": 3}},
+		{1, map[string]int{"r1": 1, "r2": 3, "p": 1}},
+		{4, map[string]int{"r1": 1, "r2": 3, "p": 4}},
+	} {
+		total := 0
+		for _, n := range tt.want {
+			total += n
+		}
+		got := map[string]int{}
+		for d := 0; d < total; d++ {
+			node, route, ok := Place(snap3(0, 1, 2), read, Placement{PrimaryWeight: tt.weight, Consistency: topology.Eventual},
+				func(n int) int {
+					if n != total {
+						t.Fatalf("weight %d: drawn from %d, want %d", tt.weight, n, total)
+					}
+					return d
+				})
+			if !ok || (route == Primary) != (node == "p") {
+				t.Fatalf("weight %d draw %d: %q %v %v", tt.weight, d, node, route, ok)
+			}
+			got[node]++
+		}
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("primary_read_weight %d: draws gave %v, want %v", tt.weight, got, tt.want)
+		}
+		// A drained primary takes no reads.
+		s := snap3(0, 1, 2)
+		s.Nodes[0].Drain = true
+		for d := 0; d < 4; d++ {
+			if node, _, _ := Place(s, read, Placement{PrimaryWeight: tt.weight}, func(int) int { return d }); node == "p" {
+				t.Errorf("primary_read_weight %d: a draining primary was drawn", tt.weight)
+			}
+		}
+	}
+	if !ReadsPrimary(read, Placement{PrimaryWeight: 1}) || ReadsPrimary(read, Placement{}) ||
+		ReadsPrimary(Class{Route: Primary}, Placement{PrimaryWeight: 1}) || ReadsPrimary(read, Placement{PrimaryWeight: 1, Pinned: true}) {
+		t.Error("ReadsPrimary: want true only for a replica-eligible unit with a primary weight")
 	}
 }
 

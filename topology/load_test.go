@@ -94,6 +94,7 @@ func TestLoadErrorsNameLineAndField(t *testing.T) {
 		{"bad size", strings.Replace(good, "    nodes:\n", "    max_lag_bytes: lots\n    nodes:\n", 1), "clusters[0].max_lag_bytes", 6},
 		{"list for a duration", strings.Replace(good, "    nodes:\n", "    max_lag: [1s]\n    nodes:\n", 1), "clusters[0].max_lag", 6},
 		{"bad pool_mode", strings.Replace(good, "    nodes:\n", "    pool_mode: statement\n    nodes:\n", 1), "clusters[0].pool_mode", 6},
+		{"negative primary_read_weight", strings.Replace(good, "    nodes:\n", "    primary_read_weight: -1\n    nodes:\n", 1), "clusters[0].primary_read_weight", 6},
 		{"bad user pool_mode", strings.Replace(good, "password: s3cret-value", "password: s3cret-value\n        pool_mode: txn", 1), "clusters[0].users[0].pool_mode", 14},
 	}
 	for _, tt := range tests {
