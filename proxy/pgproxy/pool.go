@@ -71,6 +71,7 @@ type nodePool struct {
 	name, addr string
 
 	pids *backendPIDs // the server's registry of backend process ids
+	dbu  *dbUsers     // backend keys of users from the database (authquery.go)
 
 	mu     sync.Mutex
 	params map[string]string // ParameterStatus values of the newest connection
@@ -105,7 +106,7 @@ func (p *nodePool) release(b *backend, reusable bool) {
 }
 
 func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*backend, error) {
-	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "")
+	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "", p.login(key.User, password)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
 	}

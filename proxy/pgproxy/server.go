@@ -93,6 +93,7 @@ type Server struct {
 	startups startupCache        // startup parameter sets the server accepted
 	pids     backendPIDs         // process ids of the backends baton holds (identity.go)
 	notify   listenHub           // the listening connections of LISTEN without pinning (notify.go)
+	dbu      dbUsers             // users from the database: lookups and backend keys (authquery.go)
 	stop     chan struct{}
 	ddl      chan struct{} // signalled after successful DDL: reload the function catalog
 }
@@ -320,7 +321,8 @@ func (s *Server) serveConn(c net.Conn) {
 	bw := &clientWriter{w: conn}
 	be := pgproto3.NewBackend(oneByteReader{br}, conn)
 	userName := params["user"]
-	if err := pgwire.Authenticate(be, userName, s.st.Load().creds[userName], tlsState); err != nil {
+	u, err := s.authenticate(be, userName, tlsState)
+	if err != nil {
 		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			s.metrics.authFail.Add(1)
 			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", userName, "remote", c.RemoteAddr().String())
@@ -329,7 +331,6 @@ func (s *Server) serveConn(c net.Conn) {
 		conn.Close()
 		return
 	}
-	u := s.config().User(userName)
 	db := params["database"]
 	if db == "" {
 		db = userName
