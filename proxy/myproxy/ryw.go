@@ -169,8 +169,8 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		return nil
 	}
 	p := s.placement(snap, nil)
-	if !router.WantsReplica(cls, p) {
-		return nil
+	if !router.WantsReplica(cls, p) || router.ReadsPrimary(cls, p) {
+		return nil // (primary_read_weight: the primary is a read candidate that has the writes)
 	}
 	wait := s.srv.config().ReadYourWritesWait.D()
 	if wait <= 0 {

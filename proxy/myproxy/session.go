@@ -269,9 +269,10 @@ func (s *session) statusNow() uint16 {
 func (s *session) placement(snap *topology.Snapshot, avoid map[*nodePool]bool) router.Placement {
 	cl := s.srv.config()
 	p := router.Placement{
-		Pinned:      s.pins != 0 || s.userVars || !s.autocommit || (s.wrote && cl.Consistency == topology.ReadYourWrites),
-		Consistency: cl.Consistency,
-		StateFull:   len(s.history) >= cl.Limits.MaxSessionState,
+		Pinned:        s.pins != 0 || s.userVars || !s.autocommit || (s.wrote && cl.Consistency == topology.ReadYourWrites),
+		Consistency:   cl.Consistency,
+		StateFull:     len(s.history) >= cl.Limits.MaxSessionState,
+		PrimaryWeight: cl.PrimaryReadWeight,
 	}
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
@@ -294,9 +295,16 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 		return s.txConn.node, router.Primary, nil
 	}
 	snap := s.srv.live.Load()
-	name, route, ok := router.Place(snap, cls, s.placement(snap, avoid), rand.IntN)
+	p := s.placement(snap, avoid)
+	name, route, ok := router.Place(snap, cls, p, rand.IntN)
 	if !ok {
 		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
+	}
+	if route == router.Primary && router.ReadsPrimary(cls, p) && s.behind(snap) == nil {
+		// primary_read_weight: the read was drawn to the primary; the session's reads stay
+		// there as they stay on a replica. (Not when replicas were passed over for lacking the
+		// session's writes: it returns to its replica once that has caught up.)
+		s.replica, s.sticky = nil, name
 	}
 	return s.srv.node(name), route, nil
 }

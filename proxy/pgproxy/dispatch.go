@@ -408,6 +408,12 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	if !ok {
 		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
 	}
+	if route == router.Primary && behind == nil && router.ReadsPrimary(cls, p) {
+		// primary_read_weight: the read was drawn to the primary; the session's reads stay
+		// there as they stay on a replica. (Not when replicas were passed over for lacking the
+		// session's write: it returns to its replica once that has caught up.)
+		s.replica, s.sticky = nil, name
+	}
 	return s.srv.node(name), route, nil
 }
 

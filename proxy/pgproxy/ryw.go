@@ -44,9 +44,10 @@ var errNotStandby = errors.New("the node is not in recovery")
 // placement is the router's view of the session for a read outside a transaction.
 func (s *session) placement() router.Placement {
 	p := router.Placement{
-		Pinned:      s.pins != 0 || s.serializable,
-		Consistency: s.srv.config().Consistency,
-		StateFull:   len(s.history)-s.histBase >= s.srv.config().Limits.MaxSessionState,
+		Pinned:        s.pins != 0 || s.serializable,
+		Consistency:   s.srv.config().Consistency,
+		StateFull:     len(s.history)-s.histBase >= s.srv.config().Limits.MaxSessionState,
+		PrimaryWeight: s.srv.config().PrimaryReadWeight,
 	}
 	if s.replica != nil && !s.replica.broken {
 		p.Sticky = s.replica.node.name
@@ -70,8 +71,8 @@ func (s *session) awaitReplica(cls router.Class, avoid map[*nodePool]bool) *back
 		return nil
 	}
 	p := s.placement()
-	if !router.WantsReplica(cls, p) {
-		return nil
+	if !router.WantsReplica(cls, p) || router.ReadsPrimary(cls, p) {
+		return nil // (primary_read_weight: the primary is a read candidate that has the writes)
 	}
 	wait := cfg.ReadYourWritesWait.D()
 	if wait <= 0 {
