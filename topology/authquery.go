@@ -24,8 +24,10 @@ type AuthQuery struct {
 	// and no row for a user that may not log in. Default DefaultPGAuthQuery /
 	// DefaultMyAuthQuery.
 	Query string `yaml:"query"`
-	// Database is where the lookup connects (PostgreSQL: where the function is installed).
-	// Default: the cluster's database, else "postgres" (PostgreSQL) / none (MySQL).
+	// Database is where the lookup connects. PostgreSQL: where the function is installed;
+	// default the cluster's database, else "postgres". MySQL/MariaDB: default none (the
+	// default query names its view with its schema, and the lookup account needs no other
+	// privilege).
 	Database string `yaml:"database"`
 	// CacheTTL is how long an answer (found or not found) is used before the next lookup: a
 	// new, changed or dropped user takes effect within it. Default 30s.
@@ -65,9 +67,9 @@ func (a *AuthQuery) applyDefaults(c *Cluster) {
 			a.Query = DefaultPGAuthQuery
 		}
 	}
-	if a.Database == "" {
+	if a.Database == "" && c.Engine == EnginePostgres {
 		a.Database = c.Database
-		if a.Database == "" && c.Engine == EnginePostgres {
+		if a.Database == "" {
 			a.Database = "postgres"
 		}
 	}

@@ -66,7 +66,13 @@ func (s *session) changeUser(p []byte) bool {
 	if a := s.client.RemoteAddr(); a != nil {
 		host = a.String()
 	}
-	auth := &mywire.ServerAuth{Handshake: s.hs, Resp: resp, Cred: s.srv.st.Load().creds[resp.User], TLS: s.tls,
+	cred, fromDB, err := s.srv.clientCred(resp.User)
+	if err != nil {
+		s.writeErr(s.rseq, 1105, "HY000", errLookupText)
+		s.w.Flush()
+		return false
+	}
+	auth := &mywire.ServerAuth{Handshake: s.hs, Resp: resp, Cred: cred, TLS: s.tls,
 		RSAKey: s.srv.rsaKey, ClientHost: host, Cache: s.srv.sha2}
 	s.w.Flush()
 	if _, err := auth.Run(s.r, s.client, s.rseq); err != nil { // several round trips: unbuffered
@@ -74,7 +80,7 @@ func (s *session) changeUser(p []byte) bool {
 		return false
 	}
 	s.resetSession()
-	u := s.srv.config().User(resp.User)
+	u := s.srv.sessionUser(resp.User, fromDB, auth)
 	s.srv.mu.Lock() // kill reads the user of other sessions under it
 	s.user = u
 	s.srv.mu.Unlock()

@@ -44,6 +44,7 @@ func (s *Server) apply(cl *topology.Cluster) {
 			}
 		}
 		st.nodes[n.Name] = newNodePool(n, &cl.Pool, s.password, int(cl.Limits.MaxMessageSize))
+		st.nodes[n.Name].dbu = &s.dbu
 	}
 	s.st.Store(st)
 	if old != nil {

@@ -71,6 +71,8 @@ type nodePool struct {
 	ext     uint32 // MariaDB extended capabilities the newest connection's server offered
 	known   bool   // a connection was made: version and ext are the server's
 	track   string // the SET that adds last_gtid to the server's session tracking ("" not known yet)
+
+	dbu *dbUsers // backend keys of users from the database (authquery.go)
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, maxPayload int) *nodePool {
@@ -122,6 +124,7 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps), ExtCaps: uint32(ext),
 		Charset: byte(charset), MaxPayload: maxPayload,
 		ConnectAttrs: map[string]string{"program_name": "baton"},
+		PasswordSHA1: p.passwordSHA1(k.User, password),
 	})
 	if err != nil {
 		c.Close()

@@ -81,6 +81,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	dbu      dbUsers // users from the database: lookups and backend keys (authquery.go)
 }
 
 // NewServer builds a server for cl.
@@ -331,7 +332,12 @@ func (s *Server) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(conn, 4<<10)
 	r := mywire.NewPacketReader(br, int(s.config().Limits.MaxMessageSize))
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: s.st.Load().creds[resp.User], TLS: isTLS,
+	cred, fromDB, err := s.clientCred(resp.User)
+	if err != nil {
+		fail(1105, "HY000", errLookupText)
+		return
+	}
+	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: cred, TLS: isTLS,
 		RSAKey: s.rsaKey, ClientHost: host, Cache: s.sha2}
 	// The exchange may take several round trips: write straight to the socket.
 	if _, err := auth.Run(r, conn, seq+1); err != nil {
@@ -347,7 +353,7 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	u := s.config().User(resp.User)
+	u := s.sessionUser(resp.User, fromDB, auth)
 	caps := resp.Caps & hs.Caps
 	var ext uint32
 	if resp.Caps&mywire.ClientLongPassword == 0 {

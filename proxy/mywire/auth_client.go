@@ -45,6 +45,9 @@ type ClientConfig struct {
 	// the server (ServerName) or skip verification explicitly.
 	TLS          *tls.Config
 	ConnectAttrs map[string]string
+	// PasswordSHA1, when set, answers mysql_native_password with SHA1(password) instead of
+	// Password (users from the database, auth_dbsecret.go); other plugins are refused.
+	PasswordSHA1 []byte
 	// MaxPayload bounds the joined payload of the packets read after authentication
 	// (DefaultMaxPayload when ≤ 0); set it from max_allowed_packet.
 	MaxPayload int
@@ -174,6 +177,9 @@ type authClient struct {
 
 // response computes the auth response of the current plugin to the current salt.
 func (cl *authClient) response() ([]byte, error) {
+	if cl.cfg.PasswordSHA1 != nil {
+		return nativeSHA1Response(cl.plugin, cl.cfg.PasswordSHA1, cl.salt)
+	}
 	switch cl.plugin {
 	case PluginNativePassword:
 		return NativePasswordScramble(cl.cfg.Password, cl.salt), nil

@@ -17,6 +17,9 @@ type Credential struct {
 	User     string
 	Password string
 	Plugin   string
+	// NativeHash, when set, is SHA1(SHA1(password)) from the database (auth_dbsecret.go): it
+	// verifies mysql_native_password without the password.
+	NativeHash []byte
 }
 
 // ServerAuth runs the server side of authentication for one client connection, after the
@@ -37,6 +40,10 @@ type ServerAuth struct {
 	ClientHost string
 	// Cache is the caching_sha2 fast-auth cache shared by the listener; nil disables fast auth.
 	Cache *SHA2Cache
+	// PasswordSHA1 is set by Run after a successful login against Cred.NativeHash: the
+	// SHA1(password) the client proved, which answers servers' mysql_native_password
+	// challenges (ClientConfig.PasswordSHA1). Never log it.
+	PasswordSHA1 []byte
 }
 
 // Run runs the authentication exchange and ends it by sending OK (with Handshake.Status) or
@@ -112,6 +119,9 @@ func (s *authServer) run() error {
 	}
 	if plugin == PluginCachingSHA2Password {
 		return s.cachingSHA2(auth)
+	}
+	if a.Cred != nil && a.Cred.NativeHash != nil {
+		return s.nativeHashAuth(auth)
 	}
 	password := "\x00unknown user" // an unknown user costs the same work as a known one
 	if a.Cred != nil {
