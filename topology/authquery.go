@@ -115,3 +115,13 @@ func (a *AuthQuery) validate(p string, c *Cluster) error {
 	}
 	return nil
 }
+
+// EnableAuthQuery turns users from the database on for c with a: it fills a's defaults and
+// checks it as Load would (for programs that build a configuration, such as the demo).
+func (c *Cluster) EnableAuthQuery(a *AuthQuery) error {
+	if err := a.validate("auth_query", c); err != nil {
+		return err
+	}
+	c.AuthQuery = a
+	return nil
+}

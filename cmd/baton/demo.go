@@ -94,6 +94,9 @@ func cmdDemo(args []string) error {
 			cl.Nodes = demoNodes("pg", pg.Nodes(), func(n *cluster.PGNode) string { return n.Addr() })
 			cl.Listen = freeOr(*listen)
 			rd.Postgres = &demoEngine{Primary: pg.Primary.SuperURL()}
+			if err := demoAuthQueryPG(ctx, pg.Primary.SuperURL(), cl); err != nil {
+				return err
+			}
 			for _, r := range pg.Replicas {
 				rd.Postgres.Replicas = append(rd.Postgres.Replicas, r.SuperURL())
 			}
@@ -109,6 +112,9 @@ func cmdDemo(args []string) error {
 			cl.Nodes = demoNodes("my", my.Nodes(), func(n *cluster.MyNode) string { return n.Addr() })
 			cl.Listen = freeOr(*myListen)
 			rd.MySQL = &demoEngine{Primary: my.Primary.RootDSN()}
+			if err := demoAuthQueryMy(ctx, my.Primary.RootDSN(), cl); err != nil {
+				return err
+			}
 			for _, r := range my.Replicas {
 				rd.MySQL.Replicas = append(rd.MySQL.Replicas, r.RootDSN())
 			}
@@ -166,6 +172,7 @@ Try:
   mariadb -h %[1]s -P %[2]s -u app -papp app -e 'BEGIN; SELECT @@port; COMMIT'          # the primary
 `, host, port, rd.MySQL.Proxy, rd.MySQL.Primary, strings.Join(rd.MySQL.Replicas, "\n            "))
 		}
+		b.WriteString(demoAuthQueryTry(c.Config, addr))
 	}
 	if *ready != "" {
 		js, _ := json.MarshalIndent(rd, "", "  ")

@@ -74,6 +74,7 @@ func TestDemo(t *testing.T) {
 	if !slices.Contains(dsnPorts(t, rd.MySQL.Replicas...), port) {
 		t.Fatalf("a MySQL read through the demo was answered by port %d, not a replica (%v)", port, rd.MySQL.Replicas)
 	}
+	demoDBUserLogins(t, ctx, rd) // users from the database (demo_authquery_test.go)
 	c, err := pgx.Connect(ctx, rd.Postgres.Proxy)
 	if err != nil {
 		t.Fatal(err)
