@@ -72,6 +72,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -100,6 +101,9 @@ type options struct {
 	skipBench  bool // skip the pgbench tables
 	many       manyOptions
 	skipMany   bool
+	// readScaling: the read-scaling tables (scale.go); scaleOnly: nothing else.
+	readScaling, scaleOnly bool
+	scaleCPU               int // each node's CPU cap in the read-scaling tables, % of one CPU
 }
 
 func main() {
@@ -125,7 +129,13 @@ func main() {
 	flag.DurationVar(&o.many.duration, "many-duration", 30*time.Second, "many-clients table: how long the active clients run")
 	flag.IntVar(&o.many.rate, "many-rate", 2000, "many-clients table: new connections per second at most")
 	flag.IntVar(&o.many.rwShare, "many-rw", 20, "many-clients table: percent of operations that are read-write transactions")
+	flag.BoolVar(&o.readScaling, "read-scaling", true, "also run the read-scaling tables (each database node capped to -scale-cpu % of one CPU; needs root and a cpu cgroup)")
+	flag.BoolVar(&o.scaleOnly, "scale-only", false, "run only the read-scaling tables (with -skip-pg / -mysql=false choosing the engines)")
+	flag.IntVar(&o.scaleCPU, "scale-cpu", 25, "read-scaling tables: each node's CPU cap, percent of one CPU")
 	flag.Parse()
+	if o.scaleOnly {
+		o.readScaling = true
+	}
 	o.many.parallel = 32
 	if quick {
 		o.duration = 3 * time.Second
@@ -203,7 +213,7 @@ func run(ctx context.Context, o options) error {
 
 	rep := &report{Started: time.Now(), Duration: o.duration.String(), Scale: o.scale}
 	var errs []error
-	if !o.skipPG {
+	if !o.skipPG && !o.scaleOnly {
 		if err := runPG(ctx, o, root, rep, logf); err != nil {
 			if ctx.Err() != nil {
 				return err
@@ -212,7 +222,7 @@ func run(ctx context.Context, o options) error {
 			errs = append(errs, fmt.Errorf("PostgreSQL: %w", err))
 		}
 	}
-	if o.mysql && ctx.Err() == nil {
+	if o.mysql && !o.scaleOnly && ctx.Err() == nil {
 		if err := runMySQL(ctx, o, root, rep, logf); err != nil {
 			if ctx.Err() != nil {
 				return err
@@ -221,16 +231,40 @@ func run(ctx context.Context, o options) error {
 			errs = append(errs, fmt.Errorf("MySQL: %w", err))
 		}
 	}
+	var scaling []scaleReport
+	if o.readScaling && ctx.Err() == nil {
+		var err error
+		if scaling, err = runScale(ctx, o, root, logf); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			logf("%v", err)
+			errs = append(errs, err)
+		}
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted")
 	}
 
 	if o.jsonPath != "" {
-		if err := writeJSON(o.jsonPath, rep); err != nil {
+		full := struct {
+			*report
+			ReadScaling []scaleReport `json:"read_scaling,omitempty"`
+		}{rep, scaling}
+		if err := writeJSONValue(o.jsonPath, full); err != nil {
 			return fmt.Errorf("write %s: %w", o.jsonPath, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// writeJSONValue writes v as indented JSON to path.
+func writeJSONValue(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // runPG runs the PostgreSQL tables and the memory measurement, appending to
