@@ -51,6 +51,10 @@ fuzz:
 	$(GO) test ./router/ -run '^$$' -fuzz FuzzClassifyMy -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/mywire/ -run '^$$' -fuzz FuzzPackets -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/myproxy/ -run '^$$' -fuzz FuzzCommands -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/pgwire/ -run '^$$' -fuzz '^FuzzLogin$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/pgwire/ -run '^$$' -fuzz '^FuzzAuthenticateKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/pgwire/ -run '^$$' -fuzz '^FuzzRolPassword$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/mywire/ -run '^$$' -fuzz '^FuzzNativeHash$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

@@ -76,6 +76,9 @@ func Login(rw io.ReadWriter, params map[string]string, key *BackendKey) error {
 		var out []byte
 		switch code {
 		case pgproto3.AuthTypeOk:
+			if len(data) != 0 {
+				return errors.New("pgwire: malformed AuthenticationOk")
+			}
 			if sc != nil && !sc.verified {
 				return errors.New("pgwire: the server accepted the SCRAM login without proving it knows the verifier")
 			}
