@@ -1,6 +1,8 @@
 package router
 
 import (
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/baton-proxy/baton/topology"
@@ -119,6 +121,43 @@ func pickRead(snap *topology.Snapshot, sticky string, avoid func(string) bool, p
 		}
 	}
 	return prim // the draw fell in the primary's share (or, with prim -1, nowhere)
+}
+
+// Spread is a draw for Place (rnd) that deals the values of [0, n) out like a shuffled deck:
+// each n consecutive draws with the same n return every value once, in random order. A session
+// keeps the node it drew while it can, so the draws are mostly session starts; dealt rather than
+// drawn independently, 16 sessions over three equal nodes land 6, 5 and 5, not 7, 5 and 4 or
+// worse, and in proportion to the weights in general. The order within a deck is random, so a
+// pattern in who draws (every second draw from one kind of session) does not choose the node.
+// Safe for concurrent use; one deck for the process (a draw with another n starts a new deck).
+func Spread(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	if n > maxDeck {
+		return rand.IntN(n)
+	}
+	deck.Lock()
+	defer deck.Unlock()
+	if len(deck.cards) != n || deck.next >= n {
+		deck.cards = deck.cards[:0]
+		for i := range n {
+			deck.cards = append(deck.cards, i)
+		}
+		rand.Shuffle(n, func(i, j int) { deck.cards[i], deck.cards[j] = deck.cards[j], deck.cards[i] })
+		deck.next = 0
+	}
+	deck.next++
+	return deck.cards[deck.next-1]
+}
+
+// maxDeck bounds Spread's deck (the total weight of the candidates); above it draws are random.
+const maxDeck = 4096
+
+var deck struct {
+	sync.Mutex
+	cards []int
+	next  int
 }
 
 // WaitMisses records, per replica name, when a session's read_your_writes wait there last timed

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -126,6 +127,48 @@ func TestPlacePrimaryWeight(t *testing.T) {
 	if !ReadsPrimary(read, Placement{PrimaryWeight: 1}) || ReadsPrimary(read, Placement{}) ||
 		ReadsPrimary(Class{Route: Primary}, Placement{PrimaryWeight: 1}) || ReadsPrimary(read, Placement{PrimaryWeight: 1, Pinned: true}) {
 		t.Error("ReadsPrimary: want true only for a replica-eligible unit with a primary weight")
+	}
+}
+
+// Spread deals every value of [0, n) once per n draws, in an order that changes between decks;
+// Place with it spreads consecutive sessions over the nodes by weight exactly.
+func TestSpread(t *testing.T) {
+	deck.Lock()
+	deck.cards = nil
+	deck.Unlock()
+	orders := map[string]bool{}
+	for round := range 40 {
+		seen := make([]int, 5)
+		var order []int
+		for range 5 {
+			v := Spread(5)
+			if v < 0 || v >= 5 {
+				t.Fatalf("Spread(5) = %d", v)
+			}
+			seen[v]++
+			order = append(order, v)
+		}
+		for v, c := range seen {
+			if c != 1 {
+				t.Fatalf("round %d: value %d dealt %d times in one deck (%v)", round, v, c, order)
+			}
+		}
+		orders[fmt.Sprint(order)] = true
+	}
+	if len(orders) < 2 {
+		t.Fatalf("40 decks of 5 all dealt in the same order %v", orders)
+	}
+	if Spread(1) != 0 || Spread(0) != 0 {
+		t.Fatal("Spread of one value or none: want 0")
+	}
+	// Sessions through Place with Spread: r1 (weight 1), r2 (weight 3) and the primary (weight 2).
+	counts := map[string]int{}
+	for range 6 * 10 {
+		node, _, _ := Place(snap3(0, 1, 2), Class{Route: Replica}, Placement{PrimaryWeight: 2}, Spread)
+		counts[node]++
+	}
+	if counts["r1"] != 10 || counts["r2"] != 30 || counts["p"] != 20 {
+		t.Fatalf("60 placements with Spread: %v; want r1 10, r2 30, p 20", counts)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -296,7 +295,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	}
 	snap := s.srv.live.Load()
 	p := s.placement(snap, avoid)
-	name, route, ok := router.Place(snap, cls, p, rand.IntN)
+	name, route, ok := router.Place(snap, cls, p, router.Spread) // sessions dealt over the nodes
 	if !ok {
 		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
@@ -404,7 +403,7 @@ func (s *session) pick(cls router.Class, avoid map[*nodePool]bool) (*nodePool, r
 	if avoid != nil || behind != nil {
 		p.Avoid = func(name string) bool { return avoid[s.srv.node(name)] || behind[name] }
 	}
-	name, route, ok := router.Place(snap, cls, p, rand.IntN)
+	name, route, ok := router.Place(snap, cls, p, router.Spread) // sessions dealt over the nodes
 	if !ok {
 		return nil, router.Primary, fmt.Errorf("cluster %q: %w", s.srv.config().Name, buffer.ErrNoPrimary)
 	}
