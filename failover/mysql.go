@@ -57,6 +57,7 @@ type myAdmin struct {
 	mu     sync.Mutex // held for a whole step; guards the fields
 	db     *sql.DB
 	flavor myFlavor
+	tls    string // the NodeTLS.Ident the pool was made with
 }
 
 var _ Engine = (*myEngine)(nil)
@@ -75,7 +76,10 @@ func (e *myEngine) admin(n *topology.Node) (*myAdmin, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if a := e.nodes[n.Address]; a != nil {
-		return a, nil
+		if a.tls == n.TLS().Ident() {
+			return a, nil
+		}
+		a.db.Close() // backend_tls changed by a reload: a new pool
 	}
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr = "tcp", n.Address
@@ -83,11 +87,11 @@ func (e *myEngine) admin(n *topology.Node) (*myAdmin, error) {
 	cfg.Timeout = connectTimeout(e.cl)                                // ctx bounds every statement
 	cfg.Logger = &mysql.NopLogger{}                                   // errors reach the caller; dead nodes are expected here
 	cfg.Params = map[string]string{"sql_mode": "'STRICT_ALL_TABLES'"} // backslash escapes on
-	conn, err := mysql.NewConnector(cfg)
+	conn, err := health.MyConnector(cfg, n.TLS())
 	if err != nil {
 		return nil, err
 	}
-	a := &myAdmin{db: sql.OpenDB(conn)}
+	a := &myAdmin{db: sql.OpenDB(conn), tls: n.TLS().Ident()}
 	a.db.SetMaxOpenConns(1)
 	a.db.SetMaxIdleConns(1)
 	e.nodes[n.Address] = a

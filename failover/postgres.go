@@ -196,6 +196,7 @@ func (e *pgEngine) connect(ctx context.Context, n *topology.Node) (*pgx.Conn, er
 	// The failover steps run a handful of statements: no server-side statement cache, which a
 	// promotion or config reload would not invalidate anyway.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	health.PGConfigTLS(&cfg.Config, n.TLS())
 	return pgx.ConnectConfig(ctx, cfg)
 }
 

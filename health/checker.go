@@ -133,7 +133,7 @@ func (c *Checker) closeAll() {
 func (c *Checker) prober(n *topology.Node) Prober {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := n.Name + "@" + n.Address
+	key := proberKey(n)
 	p, ok := c.probers[key]
 	if !ok {
 		p = c.newP(n)
@@ -153,7 +153,7 @@ func (c *Checker) SetCluster(cl *topology.Cluster) {
 	c.cluster.Store(cl)
 	keep := map[string]bool{}
 	for _, n := range cl.Nodes {
-		keep[n.Name+"@"+n.Address] = true
+		keep[proberKey(n)] = true
 	}
 	c.mu.Lock()
 	var gone []Prober

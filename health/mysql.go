@@ -71,7 +71,7 @@ func (p *MyProber) Probe(ctx context.Context) Observation {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pool == nil {
-		conn, err := mysql.NewConnector(MyConfig(p.node.Address, p.user.BackendUser, p.user.BackendPassword.Reveal(), p.db))
+		conn, err := MyConnector(MyConfig(p.node.Address, p.user.BackendUser, p.user.BackendPassword.Reveal(), p.db), p.node.TLS())
 		if err != nil {
 			return Observation{Err: err}
 		}

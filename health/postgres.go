@@ -61,7 +61,7 @@ func (p *PGProber) Probe(ctx context.Context) Observation {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
-		c, err := ConnectPG(ctx, p.node.Address, p.user.BackendUser, p.user.BackendPassword.Reveal(), p.database, "baton-monitor")
+		c, err := ConnectPG(ctx, p.node.Address, p.user.BackendUser, p.user.BackendPassword.Reveal(), p.database, "baton-monitor", PGWithTLS(p.node.TLS()))
 		if err != nil {
 			return Observation{Err: err}
 		}
@@ -157,7 +157,8 @@ func (p *PGProber) Close() {
 	}
 }
 
-// ConnectPG opens a plain (non-TLS) connection to a PostgreSQL node. The password is passed in
+// ConnectPG opens a connection to a PostgreSQL node, without TLS unless an option says so: pass
+// PGWithTLS(node.TLS()) for every connection to a configured node. The password is passed in
 // the config, never in a connection string, so it cannot leak into error text. opts adjust the
 // config last (proxy/pgproxy uses one to authenticate with a credential other than a password).
 func ConnectPG(ctx context.Context, addr, user, password, database, appName string, opts ...func(*pgconn.Config)) (*pgconn.PgConn, error) {

@@ -182,6 +182,9 @@ type Cluster struct {
 	Failover Failover `yaml:"failover"`
 	// Buffer bounds how statements are held while the primary changes.
 	Buffer Buffer `yaml:"buffer"`
+	// BackendTLS secures baton's connections to the servers (backendtls.go); nodes[].backend_tls
+	// overrides it field by field.
+	BackendTLS BackendTLS `yaml:"backend_tls"`
 
 	// maxLagSet / maxLagBytesSet record that the file names the field, so that an explicit 0
 	// means "no bound" rather than "use the default".
@@ -252,6 +255,10 @@ type Node struct {
 	// NoPromote: never chosen as a failover candidate.
 	NoPromote bool `yaml:"no_promote"`
 	Priority  int  `yaml:"priority"`
+	// BackendTLS overrides the cluster's backend_tls fields it sets, for this node.
+	BackendTLS *BackendTLS `yaml:"backend_tls"`
+
+	tls *NodeTLS // resolved by Cluster.ResolveBackendTLS (Load); see TLS
 }
 
 // ReadWeight is the node's effective read weight.

@@ -328,7 +328,7 @@ func (c *Cluster) validate(p string) error {
 	if c.TLS.Require && !c.TLS.Enabled() {
 		return ferr(p+".tls.require", "needs cert_file and key_file")
 	}
-	return nil
+	return c.validateBackendTLS(p)
 }
 
 func validAuth(e Engine, a string) error {

@@ -92,6 +92,9 @@ func cmdDemo(args []string) error {
 			stops = append(stops, pg.Stop)
 			pgPID = pg.Primary.PID
 			cl.Nodes = demoNodes("pg", pg.Nodes(), func(n *cluster.PGNode) string { return n.Addr() })
+			if err := demoBackendTLS(cl, pg.TLS); err != nil {
+				return err
+			}
 			cl.Listen = freeOr(*listen)
 			rd.Postgres = &demoEngine{Primary: pg.Primary.SuperURL()}
 			if err := demoAuthQueryPG(ctx, pg.Primary.SuperURL(), cl); err != nil {
@@ -110,6 +113,9 @@ func cmdDemo(args []string) error {
 			stops = append(stops, my.Stop)
 			myPID = my.Primary.PID
 			cl.Nodes = demoNodes("my", my.Nodes(), func(n *cluster.MyNode) string { return n.Addr() })
+			if err := demoBackendTLS(cl, my.TLS); err != nil {
+				return err
+			}
 			cl.Listen = freeOr(*myListen)
 			rd.MySQL = &demoEngine{Primary: my.Primary.RootDSN()}
 			if err := demoAuthQueryMy(ctx, my.Primary.RootDSN(), cl); err != nil {

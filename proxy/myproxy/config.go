@@ -38,7 +38,7 @@ func (s *Server) apply(cl *topology.Cluster) {
 	}
 	for _, n := range cl.Nodes {
 		if old != nil {
-			if np := old.nodes[n.Name]; np != nil && np.addr == n.Address {
+			if np := old.nodes[n.Name]; np != nil && np.addr == n.Address && np.tls.Same(n.TLS()) {
 				st.nodes[n.Name] = np
 				continue
 			}

@@ -56,7 +56,7 @@ func (b *backend) close() {
 }
 
 // NetConn implements pool.Conn.
-func (b *backend) NetConn() net.Conn { return b.cc.Conn }
+func (b *backend) NetConn() net.Conn { return rawConn(b.cc.Conn) }
 
 // Close implements pool.Conn.
 func (b *backend) Close() { b.close() }
@@ -65,6 +65,7 @@ func (b *backend) Close() { b.close() }
 type nodePool struct {
 	*pool.Node[*backend]
 	name, addr string
+	tls        *topology.NodeTLS // how connections to the node use TLS
 
 	mu      sync.Mutex
 	version string // server version of the newest connection
@@ -76,7 +77,7 @@ type nodePool struct {
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, maxPayload int) *nodePool {
-	np := &nodePool{name: n.Name, addr: n.Address}
+	np := &nodePool{name: n.Name, addr: n.Address, tls: n.TLS()}
 	np.Node = pool.NewNode(cfg,
 		func(ctx context.Context, k pool.Key) (*backend, error) {
 			return np.dial(ctx, k, password(k.User), maxPayload)
@@ -124,11 +125,12 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps), ExtCaps: uint32(ext),
 		Charset: byte(charset), MaxPayload: maxPayload,
 		ConnectAttrs: map[string]string{"program_name": "baton"},
+		TLS:          p.tls.Config, TLSOptional: p.tls.Mode == topology.TLSPrefer,
 		PasswordSHA1: p.passwordSHA1(k.User, password),
 	})
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
+		return nil, fmt.Errorf("connecting to node %s: %w", p.name, p.tlsError(err))
 	}
 	p.mu.Lock()
 	p.version, p.ext, p.known = cc.ServerVersion, cc.ServerExtCaps, true
@@ -138,7 +140,7 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 		return nil, fmt.Errorf("connecting to node %s: it does not offer the MariaDB extended capabilities %#x the client negotiated with baton (the cluster's servers differ)", p.name, ext)
 	}
 	c.SetDeadline(time.Time{})
-	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(c, 16<<10), prep: map[string]*srvStmt{}}
+	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(cc.Conn, 16<<10), prep: map[string]*srvStmt{}}
 	if err := be.trackGTIDs(ctx); err != nil {
 		be.close()
 		return nil, fmt.Errorf("connecting to node %s: setting up session tracking: %w", p.name, err)

@@ -43,7 +43,10 @@ type ClientConfig struct {
 	Charset byte // collation id; 0 = the server's default
 	// TLS, when set, makes the connection TLS (a server without TLS is refused). It must name
 	// the server (ServerName) or skip verification explicitly.
-	TLS          *tls.Config
+	TLS *tls.Config
+	// TLSOptional: with TLS set, a server that offers no TLS gets a plaintext connection
+	// instead of ErrNoTLS (libpq's sslmode=prefer).
+	TLSOptional  bool
 	ConnectAttrs map[string]string
 	// PasswordSHA1, when set, answers mysql_native_password with SHA1(password) instead of
 	// Password (users from the database, auth_dbsecret.go); other plugins are refused.
@@ -85,6 +88,9 @@ func Connect(c net.Conn, cfg ClientConfig) (*ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLSOptional && h.Caps&ClientSSL == 0 {
+		cfg.TLS = nil // optional TLS, and the server offers none: plaintext
+	}
 	want := cfg.Caps
 	if want == 0 {
 		want = DefaultClientCaps
@@ -109,7 +115,7 @@ func Connect(c net.Conn, cfg ClientConfig) (*ClientConn, error) {
 	case caps&clientCapsRequired != clientCapsRequired:
 		return nil, fmt.Errorf("mywire: server %q lacks protocol 4.1, secure connection or plugin auth", h.ServerVersion)
 	case cfg.TLS != nil && caps&ClientSSL == 0:
-		return nil, fmt.Errorf("mywire: server %q does not support TLS", h.ServerVersion)
+		return nil, fmt.Errorf("mywire: server %q: %w", h.ServerVersion, ErrNoTLS)
 	case cfg.Database != "" && caps&ClientConnectWithDB == 0:
 		return nil, fmt.Errorf("mywire: server %q does not accept a database at connect", h.ServerVersion)
 	}

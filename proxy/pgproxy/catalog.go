@@ -29,7 +29,7 @@ func KeepCatalog(ctx context.Context, cl *topology.Cluster, live *topology.Live,
 	for {
 		ch := changed()
 		if p := live.Load().PrimaryNode(); p != nil && (stale || p.Name != loadedFrom || time.Since(loadedAt) > 10*time.Minute) {
-			cat, n, err := loadCatalog(ctx, cl, p.Address)
+			cat, n, err := loadCatalog(ctx, cl, p)
 			if err != nil {
 				if ctx.Err() != nil {
 					return // shutting down: an interrupted load is no problem
@@ -54,7 +54,11 @@ func KeepCatalog(ctx context.Context, cl *topology.Cluster, live *topology.Live,
 	}
 }
 
-func loadCatalog(ctx context.Context, cl *topology.Cluster, addr string) (*router.PGCatalog, int, error) {
+func loadCatalog(ctx context.Context, cl *topology.Cluster, n *topology.NodeState) (*router.PGCatalog, int, error) {
+	nt, err := cl.NodeTLS(n.Name, n.Address)
+	if err != nil {
+		return nil, 0, err
+	}
 	u := cl.MonitorCredentials()
 	db := cl.Database
 	if db == "" {
@@ -62,7 +66,7 @@ func loadCatalog(ctx context.Context, cl *topology.Cluster, addr string) (*route
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := health.ConnectPG(ctx, addr, u.BackendUser, u.BackendPassword.Reveal(), db, "baton-catalog")
+	conn, err := health.ConnectPG(ctx, n.Address, u.BackendUser, u.BackendPassword.Reveal(), db, "baton-catalog", health.PGWithTLS(nt))
 	if err != nil {
 		return nil, 0, err
 	}

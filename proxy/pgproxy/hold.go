@@ -27,6 +27,9 @@ func nodeDown(err error) error {
 		}
 		return err
 	}
+	if backendTLSFailed(err) {
+		return err // the node's TLS does not fit the server: no failover will fix that
+	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
 		return &buffer.NodeDown{Err: err}

@@ -58,8 +58,8 @@ func (b *backend) close() {
 	}
 }
 
-// NetConn implements pool.Conn.
-func (b *backend) NetConn() net.Conn { return b.conn }
+// NetConn implements pool.Conn: the socket, under TLS too (pool.PeerClosed peeks at it).
+func (b *backend) NetConn() net.Conn { return rawConn(b.conn) }
 
 // Close implements pool.Conn.
 func (b *backend) Close() { b.close() }
@@ -69,6 +69,7 @@ func (b *backend) Close() { b.close() }
 type nodePool struct {
 	*pool.Node[*backend]
 	name, addr string
+	tls        *topology.NodeTLS // how connections to the node use TLS
 
 	pids *backendPIDs // the server's registry of backend process ids
 	dbu  *dbUsers     // backend keys of users from the database (authquery.go)
@@ -78,7 +79,7 @@ type nodePool struct {
 }
 
 func newNodePool(n *topology.Node, cfg *topology.Pool, password func(user string) string, pids *backendPIDs) *nodePool {
-	np := &nodePool{name: n.Name, addr: n.Address, pids: pids}
+	np := &nodePool{name: n.Name, addr: n.Address, tls: n.TLS(), pids: pids}
 	np.Node = pool.NewNode(cfg,
 		func(ctx context.Context, k pool.Key) (*backend, error) { return np.dial(ctx, k, password(k.User)) },
 		func(b *backend) bool { return b.resetFor(cfg.ResetQuery) })
@@ -106,7 +107,7 @@ func (p *nodePool) release(b *backend, reusable bool) {
 }
 
 func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*backend, error) {
-	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "", p.login(key.User, password)...)
+	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "", append(p.login(key.User, password), health.PGWithTLS(p.tls))...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
 	}

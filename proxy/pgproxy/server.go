@@ -419,7 +419,7 @@ const cancelWaitMax = 10 * time.Second
 
 // sendCancel sends a CancelRequest for be's backend process to its node.
 func (s *Server) sendCancel(be *backend) {
-	c, err := net.DialTimeout("tcp", be.node.addr, 2*time.Second)
+	c, err := be.node.dialCancel(be)
 	if err != nil {
 		return
 	}

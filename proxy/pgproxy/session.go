@@ -446,7 +446,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 		return nil, errors.New("the node was removed from the configuration")
 	}
 	if be := s.conns[np]; be != nil {
-		if !be.broken && (be == s.txConn || be == s.listen || (be.rd.Buffered() == 0 && !pool.PeerClosed(be.conn))) {
+		if !be.broken && (be == s.txConn || be == s.listen || (be.rd.Buffered() == 0 && !pool.PeerClosed(be.NetConn()))) {
 			return be, nil
 		}
 		if !be.broken && s.pins != 0 {

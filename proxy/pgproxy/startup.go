@@ -173,7 +173,7 @@ func (s *Server) greetNode() (*nodePool, error) {
 		np = s.node(snap.Nodes[snap.Readable[0]].Name)
 	}
 	if np == nil {
-		return nil, fmt.Errorf("no node of cluster %q is reachable; retry later", s.config().Name)
+		return nil, s.noNodeError(snap)
 	}
 	return np, nil
 }

@@ -46,6 +46,15 @@ type PGOptions struct {
 	// addresses (PGNode.Host is its lane 0 address, LaneAddr the others)
 	// and replicates over lane 0.
 	Lab *NetLab
+	// NoTLS starts every node without TLS; NoTLSNodes only the nodes named ("primary",
+	// "replica1", …). The others run ssl = on with the certificates of PGCluster.TLS (the
+	// server's for 127.0.0.1 and localhost, ssl_ca_file the cluster's CA, so client
+	// certificates it signed are accepted).
+	NoTLS      bool
+	NoTLSNodes []string
+	// HBA lines come first in pg_hba.conf (the first match wins), such as
+	// "hostssl all app 127.0.0.1/32 cert".
+	HBA []string
 }
 
 // withDefaults fills in the documented defaults.
@@ -70,6 +79,8 @@ func (o PGOptions) withDefaults() PGOptions {
 	}
 	o.Ports = append([]int(nil), o.Ports...)
 	o.Settings = append([]string(nil), o.Settings...)
+	o.NoTLSNodes = append([]string(nil), o.NoTLSNodes...)
+	o.HBA = append([]string(nil), o.HBA...)
 	return o
 }
 
@@ -117,9 +128,14 @@ func commonConf(o PGOptions) string {
 
 // nodeConf is the per-node part of the configuration.
 func nodeConf(n *PGNode) string {
-	return fmt.Sprintf("# written by baton test/cluster for node %s\n"+
+	s := fmt.Sprintf("# written by baton test/cluster for node %s\n"+
 		"port = %d\nunix_socket_directories = %s\ncluster_name = %s\n",
 		n.Name, n.Port, confQuote(n.c.socketDir()), confQuote(n.Name))
+	if t := n.c.TLS; n.TLS && t != nil {
+		s += fmt.Sprintf("ssl = on\nssl_cert_file = %s\nssl_key_file = %s\nssl_ca_file = %s\n",
+			confQuote(t.ServerCert), confQuote(t.ServerKey), confQuote(t.CAFile))
+	}
+	return s
 }
 
 // listenAddresses is 127.0.0.1, or every address of the node's namespace.

@@ -92,6 +92,11 @@ type MyOptions struct {
 	// Logf, if set, receives progress messages, possibly from several
 	// goroutines at once.
 	Logf func(format string, args ...any)
+	// NoTLS starts every node without TLS; NoTLSNodes only the nodes named ("primary",
+	// "replica1", …). The others run with ssl_cert/ssl_key for 127.0.0.1 and localhost and
+	// ssl_ca the cluster's CA (MyCluster.TLS), so accounts may REQUIRE X509.
+	NoTLS      bool
+	NoTLSNodes []string
 }
 
 // withDefaults fills in the documented defaults.
@@ -116,6 +121,7 @@ func (o MyOptions) withDefaults() MyOptions {
 	}
 	o.Ports = append([]int(nil), o.Ports...)
 	o.Settings = append([]string(nil), o.Settings...)
+	o.NoTLSNodes = append([]string(nil), o.NoTLSNodes...)
 	return o
 }
 
@@ -297,6 +303,9 @@ func myNodeConf(n *MyNode) string {
 			b.WriteString(l + "\n")
 		}
 	}
+	if t := n.c.TLS; t != nil && n.TLS {
+		fmt.Fprintf(&b, "ssl_ca=%s\nssl_cert=%s\nssl_key=%s\n", cnfQuote(t.CAFile), cnfQuote(t.ServerCert), cnfQuote(t.ServerKey))
+	}
 	if o.SemiSync {
 		// wait_no_slave OFF: a replica, whose master side has no semi-sync
 		// clients, would otherwise stall its SQL thread for the whole
@@ -370,6 +379,9 @@ type MyCluster struct {
 	Replicas []*MyNode
 	Opts     MyOptions // with defaults filled in
 	BaseDir  string
+	// TLS holds the cluster's CA and certificates (<BaseDir>/tls), also when no node uses
+	// them; the client certificate's CN is Opts.AppUser.
+	TLS *TLSFiles
 
 	bins       myBins
 	createdDir bool // BaseDir came from os.MkdirTemp: Stop removes it
@@ -419,6 +431,9 @@ func StartMariaDB(ctx context.Context, o MyOptions) (c *MyCluster, err error) {
 	if err := c.makeNodes(); err != nil {
 		return nil, err
 	}
+	if c.TLS, err = GenerateTLS(filepath.Join(c.BaseDir, "tls"), o.AppUser); err != nil {
+		return nil, err
+	}
 	o.Logf("cluster: MariaDB %s in %s", bins.server, c.BaseDir)
 	// One bootstrap, copied before any server starts: mariadb-install-db
 	// costs ~0.6 s of CPU per node, a copy ~50 ms.
@@ -464,7 +479,8 @@ func (c *MyCluster) abort(cause error) error {
 func (c *MyCluster) makeNodes() error {
 	taken := map[int]bool{}
 	mk := func(i int, name string) (*MyNode, error) {
-		n := &MyNode{Name: name, ServerID: i + 1, DataDir: filepath.Join(c.BaseDir, name), c: c, replica: i > 0}
+		n := &MyNode{Name: name, ServerID: i + 1, DataDir: filepath.Join(c.BaseDir, name), c: c, replica: i > 0,
+			TLS: tlsFor(name, c.Opts.NoTLS, c.Opts.NoTLSNodes)}
 		if sock := n.Socket(); len(sock) > maxSocketPath {
 			return nil, fmt.Errorf("cluster: BaseDir %s is too long for a unix socket path "+
 				"(%d > %d bytes): use a shorter BaseDir", c.BaseDir, len(sock), maxSocketPath)

@@ -27,6 +27,7 @@ type MyNode struct {
 	Port     int    // TCP port on 127.0.0.1
 	ServerID int    // @@server_id: 1 for the primary, i+1 for replica i
 	DataDir  string // --datadir; also holds the unix socket and the binlogs
+	TLS      bool   // the node offers TLS (MyOptions.NoTLS, NoTLSNodes)
 
 	c       *MyCluster
 	replica bool // started with read_only=ON

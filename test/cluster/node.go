@@ -35,6 +35,8 @@ type PGNode struct {
 	// NS is the node's network namespace (PGOptions.Lab), nil when it runs
 	// in the caller's.
 	NS *Netns
+	// TLS: the node runs ssl = on (PGOptions.NoTLS, NoTLSNodes).
+	TLS bool
 
 	c   *PGCluster
 	env *runEnv

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type PGCluster struct {
 	Replicas []*PGNode
 	Opts     PGOptions // with defaults filled in
 	BaseDir  string
+	// TLS holds the cluster's CA and certificates (<BaseDir>/tls), also when no node uses
+	// them; the client certificate's CN is Opts.AppUser.
+	TLS *TLSFiles
 
 	env        *runEnv
 	createdDir bool // BaseDir came from os.MkdirTemp: Stop removes it
@@ -106,6 +110,9 @@ func StartPG(ctx context.Context, o PGOptions) (c *PGCluster, err error) {
 	if err := c.makeNodes(); err != nil {
 		return nil, err
 	}
+	if err := c.makeTLS(); err != nil {
+		return nil, err
+	}
 	o.Logf("cluster: PostgreSQL from %s in %s (servers run as %s)", bin, c.BaseDir, c.runAsName())
 	if err := c.initPrimary(ctx); err != nil {
 		return nil, err
@@ -151,7 +158,8 @@ func (c *PGCluster) runAsName() string {
 func (c *PGCluster) makeNodes() error {
 	taken := map[int]bool{}
 	mk := func(i int, name string) (*PGNode, error) {
-		n := &PGNode{Name: name, DataDir: filepath.Join(c.BaseDir, name), c: c, env: c.env}
+		n := &PGNode{Name: name, DataDir: filepath.Join(c.BaseDir, name), c: c, env: c.env,
+			TLS: tlsFor(name, c.Opts.NoTLS, c.Opts.NoTLSNodes)}
 		if sock := filepath.Join(n.DataDir, ".s.PGSQL.65535"); len(sock) > maxSocketPath {
 			return nil, fmt.Errorf("cluster: BaseDir %s is too long for a unix socket path "+
 				"(%d > %d bytes): use a shorter BaseDir", c.BaseDir, len(sock), maxSocketPath)
@@ -206,6 +214,9 @@ func (c *PGCluster) initPrimary(ctx context.Context) error {
 		return err
 	}
 	hba := hbaConf
+	if len(c.Opts.HBA) > 0 {
+		hba = strings.Join(c.Opts.HBA, "\n") + "\n" + hba
+	}
 	if c.Opts.Lab != nil {
 		hba += hbaNetns
 	}

@@ -84,7 +84,9 @@ func cliAt(t *testing.T, addr string, args ...string) (wait func() (stdout, stde
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	argv := []string{"--no-defaults", "--protocol=TCP", "-h", host, "-P", port,
+	// --skip-ssl: plaintext whether addr is baton (no tls section) or a node (which offers TLS),
+	// so that a direct run is the same transport as one through baton.
+	argv := []string{"--no-defaults", "--protocol=TCP", "-h", host, "-P", port, "--skip-ssl",
 		"-u", my.Opts.AppUser, "-p" + my.Opts.AppPassword, "--batch", "--skip-column-names"}
 	argv = append(argv, args[:len(args)-1]...)
 	argv = append(argv, "-e", args[len(args)-1], my.Opts.AppDB)
