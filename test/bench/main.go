@@ -66,6 +66,22 @@
 // to the direct connection and sysbench's p95 latency. -only and -duration
 // apply to both engines.
 //
+// Last (-read-scaling, on by default; -scale-only runs it alone, -skip-pg and
+// -mysql choose the engines), the read-scaling tables (scale.go): a fresh
+// PostgreSQL primary and two replicas, and a MariaDB one, each node capped to
+// -scale-cpu (25) % of one CPU with a cpu cgroup (v1 cpu.cfs_quota_us, or v2
+// cpu.max), so that the nodes and not the shared machine bound throughput.
+// pgbench -S (simple protocol, 16 clients) runs directly against the primary,
+// through baton (defaults: reads on the two replicas), baton with
+// primary_read_weight 1 (reads on all three nodes), PgBouncer and HAProxy (the
+// primary) and pgpool-II (the replicas); sysbench oltp_point_select (16
+// threads) directly, through both batons and HAProxy. Each row shows the
+// rate, its ratio to the better of two direct runs (first and last) and
+// whether it reaches 0.95 × the nodes serving its reads, with each node's CPU
+// use as a share of its cap, how often it was throttled, and the proxy's CPU.
+// Without root or a cpu cgroup it prints one "read scaling: skipped: …" line.
+// The cgroups are removed afterwards.
+//
 // Every child process and temporary directory is removed on exit and on
 // Ctrl-C (a second Ctrl-C exits at once; children die with the program).
 package main
