@@ -285,6 +285,8 @@ type User struct {
 	BackendPasswordEnv string `yaml:"backend_password_env"`
 	// PoolMode overrides the cluster's pool_mode for this user ("" = the cluster's).
 	PoolMode PoolMode `yaml:"pool_mode"`
+	// MaxClientConnections caps this user's client sessions (0: limits.max_user_connections).
+	MaxClientConnections int `yaml:"max_client_connections"`
 }
 
 // Pool bounds the per-node backend connection pools.
@@ -355,6 +357,14 @@ type Limits struct {
 	// client that has not read them yet; beyond it the session ends with FATAL 53200.
 	// Default 8MiB.
 	MaxNotifyQueue ByteSize `yaml:"max_notify_queue"`
+	// MaxUserConnections caps the client sessions of one user (users[].max_client_connections
+	// overrides it), MaxDBConnections (PostgreSQL) those of one database; more are refused with
+	// the server's error. Default 0 = no limit (userlimits.go).
+	MaxUserConnections int `yaml:"max_user_connections"`
+	MaxDBConnections   int `yaml:"max_db_connections"`
+	// LoginBackoff caps the wait of a login from a client address with many recent failed
+	// logins (default 2s; 0 = off).
+	LoginBackoff *Duration `yaml:"login_backoff"`
 }
 
 // TLS configures TLS termination for clients. Both files set ⇒ TLS offered.

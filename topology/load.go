@@ -267,6 +267,9 @@ func (c *Cluster) validate(p string) error {
 	if err := c.AuthQuery.validate(p+".auth_query", c); err != nil {
 		return err
 	}
+	if err := c.validateUserLimits(p); err != nil {
+		return err
+	}
 	if c.MonitorUser != "" && !users[c.MonitorUser] {
 		return ferr(p+".monitor_user", "no user %q in users", c.MonitorUser)
 	}

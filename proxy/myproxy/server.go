@@ -81,7 +81,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	dbu      dbUsers // users from the database: lookups and backend keys (authquery.go)
+	dbu      dbUsers    // users from the database: lookups and backend keys (authquery.go)
+	guard    loginGuard // per-user limits and failed-login backoff (admit.go)
 }
 
 // NewServer builds a server for cl.
@@ -339,15 +340,20 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	auth := &mywire.ServerAuth{Handshake: hs, Resp: resp, Cred: cred, TLS: isTLS,
 		RSAKey: s.rsaKey, ClientHost: host, Cache: s.sha2}
+	release := s.admitter(auth, resp.User, fromDB) // limits and backoff: admit.go
+	s.loginWait(c.RemoteAddr())
 	// The exchange may take several round trips: write straight to the socket.
 	if _, err := auth.Run(r, conn, seq+1); err != nil {
+		release()
 		if errors.Is(err, mywire.ErrAccessDenied) {
 			s.metrics.authFail.Add(1)
+			s.loginFailed(c.RemoteAddr())
 			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", resp.User, "remote", c.RemoteAddr().String())
 		}
 		conn.Close()
 		return
 	}
+	defer release()
 	if err := bw.Flush(); err != nil {
 		conn.Close()
 		return

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -88,4 +89,26 @@ func nativeSHA1Response(plugin string, stage1, salt []byte) ([]byte, error) {
 		return []byte{}, nil
 	}
 	return NativeSHA1Scramble(stage1, salt), nil
+}
+
+// ErrRefused is wrapped by ServerAuth.Run's error when the credentials were right but
+// ServerAuth.Admit refused the session (a connection limit).
+var ErrRefused = errors.New("mywire: session refused")
+
+// admit runs ServerAuth.Admit before the OK that ends a successful exchange; its ERR, if any,
+// is sent instead.
+func (s *authServer) admit() error {
+	if s.a.Admit == nil {
+		return nil
+	}
+	e := s.a.Admit()
+	if e == nil {
+		return nil
+	}
+	out := AppendERR(nil, s.seq, *e, s.caps|ClientProtocol41)
+	s.seq++
+	if _, err := s.w.Write(out); err != nil {
+		return fmt.Errorf("%w: user %q: %s (sending the error failed: %w)", ErrRefused, s.a.Resp.User, e.Message, err)
+	}
+	return fmt.Errorf("%w: user %q: %s", ErrRefused, s.a.Resp.User, e.Message)
 }

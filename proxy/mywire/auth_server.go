@@ -40,6 +40,9 @@ type ServerAuth struct {
 	ClientHost string
 	// Cache is the caching_sha2 fast-auth cache shared by the listener; nil disables fast auth.
 	Cache *SHA2Cache
+	// Admit, when set, runs after the credentials proved right and before the OK: a non-nil
+	// ERR is sent instead (a connection limit) and Run's error wraps ErrRefused.
+	Admit func() *ERR
 	// PasswordSHA1 is set by Run after a successful login against Cred.NativeHash: the
 	// SHA1(password) the client proved, which answers servers' mysql_native_password
 	// challenges (ClientConfig.PasswordSHA1). Never log it.
@@ -244,6 +247,9 @@ func (s *authServer) read() ([]byte, error) {
 }
 
 func (s *authServer) ok() error {
+	if err := s.admit(); err != nil {
+		return err
+	}
 	out := AppendOK(nil, s.seq, OK{Status: s.a.Handshake.Status}, s.caps)
 	s.seq++
 	if _, err := s.w.Write(out); err != nil {

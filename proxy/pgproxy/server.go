@@ -94,6 +94,7 @@ type Server struct {
 	pids     backendPIDs         // process ids of the backends baton holds (identity.go)
 	notify   listenHub           // the listening connections of LISTEN without pinning (notify.go)
 	dbu      dbUsers             // users from the database: lookups and backend keys (authquery.go)
+	guard    loginGuard          // per-user / per-database limits, failed-login backoff (admit.go)
 	stop     chan struct{}
 	ddl      chan struct{} // signalled after successful DDL: reload the function catalog
 }
@@ -321,10 +322,12 @@ func (s *Server) serveConn(c net.Conn) {
 	bw := &clientWriter{w: conn}
 	be := pgproto3.NewBackend(oneByteReader{br}, conn)
 	userName := params["user"]
+	s.loginWait(c.RemoteAddr(), deadline)
 	u, err := s.authenticate(be, userName, tlsState)
 	if err != nil {
 		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			s.metrics.authFail.Add(1)
+			s.loginFailed(c.RemoteAddr())
 			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", userName, "remote", c.RemoteAddr().String())
 		}
 		bw.Flush()
@@ -335,6 +338,14 @@ func (s *Server) serveConn(c net.Conn) {
 	if db == "" {
 		db = userName
 	}
+	release, fatal := s.admitSession(u, db)
+	if fatal != nil {
+		bw.Write(fatal)
+		bw.Flush()
+		conn.Close()
+		return
+	}
+	defer release()
 	sess := &session{
 		srv: s, client: conn, cw: bw, user: u,
 		crd:   pgwire.NewMsgReader(br, int(s.config().Limits.MaxMessageSize)),
