@@ -388,3 +388,14 @@ func (c *Cluster) NodeTLS(name, address string) (*NodeTLS, error) {
 	}
 	return tmp.Nodes[0].tls, nil
 }
+
+// NodeTLSAt is NodeTLS for the node at address (the first configured node with that address,
+// else the cluster's own backend_tls for it), for callers that know only the address.
+func (c *Cluster) NodeTLSAt(address string) (*NodeTLS, error) {
+	for _, n := range c.Nodes {
+		if n != nil && n.Address == address && n.tls != nil {
+			return n.tls, nil
+		}
+	}
+	return c.NodeTLS(address, address)
+}

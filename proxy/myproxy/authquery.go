@@ -12,7 +12,6 @@ import (
 	"github.com/baton-proxy/baton/proxy/dbusers"
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/topology"
-	"github.com/go-sql-driver/mysql"
 )
 
 // Users from the database (auth_query, topology.AuthQuery): a client whose name is not among
@@ -145,7 +144,11 @@ func (s *Server) lookupNodes(aq *topology.AuthQuery) []string {
 func (s *Server) lookupOn(cl *topology.Cluster, aq *topology.AuthQuery, addr, user string) (*mywire.Credential, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cl.Pool.ConnectTimeout.D()+cl.ProbeTimeout.D())
 	defer cancel()
-	conn, err := mysql.NewConnector(health.MyConfig(addr, aq.User, aq.Password.Reveal(), aq.Database))
+	nt, err := cl.NodeTLSAt(addr)
+	if err != nil {
+		return nil, false, err
+	}
+	conn, err := health.MyConnector(health.MyConfig(addr, aq.User, aq.Password.Reveal(), aq.Database), nt)
 	if err != nil {
 		return nil, false, err
 	}

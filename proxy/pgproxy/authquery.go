@@ -146,7 +146,11 @@ func (s *Server) lookupNodes(aq *topology.AuthQuery) []string {
 func (s *Server) lookupOn(cl *topology.Cluster, aq *topology.AuthQuery, addr, user string) (*pgwire.Credential, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cl.Pool.ConnectTimeout.D()+cl.ProbeTimeout.D())
 	defer cancel()
-	conn, err := health.ConnectPG(ctx, addr, aq.User, aq.Password.Reveal(), aq.Database, "baton-auth-query")
+	nt, err := cl.NodeTLSAt(addr)
+	if err != nil {
+		return nil, false, err
+	}
+	conn, err := health.ConnectPG(ctx, addr, aq.User, aq.Password.Reveal(), aq.Database, "baton-auth-query", health.PGWithTLS(nt))
 	if err != nil {
 		return nil, false, err
 	}
