@@ -353,6 +353,13 @@ type Limits struct {
 	// MaxSessionState caps the SET/RESET statements a session keeps to replay on other nodes;
 	// beyond it the session stays on the primary. Default 1000.
 	MaxSessionState int `yaml:"max_session_state"`
+	// ParkIdleAfter: a client idle (outside a transaction, nothing outstanding) this long
+	// gives its goroutine and read buffer back until it sends again, so that an idle client
+	// costs a few KiB; the first message after that costs a goroutine start. Default 1s; 0 =
+	// never park. (Not with client_idle_timeout, which needs the waiting read's deadline.)
+	ParkIdleAfter Duration `yaml:"park_idle_after"`
+	// parkIdleAfterSet records that the file names park_idle_after (an explicit 0 = never).
+	parkIdleAfterSet bool
 	// MaxNotifyQueue (PostgreSQL, transaction pooling) bounds the notifications held for one
 	// client that has not read them yet; beyond it the session ends with FATAL 53200.
 	// Default 8MiB.
@@ -484,6 +491,7 @@ const (
 	DefaultMaxPipelineBytes = 1 << 20
 	DefaultMaxSessionState  = 1000
 	DefaultMaxNotifyQueue   = 8 << 20
+	DefaultParkIdleAfter    = time.Second
 	DefaultMaxLag           = 10 * time.Second
 	DefaultMaxLagBytes      = 16 << 20
 	DefaultRYWWait          = time.Second
@@ -563,6 +571,9 @@ func (c *Cluster) applyDefaults() {
 	orDefault(&l.MaxPipelineBytes, DefaultMaxPipelineBytes)
 	orDefault(&l.MaxSessionState, DefaultMaxSessionState)
 	orDefault(&l.MaxNotifyQueue, DefaultMaxNotifyQueue)
+	if l.ParkIdleAfter == 0 && !l.parkIdleAfterSet {
+		l.ParkIdleAfter = Duration(DefaultParkIdleAfter)
+	}
 	for _, u := range c.Users {
 		if u.Auth == "" {
 			if c.Engine == EngineMySQL {

@@ -115,6 +115,9 @@ func markExplicitZeros(data []byte, cfg *Config) {
 			if f, ok := m["failover"].(map[string]any); ok {
 				_, cfg.Clusters[i].Failover.maxDataLossSet = f["max_data_loss"]
 			}
+			if l, ok := m["limits"].(map[string]any); ok {
+				_, cfg.Clusters[i].Limits.parkIdleAfterSet = l["park_idle_after"]
+			}
 			if p, ok := m["pool"].(map[string]any); ok {
 				_, cfg.Clusters[i].Pool.serverLifetimeSet = p["server_lifetime"]
 				_, cfg.Clusters[i].Pool.reserveSizeSet = p["reserve_size"]

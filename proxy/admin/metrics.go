@@ -65,6 +65,8 @@ var (
 		"read_your_writes: waits on a replica for the session's last write before a read.", []string{"cluster"}, nil)
 	descPoolWait = prometheus.NewDesc("baton_pool_wait_seconds",
 		"How long sessions waited for a backend connection of the node (free, returned, or room to dial).", []string{"cluster", "node"}, nil)
+	descParked = prometheus.NewDesc("baton_sessions_parked",
+		"Idle client sessions parked without a goroutine or read buffer (limits.park_idle_after).", []string{"cluster"}, nil)
 	descPinned = prometheus.NewDesc("baton_pinned_sessions",
 		"Client sessions holding state that keeps them on one backend, by reason.", []string{"cluster", "reason"}, nil)
 	descRYWFallbacks = prometheus.NewDesc("baton_read_your_writes_fallbacks_total",
@@ -82,7 +84,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeRole, descBackendConns, descSessions, descAccepted,
 		descRejected, descStatements, descMisroutes, descRetries, descAuthFailures, descReadable, descPrimaryKnown,
 		descLagSeconds, descLagBytes, descFenced, descEpoch, descPhase, descFailovers, descBuffered, descBufferedTotal, descBufferFailed,
-		descRYWWaits, descRYWFallbacks, descAlert, descPaused, descDiverged, descPinned, descPoolWait} {
+		descRYWWaits, descRYWFallbacks, descAlert, descPaused, descDiverged, descPinned, descPoolWait, descParked} {
 		ch <- d
 	}
 }
@@ -137,6 +139,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range cs.Pinned {
 			gauge(descPinned, float64(n), cl, reason)
 		}
+		gauge(descParked, float64(cs.SessionsParked), cl)
 		for node, w := range poolWaits(c.inst, cl) {
 			buckets := make(map[float64]uint64, len(pool.WaitBuckets))
 			for i, ub := range pool.WaitBuckets {

@@ -50,7 +50,8 @@ type ClusterStatus struct {
 	// Failovers counts completed failovers and switchovers in the history.
 	Failovers int `json:"failovers"`
 
-	Sessions         int64           `json:"sessions"` // client sessions connected now
+	Sessions         int64           `json:"sessions"`        // client sessions connected now
+	SessionsParked   int64           `json:"sessions_parked"` // of them, idle ones parked without a goroutine (limits.park_idle_after)
 	SessionsAccepted int64           `json:"sessions_accepted"`
 	SessionsRejected int64           `json:"sessions_rejected"`
 	Statements       StatementCounts `json:"statements"`
@@ -133,6 +134,7 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
 		cs.RYWWaits, cs.RYWFallbacks = m.RYWWaits(), m.RYWFallbacks()
 		cs.Pinned = m.Pinned.Snapshot()
+		cs.SessionsParked = int64(c.PG.ParkedSessions())
 		pools = c.PG.PoolStats()
 	case c.My != nil:
 		m := c.My.Metrics()

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/baton-proxy/baton/proxy/netio"
 )
 
 // Counters are the loop's counters (owned by the server's metrics).
@@ -45,7 +47,7 @@ func Loop(ln net.Listener, draining func() bool, maxClients func() int, cnt Coun
 		go func() {
 			defer wg.Done()
 			defer cnt.Sessions.Add(-1)
-			serve(c)
+			serve(netio.Wrap(c))
 		}()
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/netio"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/topology"
 )
@@ -121,6 +122,7 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
+	c = netio.Wrap(c)
 	cc, err := mywire.Connect(c, mywire.ClientConfig{
 		User: k.User, Password: password, Database: k.Database, Caps: uint32(caps), ExtCaps: uint32(ext),
 		Charset: byte(charset), MaxPayload: maxPayload,

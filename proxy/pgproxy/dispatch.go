@@ -332,7 +332,9 @@ func (s *session) inlineOK(u *unit) bool {
 // statement is still noticed and the statement cancelled.
 func (s *session) sendInline(u *unit, out []byte) {
 	be := u.be
-	u.done = make(chan struct{})
+	// u.done stays nil while the client loop relays u itself (outstanding() reports true,
+	// and nothing on this goroutine waits for it meanwhile); the relay path makes the channel.
+	u.done = nil
 	s.last = u
 	s.start(u, be, out)
 	be.conn.SetReadDeadline(time.Now().Add(inlineWait))
@@ -341,18 +343,22 @@ func (s *session) sendInline(u *unit, out []byte) {
 	if err != nil {
 		// Slow (or failed: the relay sees the same error and handles it).
 		s.startRelay()
+		u.done = make(chan struct{})
 		s.queue <- u
 		return
 	}
 	s.process(u)
 	s.active.Store(nil)
 	s.checkIn()
-	close(u.done)
+	u.done = doneChan
 	if s.listen != nil {
 		// LISTEN ran inline: the relay must watch the connection for notifications from now on.
 		s.push(&unit{synthetic: []byte{}})
 	}
 }
+
+// doneChan is the done channel of every unit the client loop relayed itself (closed: done).
+var doneChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // refuse answers a unit that prepare refused (nothing of it was sent) with u.refused, as the
 // server would have: inside a transaction, the transaction fails too.

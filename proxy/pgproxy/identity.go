@@ -140,7 +140,7 @@ func (s *session) terminate() {
 		// server's FATAL to the client as on a direct connection.
 		s.srv.terminateBackend(be, s.key)
 	}
-	s.client.SetReadDeadline(time.Now()) // wake the client loop (run) to end the session
+	s.interrupt() // wake the client loop (run) to end the session
 }
 
 // terminateBackend runs pg_terminate_backend for be's server process on its node.

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/baton-proxy/baton/health"
+	"github.com/baton-proxy/baton/proxy/netio"
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/topology"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // poolKey identifies interchangeable backend connections of one node.
@@ -101,13 +103,26 @@ func (p *nodePool) acquire(ctx context.Context, key poolKey) (*backend, error) {
 	return b, err
 }
 
+// rawSocket makes pgconn dial sockets whose reads and writes skip the scheduler's syscall
+// bookkeeping (netio), also under TLS, which runs on top of it.
+func rawSocket(cfg *pgconn.Config) {
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return netio.Wrap(c), nil
+	}
+}
+
 // release gives b back; a broken connection, or one not reusable, is closed.
 func (p *nodePool) release(b *backend, reusable bool) {
 	p.Release(b, b.key, reusable && !b.broken)
 }
 
 func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*backend, error) {
-	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "", append(p.login(key.User, password), health.PGWithTLS(p.tls))...)
+	pc, err := health.ConnectPG(ctx, p.addr, key.User, password, key.Database, "", append(p.login(key.User, password), health.PGWithTLS(p.tls), rawSocket)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to node %s: %w", p.name, err)
 	}
@@ -119,10 +134,11 @@ func (p *nodePool) dial(ctx context.Context, key poolKey, password string) (*bac
 	if err != nil {
 		return nil, err
 	}
+	conn := netio.Wrap(hc.Conn)
 	be := &backend{
-		node: p, key: key, conn: hc.Conn,
-		rd:     pgwire.NewMsgReader(bufio.NewReaderSize(hc.Conn, 32<<10), 1<<30),
-		w:      bufio.NewWriterSize(hc.Conn, 16<<10),
+		node: p, key: key, conn: conn,
+		rd:     pgwire.NewMsgReader(bufio.NewReaderSize(conn, 32<<10), 1<<30),
+		w:      bufio.NewWriterSize(conn, 16<<10),
 		pid:    hc.PID,
 		secret: hc.SecretKey,
 		stmts:  map[string]uint64{},

@@ -423,9 +423,13 @@ func (s *session) backendLost(be *backend, node string) {
 	s.lostOpen.Store(be)
 }
 
+// commandTag is the tag of a CommandComplete frame as far as finish needs it: "COMMIT" or "".
+// (It runs for every statement: it compares bytes rather than making a string.)
 func commandTag(f []byte) string {
-	t, _, _ := pgwire.CString(pgwire.Body(f))
-	return t
+	if b := pgwire.Body(f); len(b) == len("COMMIT")+1 && string(b[:len("COMMIT")]) == "COMMIT" {
+		return "COMMIT"
+	}
+	return ""
 }
 
 // finish applies a unit's effects on session state once its ReadyForQuery arrived.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/listen"
+	"github.com/baton-proxy/baton/proxy/netio"
 	"github.com/baton-proxy/baton/proxy/pgwire"
 	"github.com/baton-proxy/baton/proxy/pins"
 	"github.com/baton-proxy/baton/router"
@@ -87,6 +88,7 @@ type Server struct {
 	ln       net.Listener
 	draining atomic.Bool
 	wg       sync.WaitGroup // sessions and background loops
+	idler    netio.Idler    // parked idle sessions (park.go)
 
 	mu       sync.Mutex
 	sessions map[uint64]*session // by cancel key
@@ -134,8 +136,9 @@ func (s *Server) Serve() error {
 			return err
 		}
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.reaper()
+	go s.parkSweep()
 	return listen.Loop(s.ln, s.draining.Load, func() int { return s.config().Limits.MaxClients },
 		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
 		&s.wg, s.serveConn, rejectTooMany)
@@ -172,13 +175,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.buf.Close()
 	s.mu.Lock()
 	for _, ss := range s.sessions {
-		ss.client.SetReadDeadline(time.Now()) // wake idle sessions so they leave
+		ss.interrupt() // wake idle (and parked) sessions so they leave
 	}
 	s.mu.Unlock()
 	listen.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
 		for _, ss := range s.sessions {
 			ss.closing.Store(true)
+			s.idler.Wake(ss.client) // a parked session resumes, finds its client closed and ends
 			ss.client.Close()
 			if be := ss.active.Load(); be != nil {
 				be.conn.Close()

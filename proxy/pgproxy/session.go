@@ -124,6 +124,14 @@ type session struct {
 	// terminated: another session ran pg_terminate_backend of this session's process id.
 	terminated atomic.Bool
 
+	// Parking (park.go): waiting marks the client loop blocked on a client with nothing
+	// outstanding; act counts what it read; kick asks the blocked read to end so that the
+	// session parks; seenAct is the parking sweep's last look at act (sweep goroutine only).
+	waiting atomic.Bool
+	act     atomic.Uint64
+	kick    atomic.Bool
+	seenAct uint64
+
 	dispatching atomic.Bool // a unit is being routed and sent (cancel requests wait for it)
 	prefixing   atomic.Bool // baton's replays run in front of the unit; a cancel waits for them
 	// cancelWait: a CancelRequest arrived before the client's statement started (guarded by
@@ -180,49 +188,71 @@ func (s *session) outstanding() bool {
 	}
 }
 
-// run is the client loop. It returns when the client leaves or must be disconnected.
+// run runs the client loop until the client leaves or must be disconnected, and cleans up; or
+// until the session parks (park.go), when the goroutine that resumes it runs it on.
 func (s *session) run() {
-	defer s.cleanup()
+	if s.loop() {
+		return
+	}
+	s.cleanup()
+}
+
+// loop is the client loop; true when the session parked.
+func (s *session) loop() (parked bool) {
 	for {
 		if s.srv.draining.Load() && s.openUnit == nil {
 			s.wait()
 			if s.txStatus == 'I' {
 				s.fatal("57P01", "terminating connection because baton is shutting down")
-				return
+				return false
 			}
 		}
 		s.setReadDeadline()
+		idle := s.txStatus == 'I' && !s.outstanding()
+		if idle {
+			s.waiting.Store(true) // the parking sweep may ask this read to end (park.go)
+		}
 		f, err := s.crd.Next()
+		if idle {
+			s.waiting.Store(false)
+		}
+		s.act.Add(1)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() && !s.closing.Load() {
 				s.deadline = true
 				if s.terminated.Load() {
 					s.wait()
 					s.fatal("57P01", "terminating connection due to administrator command")
-					return
+					return false
 				}
 				if s.srv.draining.Load() {
 					continue
 				}
+				if s.kick.Swap(false) {
+					if s.park() {
+						return true
+					}
+					continue
+				}
 				if !s.outstanding() {
 					s.fatal("57P05", "terminating connection due to idle timeout")
-					return
+					return false
 				}
 				continue
 			}
 			if errors.Is(err, pgwire.ErrMessageTooLarge) {
 				s.fatal("08P01", "message too large: "+strings.TrimPrefix(err.Error(), "pgwire: "))
-				return
+				return false
 			}
 			var fe *pgwire.FormatError
 			if errors.As(err, &fe) {
 				s.fatal("08P01", "invalid frontend message: "+fe.Msg)
-				return
+				return false
 			}
-			return // EOF or a broken socket: the client left
+			return false // EOF or a broken socket: the client left
 		}
 		if !s.handle(f) {
-			return
+			return false
 		}
 	}
 }
@@ -457,9 +487,7 @@ func (s *session) acquire(np *nodePool) (*backend, error) {
 		}
 		s.drop(be) // nothing lived on it that a fresh connection cannot carry: reconnect
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	be, err := np.acquire(ctx, s.key)
+	be, err := np.acquire(context.Background(), s.key)
 	if err != nil {
 		return nil, nodeDown(err)
 	}

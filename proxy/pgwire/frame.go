@@ -43,6 +43,13 @@ func NewMsgReader(r *bufio.Reader, max int) *MsgReader {
 	return &MsgReader{r: r, max: max}
 }
 
+// Reader returns the buffered reader frames are read from.
+func (m *MsgReader) Reader() *bufio.Reader { return m.r }
+
+// SetReader makes the reader read from r (nil while nothing may be read: an idle session gives
+// its buffer back).
+func (m *MsgReader) SetReader(r *bufio.Reader) { m.r = r }
+
 // Next reads the next frame.
 func (m *MsgReader) Next() ([]byte, error) {
 	hdr, err := m.r.Peek(5)

@@ -5,6 +5,7 @@ package pool
 import (
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // peerClosed reports whether the server has closed an idle connection (or sent something on it,
@@ -12,6 +13,9 @@ import (
 // connection"). One non-blocking MSG_PEEK recv: nothing is consumed, nothing waits. Sockets that
 // cannot be inspected (TLS, pipes) count as open.
 func peerClosed(c net.Conn) bool {
+	if pc, ok := c.(interface{ PeerClosed() bool }); ok {
+		return pc.PeerClosed() // netio.Conn: the same peek without allocating
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
@@ -23,7 +27,9 @@ func peerClosed(c net.Conn) bool {
 	closed := false
 	var b [1]byte
 	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// A raw call (no scheduler bookkeeping, see package netio): it never blocks.
+		_, _, rerr := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		// EAGAIN: nothing to read, the connection is open. Anything else — EOF (n == 0),
 		// unexpected data (n > 0) or a socket error — means it is going or gone.
 		closed = !(rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK || rerr == syscall.EINTR)
