@@ -99,6 +99,7 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	demoBackendsEncrypted(t, ctx, c, my, demo.output()) // demo_tls_test.go
 	c.Close(ctx)
 
 	t.Run("configs/postgres.yaml", func(t *testing.T) {
