@@ -61,12 +61,12 @@ clusters:
 // hold thousands of clients. Failures are recorded in the target.
 func startBaton(ctx context.Context, e *benchEnv, bin string, rebuild bool, name string) *target {
 	t := &target{name: name}
-	consistency, poolMode := "read_your_writes", "session"
+	consistency, poolMode := "read_your_writes", "transaction" // baton's defaults
 	switch name {
 	case targetBatonEventual:
 		consistency = "eventual"
-	case targetBatonTx:
-		poolMode = "transaction"
+	case targetBatonSession:
+		poolMode = "session"
 	}
 	err := func() error {
 		if err := ensureBaton(ctx, bin, rebuild); err != nil {

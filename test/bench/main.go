@@ -14,10 +14,10 @@
 // app user, waits until the replicas have replayed it, and starts:
 //
 //   - baton (bin/baton, built with "go build" when missing or with -rebuild),
-//     reads routed to the replicas, in its default read_your_writes
-//     consistency, and as "baton-eventual" with consistency: eventual, to
-//     show what the default costs, and as "baton-tx" with pool_mode:
-//     transaction;
+//     with its defaults (pool_mode transaction, consistency read_your_writes),
+//     reads routed to the replicas; as "baton-eventual" with consistency:
+//     eventual, to show what the default costs; and as "baton-session" with
+//     pool_mode: session;
 //   - PgBouncer, pool_mode=transaction, in front of the primary;
 //   - pgpool-II, streaming-replication mode, load balancing on, the primary
 //     weighted 0 so reads go to the replicas;
@@ -38,7 +38,7 @@
 // needs the same (ulimit -n or systemd's LimitNOFILE=).
 //
 // Then the many-clients table (-skip-many leaves it out): 10,000 client
-// connections (-many-clients) opened through each of direct, baton-tx and
+// connections (-many-clients) opened through each of direct, baton and
 // PgBouncer at a bounded rate (-many-rate per second, 32 logins in flight),
 // 2,000 of them (-many-active) running, for -many-duration, point reads by
 // primary key on pgbench_accounts (extended protocol) and, for -many-rw
@@ -293,6 +293,9 @@ func runPG(ctx context.Context, o options, root string, rep *report, logf func(s
 	logf("starting PostgreSQL: primary and 2 replicas")
 	pg, err := cluster.StartPG(ctx, cluster.PGOptions{
 		Replicas: 2,
+		// No TLS anywhere: pgbench, PgBouncer and pgpool-II connect in plaintext, and so
+		// does baton (its default backend_tls, prefer, would otherwise encrypt).
+		NoTLS: true,
 		// Hold the scale-10 data set in shared buffers on every node.
 		Settings: []string{"shared_buffers = '256MB'"},
 		Logf:     logf,
@@ -387,7 +390,7 @@ func runPG(ctx context.Context, o options, root string, rep *report, logf func(s
 	return nil
 }
 
-// runManyTable runs the many-clients table over direct, baton-tx and pgbouncer (those selected).
+// runManyTable runs the many-clients table over direct, baton and pgbouncer (those selected).
 func runManyTable(ctx context.Context, o options, e *benchEnv, targets []*target, rep *report) error {
 	mr := manyReport{Clients: o.many.clients, Active: o.many.active, Duration: o.many.duration.String(), RWShare: o.many.rwShare}
 	for _, t := range targets {
@@ -404,7 +407,7 @@ func runManyTable(ctx context.Context, o options, e *benchEnv, targets []*target
 				r = manyResult{Target: t.name, Skipped: fmt.Sprintf("skipped: the primary's max_connections is %d, "+
 					"below %d clients (PostgreSQL runs a process per connection; holding them all is what a pooler is for)", mc, o.many.clients)}
 			}
-		case targetBatonTx:
+		case targetBaton:
 			probe = &batonProbe{adminPort: t.adminPort}
 		case targetPgBouncer:
 			probe = &pgbouncerProbe{port: t.port}
@@ -451,7 +454,7 @@ func startTargets(ctx context.Context, e *benchEnv, o options) []*target {
 		switch name {
 		case targetDirect:
 			t = &target{name: name, port: e.primary}
-		case targetBaton, targetBatonEventual, targetBatonTx:
+		case targetBaton, targetBatonEventual, targetBatonSession:
 			e.logf("starting %s (%s)", name, o.batonPath)
 			t = startBaton(ctx, e, o.batonPath, o.rebuild, name)
 		default:

@@ -45,7 +45,7 @@ func runMySQL(ctx context.Context, o options, root string, rep *report, logf fun
 	}
 
 	logf("starting MariaDB: primary and 2 replicas")
-	my, err := cluster.StartMariaDB(ctx, cluster.MyOptions{Replicas: 2, Fast: false, Logf: logf})
+	my, err := cluster.StartMariaDB(ctx, cluster.MyOptions{Replicas: 2, Fast: false, NoTLS: true, Logf: logf}) // plaintext, as HAProxy and sysbench
 	if err != nil {
 		return fmt.Errorf("start MariaDB: %w", err)
 	}

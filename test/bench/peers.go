@@ -21,14 +21,15 @@ const (
 	// targetBatonEventual is baton with consistency: eventual, beside the default
 	// read_your_writes, to show what the default costs.
 	targetBatonEventual = "baton-eventual"
-	// targetBatonTx is baton with pool_mode: transaction.
-	targetBatonTx   = "baton-tx"
-	targetPgBouncer = "pgbouncer"
-	targetPgpool    = "pgpool"
-	targetHAProxy   = "haproxy"
+	// targetBatonSession is baton with pool_mode: session (targetBaton runs the default,
+	// transaction).
+	targetBatonSession = "baton-session"
+	targetPgBouncer    = "pgbouncer"
+	targetPgpool       = "pgpool"
+	targetHAProxy      = "haproxy"
 )
 
-var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, targetBatonTx, targetPgBouncer, targetPgpool, targetHAProxy}
+var allTargets = []string{targetDirect, targetBaton, targetBatonEventual, targetBatonSession, targetPgBouncer, targetPgpool, targetHAProxy}
 
 // target is one endpoint that pgbench is pointed at.
 type target struct {

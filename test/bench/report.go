@@ -215,7 +215,7 @@ type manyReport struct {
 func printMany(out io.Writer, m *manyReport) {
 	fmt.Fprintf(out, "\n== many clients: %d connected, %d active (%d%% read-write transactions, the rest point reads), %s ==\n",
 		m.Clients, m.Active, m.RWShare, m.Duration)
-	fmt.Fprintln(out, "(baton-tx: pool_mode transaction, pool.size 20 per node (+5 reserve after 3 s), reads on the 2 replicas;")
+	fmt.Fprintln(out, "(baton: pool_mode transaction, pool.size 20 per node (+5 reserve after 3 s), reads on the 2 replicas;")
 	fmt.Fprintln(out, " pgbouncer: pool_mode transaction, default_pool_size 20, primary only)")
 	t := [][]string{{"target", "connected", "connect s", "errors", "tps", "read p50 ms", "read p99 ms", "tx p50 ms", "tx p99 ms", "RSS", "queue wait"}}
 	for _, r := range m.Rows {

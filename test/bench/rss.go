@@ -122,7 +122,7 @@ func measureIdleRSS(ctx context.Context, t *target, n, parallel int) rssResult {
 	}
 	wg.Wait()
 
-	after, rssErr := procStatusKiB(pid, "VmRSS")
+	after, rssErr := settledRSS(ctx, pid)
 	closeAll(conns, parallel)
 	if ctx.Err() != nil {
 		r.Error = "error: interrupted"
@@ -209,4 +209,31 @@ func logNoFile(t *target, clients int, logf func(string, ...any)) {
 			return
 		}
 	}
+}
+
+// settledRSS reads pid's VmRSS once it has stopped falling: a proxy may give memory back a little
+// after its clients went idle (baton parks idle sessions after limits.park_idle_after and then
+// returns their stacks to the operating system). It waits until the figure has not fallen for
+// 5 s, at most 30 s, the same for every proxy.
+func settledRSS(ctx context.Context, pid int) (int64, error) {
+	low, err := procStatusKiB(pid, "VmRSS")
+	if err != nil {
+		return 0, err
+	}
+	since := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && time.Since(since) < 5*time.Second; {
+		select {
+		case <-ctx.Done():
+			return low, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		v, err := procStatusKiB(pid, "VmRSS")
+		if err != nil {
+			return 0, err
+		}
+		if v < low-64 { // (ignore page-level jitter)
+			low, since = v, time.Now()
+		}
+	}
+	return low, nil
 }
