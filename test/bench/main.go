@@ -119,7 +119,8 @@ type options struct {
 	skipMany   bool
 	// readScaling: the read-scaling tables (scale.go); scaleOnly: nothing else.
 	readScaling, scaleOnly bool
-	scaleCPU               int // each node's CPU cap in the read-scaling tables, % of one CPU
+	scaleCPU               int  // each node's CPU cap in the read-scaling tables, % of one CPU
+	scalePriority          bool // the read-scaling clients and proxies in a high-weight cgroup
 }
 
 func main() {
@@ -148,6 +149,7 @@ func main() {
 	flag.BoolVar(&o.readScaling, "read-scaling", true, "also run the read-scaling tables (each database node capped to -scale-cpu % of one CPU; needs root and a cpu cgroup)")
 	flag.BoolVar(&o.scaleOnly, "scale-only", false, "run only the read-scaling tables (with -skip-pg / -mysql=false choosing the engines)")
 	flag.IntVar(&o.scaleCPU, "scale-cpu", 25, "read-scaling tables: each node's CPU cap, percent of one CPU")
+	flag.BoolVar(&o.scalePriority, "scale-priority", true, "read-scaling tables: run the clients and proxies in a high-weight cpu cgroup (no cap), ahead of other work on the machine")
 	flag.Parse()
 	if o.scaleOnly {
 		o.readScaling = true

@@ -76,6 +76,11 @@ func runScale(ctx context.Context, o options, root string, logf func(string, ...
 		return []scaleReport{{Skipped: why}}, nil
 	}
 	defer cg.removeAll(logf)
+	if o.scalePriority {
+		if err := cg.prioritizeSelf(); err != nil {
+			logf("read scaling: cannot give the load generators and proxies CPU priority: %v", err)
+		}
+	}
 	var out []scaleReport
 	var errs []error
 	if !o.skipPG {
@@ -129,7 +134,9 @@ func runPGScale(ctx context.Context, o options, root string, cg *cpuCapper, logf
 		return nil, err
 	}
 	logf("read scaling: starting PostgreSQL: primary and 2 replicas")
-	pg, err := cluster.StartPG(ctx, cluster.PGOptions{Replicas: 2, Settings: []string{"shared_buffers = '256MB'"}, Logf: logf})
+	// NoTLS: no target uses TLS (pgbench and PgBouncer run with sslmode disable; baton's
+	// backend_tls default, prefer, would otherwise encrypt only baton's rows).
+	pg, err := cluster.StartPG(ctx, cluster.PGOptions{Replicas: 2, NoTLS: true, Settings: []string{"shared_buffers = '256MB'"}, Logf: logf})
 	if err != nil {
 		return nil, fmt.Errorf("start PostgreSQL: %w", err)
 	}
@@ -233,7 +240,7 @@ func runMyScale(ctx context.Context, o options, root string, cg *cpuCapper, logf
 		return nil, err
 	}
 	logf("read scaling: starting MariaDB: primary and 2 replicas")
-	my, err := cluster.StartMariaDB(ctx, cluster.MyOptions{Replicas: 2, Logf: logf})
+	my, err := cluster.StartMariaDB(ctx, cluster.MyOptions{Replicas: 2, NoTLS: true, Logf: logf}) // (NoTLS: as for PostgreSQL)
 	if err != nil {
 		return nil, fmt.Errorf("start MariaDB: %w", err)
 	}
@@ -725,6 +732,28 @@ func newCPUCapper(quota int) (*cpuCapper, string) {
 		return &cpuCapper{base: base, v2: true, quota: quota, mechanism: "cgroup v2 cpu.max"}, ""
 	}
 	return nil, "no cpu cgroup controller mounted (/sys/fs/cgroup/cpu or cgroup v2)"
+}
+
+// prioritizeSelf moves this program into a group of high weight and no quota: the clients
+// (pgbench, sysbench) and the proxies it starts from now on inherit it, so that on a machine
+// busy with other work they, like the capped nodes, get the CPU they need and the rows compare
+// the proxies rather than the moments they were measured at.
+func (g *cpuCapper) prioritizeSelf() error {
+	dir := filepath.Join(g.base, fmt.Sprintf("baton-bench-%d-load", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	g.made = append(g.made, dir)
+	var err error
+	if g.v2 {
+		err = os.WriteFile(filepath.Join(dir, "cpu.weight"), []byte("10000"), 0)
+	} else {
+		err = os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte("262144"), 0)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
+	}
+	return err
 }
 
 // capTree makes a group named name with the quota and moves pid and all its descendants into
