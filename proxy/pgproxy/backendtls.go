@@ -16,8 +16,9 @@ import (
 // option; a CancelRequest goes on a new connection that uses TLS when the connection running
 // the statement does.
 
-// cancelDialTimeout bounds connecting (and the TLS handshake) for a CancelRequest.
-const cancelDialTimeout = 2 * time.Second
+// cancelDialTimeout bounds connecting and the TLS handshake for a CancelRequest (a handshake
+// on a loaded host can take seconds; a cancel that gives up early leaves the statement running).
+const cancelDialTimeout = 10 * time.Second
 
 // rawConn returns the socket under c's TLS, or c itself.
 func rawConn(c net.Conn) net.Conn {

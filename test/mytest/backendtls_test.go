@@ -64,6 +64,16 @@ func sslCipher(t *testing.T, ctx context.Context, q interface {
 	return cipher
 }
 
+// waitPrimary waits until b's probes have found a primary (TLS handshakes make the first
+// probes slower on a loaded machine).
+func waitPrimary(t *testing.T, b *batontest.Baton) {
+	t.Helper()
+	cluster.Eventually(t, 30*time.Second, "baton finds the primary", func() (bool, error) {
+		s := b.Inst.Clusters()[0].Live.Load()
+		return s != nil && s.PrimaryNode() != nil, nil
+	})
+}
+
 func TestBackendTLSModes(t *testing.T) {
 	plain := cluster.StartMariaDBForTest(t, cluster.MyOptions{Replicas: -1, NoTLS: true})
 	other, err := cluster.GenerateTLS(t.TempDir(), "app")
@@ -142,6 +152,7 @@ func TestBackendTLSModes(t *testing.T) {
 	// plaintext; require fails with the node and the mode.
 	t.Run("prefer through baton, plaintext server", func(t *testing.T) {
 		b := startMyTLSBaton(t, plain, topology.BackendTLS{Mode: topology.TLSPrefer}, nil)
+		waitPrimary(t, b)
 		db := cluster.OpenMySQL(t, b.DSN(plain, ""))
 		if c := sslCipher(t, ctxT(t), db, "/* baton:primary */ "); c != "" {
 			t.Fatalf("Ssl_cipher %q on a server without TLS", c)
@@ -173,6 +184,7 @@ func TestBackendTLSModes(t *testing.T) {
 // verify-full through baton: the primary's and a replica's backend connections are TLS.
 func TestBackendTLSEncryptedThroughBaton(t *testing.T) {
 	b := startMyTLSBaton(t, my, topology.BackendTLS{Mode: topology.TLSVerifyFull, CAFile: my.TLS.CAFile}, nil)
+	waitPrimary(t, b)
 	db := cluster.OpenMySQL(t, b.DSN(my, ""))
 	ctx := ctxT(t)
 	replicaPorts := map[int]bool{}
@@ -225,6 +237,7 @@ func TestBackendTLSClientCertificate(t *testing.T) {
 	}
 	bt := topology.BackendTLS{Mode: topology.TLSVerifyFull, CAFile: my.TLS.CAFile, CertFile: my.TLS.ClientCert, KeyFile: my.TLS.ClientKey}
 	b := startMyTLSBaton(t, my, bt, addUser)
+	waitPrimary(t, b)
 	db := cluster.OpenMySQL(t, dsn(b))
 	for _, hint := range []string{"/* baton:primary */ ", "/* baton:replica */ "} {
 		var user string
@@ -238,6 +251,7 @@ func TestBackendTLSClientCertificate(t *testing.T) {
 
 	bt.CertFile, bt.KeyFile = "", ""
 	b2 := startMyTLSBaton(t, my, bt, addUser)
+	waitPrimary(t, b2)
 	db2 := cluster.OpenMySQL(t, dsn(b2))
 	var user string
 	err := db2.QueryRowContext(ctx, "/* baton:primary */ SELECT CURRENT_USER()").Scan(&user)

@@ -57,6 +57,16 @@ func startTLSBaton(t *testing.T, c *cluster.PGCluster, bt topology.BackendTLS, m
 	return b
 }
 
+// waitPrimary waits until b's probes have found a primary (TLS handshakes make the first
+// probes slower on a loaded machine).
+func waitPrimary(t *testing.T, b *batontest.Baton) {
+	t.Helper()
+	cluster.Eventually(t, 30*time.Second, "baton finds the primary", func() (bool, error) {
+		s := b.Inst.Clusters()[0].Live.Load()
+		return s != nil && s.PrimaryNode() != nil, nil
+	})
+}
+
 func TestBackendTLSModes(t *testing.T) {
 	plain := cluster.StartPGForTest(t, cluster.PGOptions{Replicas: -1, NoTLS: true})
 	other, err := cluster.GenerateTLS(t.TempDir(), "app") // a CA that signed nothing the servers use
@@ -171,6 +181,7 @@ func TestBackendTLSModes(t *testing.T) {
 // probes and a cancel request all run on TLS.
 func TestBackendTLSEncryptedThroughBaton(t *testing.T) {
 	b := startTLSBaton(t, pg, topology.BackendTLS{Mode: topology.TLSVerifyFull, CAFile: pg.TLS.CAFile}, nil)
+	waitPrimary(t, b)
 	c, err := pgx.Connect(ctxT(t), b.URL(pg))
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +299,7 @@ func TestBackendTLSClientCertificate(t *testing.T) {
 	}})
 	bt := topology.BackendTLS{Mode: topology.TLSVerifyFull, CAFile: c.TLS.CAFile, CertFile: c.TLS.ClientCert, KeyFile: c.TLS.ClientKey}
 	b := startTLSBaton(t, c, bt, nil)
+	waitPrimary(t, b)
 	conn, err := pgx.Connect(ctxT(t), b.URL(c))
 	if err != nil {
 		t.Fatal(err)
