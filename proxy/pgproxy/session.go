@@ -208,7 +208,7 @@ func (s *session) loop() (parked bool) {
 			}
 		}
 		s.setReadDeadline()
-		idle := s.txStatus == 'I' && !s.outstanding()
+		idle := !s.outstanding() && s.txStatus == 'I' // (outstanding first: txStatus is the relay's until then)
 		if idle {
 			s.waiting.Store(true) // the parking sweep may ask this read to end (park.go)
 		}
