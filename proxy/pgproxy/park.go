@@ -73,9 +73,10 @@ const (
 )
 
 // parkable reports whether nothing but the client's socket needs watching: no transaction, no
-// statement or extended-protocol group in progress, no LISTEN, nothing buffered.
+// statement or extended-protocol group in progress, no LISTEN, nothing buffered. (outstanding
+// first: the relay owns the session's fields while a unit is.)
 func (s *session) parkable() bool {
-	return s.txStatusNow() == 'I' && !s.outstanding() && s.openUnit == nil && len(s.group) == 0 &&
+	return !s.outstanding() && s.txStatusNow() == 'I' && s.openUnit == nil && len(s.group) == 0 &&
 		!s.skipSync && s.listen == nil && len(s.listens) == 0 && s.crd.Reader() != nil && socketOf(s.client) != nil &&
 		s.crd.Reader().Buffered() == 0 && !s.closing.Load() && !s.terminated.Load() && !s.srv.draining.Load()
 }
