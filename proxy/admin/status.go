@@ -143,6 +143,7 @@ func clusterStatus(c *proxy.Cluster) ClusterStatus {
 		cs.Misroutes, cs.Retries, cs.AuthFailures = m.Misroutes(), m.Retries(), m.AuthFailures()
 		cs.RYWWaits, cs.RYWFallbacks = m.GTIDWaits(), m.GTIDFallbacks()
 		cs.Pinned = m.Pinned.Snapshot()
+		cs.SessionsParked = int64(c.My.ParkedSessions())
 		pools = c.My.PoolStats()
 	}
 

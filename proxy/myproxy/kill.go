@@ -71,7 +71,11 @@ func (s *session) kill(id uint64, query bool) {
 		}
 	}
 	if !query {
-		target.client.Close() // its goroutine sees the closed socket and ends the session
+		// Its goroutine sees the closed socket and ends the session; a parked session is woken
+		// first (closing its socket would silently end the idler's watch of it) and ends on a
+		// new goroutine.
+		s.srv.idler.Wake(target.client)
+		target.client.Close()
 	}
 	s.writeOK(s.rseq, 0, 0)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/baton-proxy/baton/proxy/listen"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/netio"
 	"github.com/baton-proxy/baton/proxy/pins"
 	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/router"
@@ -75,6 +76,7 @@ type Server struct {
 	ln       net.Listener
 	draining atomic.Bool
 	wg       sync.WaitGroup
+	idler    netio.Idler // parked idle sessions (park.go)
 	stop     chan struct{}
 	ctx      context.Context // cancelled by Shutdown: bounds baton's own dials (learnServers)
 	cancel   context.CancelFunc
@@ -124,8 +126,9 @@ func (s *Server) Serve() error {
 			return err
 		}
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.reaper()
+	go s.parkSweep()
 	go s.learnServers()
 	return listen.Loop(s.ln, s.draining.Load, func() int { return s.config().Limits.MaxClients },
 		listen.Counters{Sessions: &s.metrics.Sessions, Accepted: &s.metrics.Accepted, Rejected: &s.metrics.Rejected},
@@ -194,13 +197,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.buf.Close()
 	s.mu.Lock()
 	for ss := range s.sessions {
-		ss.client.SetReadDeadline(time.Now())
+		ss.interrupt() // wake idle (and parked) sessions so they leave
 	}
 	s.mu.Unlock()
 	listen.Drain(ctx, &s.wg, func() {
 		s.mu.Lock()
 		for ss := range s.sessions {
 			ss.closing.Store(true)
+			s.idler.Wake(ss.client) // a parked session resumes, finds its client closed and ends
 			ss.client.Close()
 			if be := ss.active.Load(); be != nil {
 				be.cc.Conn.Close()
@@ -315,7 +319,8 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 	}
-	bw := bufio.NewWriterSize(conn, 16<<10)
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(conn)
 	fail := func(code uint16, state, msg string) {
 		out, _ := mywire.AppendPacket(nil, seq+1, errPayload(code, state, msg))
 		conn.Write(out)
@@ -330,8 +335,10 @@ func (s *Server) serveConn(c net.Conn) {
 		fail(1043, "08S01", "Bad handshake")
 		return
 	}
-	br := bufio.NewReaderSize(conn, 4<<10)
-	r := mywire.NewPacketReader(br, int(s.config().Limits.MaxMessageSize))
+	maxPacket := int(s.config().Limits.MaxMessageSize)
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(conn)
+	r := mywire.NewPacketReader(br, maxPacket)
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	cred, fromDB, err := s.clientCred(resp.User)
 	if err != nil {
@@ -353,8 +360,8 @@ func (s *Server) serveConn(c net.Conn) {
 		conn.Close()
 		return
 	}
-	defer release()
 	if err := bw.Flush(); err != nil {
+		release()
 		conn.Close()
 		return
 	}
@@ -372,7 +379,7 @@ func (s *Server) serveConn(c net.Conn) {
 	backendCaps := caps&^(mywire.ClientSSL|mywire.ClientConnectWithDB|mywire.ClientConnectAttrs|mywire.ClientLongPassword) |
 		mywire.ClientSessionTrack
 	db := resp.Database
-	sess := &session{srv: s, client: conn, r: r, w: bw, user: u, caps: caps, connID: id, hs: hs, tls: isTLS,
+	sess := &session{srv: s, client: conn, r: r, br: br, w: bw, release: release, maxPacket: maxPacket, user: u, caps: caps, connID: id, hs: hs, tls: isTLS,
 		extMeta:    ext&mywire.MariaDBClientExtendedMetadata != 0,
 		key:        pool.Key{User: u.BackendUser, Database: db, Variant: variant(backendCaps, resp.Charset, ext)},
 		conns:      map[*nodePool]*backend{},
@@ -383,10 +390,7 @@ func (s *Server) serveConn(c net.Conn) {
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
-	sess.run()
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
+	sess.run() // the session unregisters itself when it ends (cleanup), maybe on another goroutine after parking
 }
 
 // serverVersion is the version string of the cluster's servers (learned from a backend

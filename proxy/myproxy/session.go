@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/baton-proxy/baton/proxy/buffer"
@@ -24,15 +25,19 @@ type session struct {
 	srv     *Server
 	txOn    atomic.Pointer[nodePool] // the primary running the session's statement or open transaction (switchover drain)
 	client  net.Conn
-	r       *mywire.PacketReader
+	r       *mywire.PacketReader // reads from br
+	br      *bufio.Reader        // nil while parked, as r and w (park.go)
 	w       *bufio.Writer
-	user    *topology.User
-	caps    uint32            // negotiated with the client
-	extMeta bool              // MariaDB extended metadata negotiated with the client
-	hs      *mywire.Handshake // the greeting: its scramble also serves COM_CHANGE_USER
-	tls     bool
-	connID  uint32
-	key     pool.Key
+	release func() // ends the session's count against its user's connection limit (admit.go)
+
+	maxPacket int // the client packet limit of r
+	user      *topology.User
+	caps      uint32            // negotiated with the client
+	extMeta   bool              // MariaDB extended metadata negotiated with the client
+	hs        *mywire.Handshake // the greeting: its scramble also serves COM_CHANGE_USER
+	tls       bool
+	connID    uint32
+	key       pool.Key
 
 	conns      map[*nodePool]*backend
 	replica    *backend // the replica reads prefer
@@ -82,6 +87,15 @@ type session struct {
 
 	active  atomic.Pointer[backend]
 	closing atomic.Bool
+
+	// Parking (park.go): parkState says whether the loop waits for the client with nothing
+	// outstanding (parkWaiting) and whether the sweep asked the wait to end (parkKicked);
+	// parkMu orders the sweep's deadline before the loop's clearing of it; act counts the
+	// loop's reads; seenAct is the sweep's last look at act (under srv.mu).
+	parkState atomic.Int32
+	parkMu    sync.Mutex
+	act       atomic.Uint64
+	seenAct   uint64
 }
 
 // stmt is a prepared statement under baton's own id.
@@ -102,48 +116,70 @@ const (
 	errConnectionKilled = 1927 // ER_CONNECTION_KILLED, SQLSTATE 08S01: the session's backend went away
 )
 
+// run runs the client loop until the client leaves or must be disconnected, and cleans up; or
+// until the session parks (park.go), when the goroutine that resumes it runs it on.
 func (s *session) run() {
-	defer s.cleanup()
+	if s.loop() {
+		return
+	}
+	s.cleanup()
+}
+
+// loop is the client loop; true when the session parked.
+func (s *session) loop() (parked bool) {
 	for {
 		s.maybeDrain()
 		if s.closing.Load() {
-			return
+			return false
 		}
-		p, seq, err := s.r.Next()
+		kicked, err := s.awaitCommand()
+		var p []byte
+		var seq byte
+		if err == nil {
+			p, seq, err = s.r.Next()
+		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && s.srv.draining.Load() && !s.closing.Load() {
-				continue
+			if errors.As(err, &ne) && ne.Timeout() && !s.closing.Load() {
+				if s.srv.draining.Load() {
+					continue
+				}
+				if kicked {
+					if s.park() {
+						return true
+					}
+					continue
+				}
 			}
 			if errors.Is(err, mywire.ErrPacketTooLarge) {
 				s.writeErr(seq+1, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes (baton limits.max_message_size)")
 				s.w.Flush()
 			}
-			return
+			return false
 		}
 		// A command of 16 MiB or more arrives in parts; the reader reports the last part's id.
 		if first := seq - byte(len(p)/mywire.MaxPayload); first != 0 {
 			s.writeErr(seq+1, 1156, "08S01", "Got packets out of order")
 			s.w.Flush()
-			return
+			return false
 		}
 		s.rseq = seq + 1
 		if len(p) == 0 {
 			s.writeErr(s.rseq, 1047, "08S01", "Unknown command")
 			s.w.Flush()
-			return
+			return false
 		}
 		if p[0] != mywire.ComQuit && !s.checkIdleConns() {
 			s.w.Flush()
-			return
+			return false
 		}
 		if !s.command(p) {
-			return
+			return false
 		}
 		s.checkIn()
 		s.publishPins()
 		if err := s.w.Flush(); err != nil {
-			return
+			return false
 		}
 	}
 }
@@ -391,4 +427,10 @@ func (s *session) cleanup() {
 	}
 	s.conns = nil
 	s.client.Close()
+	s.srv.mu.Lock()
+	delete(s.srv.sessions, s)
+	s.srv.mu.Unlock()
+	if s.release != nil {
+		s.release()
+	}
 }
