@@ -39,6 +39,11 @@ func (p *nodePool) login(user, password string) []func(*pgconn.Config) {
 
 // keyLogin runs pgwire.Login on c with the parameters pgconn would send.
 func keyLogin(ctx context.Context, cfg *pgconn.Config, c net.Conn, key *pgwire.BackendKey) (net.Conn, error) {
+	if v := cfg.MaxProtocolVersion; v != "" && v != "3.0" {
+		// pgwire.Login asks for protocol 3.0, what pgconn asks for by default: a connection
+		// that pgconn believes negotiated another version would misread the server.
+		return nil, errors.New("BUG: a login with the client's key asks for protocol 3.0, not " + v)
+	}
 	params := maps.Clone(cfg.RuntimeParams)
 	if params == nil {
 		params = map[string]string{}
