@@ -74,11 +74,20 @@ func (s *session) changeUser(p []byte) bool {
 	}
 	auth := &mywire.ServerAuth{Handshake: s.hs, Resp: resp, Cred: cred, TLS: s.tls,
 		RSAKey: s.srv.rsaKey, ClientHost: host, Cache: s.srv.sha2}
+	release := s.srv.admitter(auth, resp.User, fromDB) // the new user's session limit (admit.go)
 	s.w.Flush()
 	if _, err := auth.Run(s.r, s.client, s.rseq); err != nil { // several round trips: unbuffered
+		release()
 		s.srv.metrics.authFail.Add(1)
+		if errors.Is(err, mywire.ErrAccessDenied) {
+			s.srv.loginFailed(s.client.RemoteAddr())
+		}
 		return false
 	}
+	if s.release != nil {
+		s.release() // the previous user's place
+	}
+	s.release = release
 	s.resetSession()
 	u := s.srv.sessionUser(resp.User, fromDB, auth)
 	s.srv.mu.Lock() // kill reads the user of other sessions under it
