@@ -16,6 +16,9 @@ import (
 type loginGuard struct {
 	users, dbs admit.Counts
 
+	heldMu sync.Mutex
+	held   map[*session]func() // the counts a session holds, released when it ends (drop)
+
 	mu         sync.Mutex
 	backoff    *admit.Backoff
 	backoffMax time.Duration // what backoff was made with
@@ -64,4 +67,27 @@ func (s *Server) admitSession(u *topology.User, db string) (release func(), fata
 		return nil, pgwire.AppendError(nil, pgwire.SevFatal, "53300", fmt.Sprintf("too many connections for database %q", db))
 	}
 	return func() { relDB(); relUser() }, nil
+}
+
+// hold records that sess holds the counts release ends. A session may outlive serveConn
+// (parked sessions resume on other goroutines), so the counts end with the session: drop,
+// called by unregister from its cleanup.
+func (g *loginGuard) hold(sess *session, release func()) {
+	g.heldMu.Lock()
+	defer g.heldMu.Unlock()
+	if g.held == nil {
+		g.held = map[*session]func(){}
+	}
+	g.held[sess] = release
+}
+
+// drop ends the counts sess holds (once; later calls do nothing).
+func (g *loginGuard) drop(sess *session) {
+	g.heldMu.Lock()
+	release := g.held[sess]
+	delete(g.held, sess)
+	g.heldMu.Unlock()
+	if release != nil {
+		release()
+	}
 }

@@ -349,7 +349,6 @@ func (s *Server) serveConn(c net.Conn) {
 		conn.Close()
 		return
 	}
-	defer release()
 	sess := &session{
 		srv: s, client: conn, cw: bw, user: u,
 		crd:   pgwire.NewMsgReader(br, int(s.config().Limits.MaxMessageSize)),
@@ -357,6 +356,7 @@ func (s *Server) serveConn(c net.Conn) {
 		conns: map[*nodePool]*backend{}, stmts: map[string]*stmt{}, txStatus: 'I',
 		txPooling: s.config().PoolModeOf(u) == topology.PoolTransaction,
 	}
+	s.guard.hold(sess, release) // until unregister, when the session ends (admit.go)
 	if err := s.greet(sess, params); err != nil {
 		var rej *endSession
 		if errors.As(err, &rej) {
@@ -367,6 +367,7 @@ func (s *Server) serveConn(c net.Conn) {
 		for np, be := range sess.conns {
 			np.release(be, false)
 		}
+		s.guard.drop(sess)
 		bw.Flush()
 		conn.Close()
 		return
@@ -386,6 +387,7 @@ func (s *Server) unregister(sess *session) {
 		delete(s.sessions, sess.keyID)
 	}
 	s.mu.Unlock()
+	s.guard.drop(sess) // the session's place under its user and database limits
 }
 
 // handleCancel maps baton's cancel key to the backend running the session's statement.

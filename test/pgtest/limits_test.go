@@ -84,3 +84,31 @@ func TestLoginBackoff(t *testing.T) {
 		t.Fatalf("the 13th failed login took %v; want the backoff's 200ms", d)
 	}
 }
+
+// A parked session (idle, served without a goroutine) still holds its place: the limit counts
+// sessions, not goroutines, and the place is freed only when the session ends.
+func TestConnectionLimitCountsParkedSessions(t *testing.T) {
+	b := batontest.StartPGBatonForTest(t, pg, func(cl *topology.Cluster) {
+		cl.Users[0].MaxClientConnections = 2
+		cl.Limits.ParkIdleAfter = topology.Duration(50 * time.Millisecond)
+	})
+	app := roleURL(b, pg.Opts.AppUser, pg.Opts.AppPassword)
+	c1, err := connectAs(t, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connectAs(t, app); err != nil {
+		t.Fatal(err)
+	}
+	awaitParked(t, b, 2)
+	_, err = connectAs(t, app)
+	want53300(t, err, `too many connections for role "app"`)
+	c1.Close(context.Background())
+	awaitLogin(t, "the place of the parked session that ended", 10*time.Second, func() bool {
+		c, err := connectAs(t, app)
+		if err == nil {
+			c.Close(context.Background())
+		}
+		return err == nil
+	})
+}
