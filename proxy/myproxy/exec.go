@@ -29,6 +29,12 @@ type unit struct {
 	gtidTracked bool
 	retrack     bool  // the statement may set session_track_system_variables (track.go)
 	stmt        *stmt // the prepared statement a COM_STMT_* unit names
+	// text is a COM_QUERY's statement text ("" until unitText makes it); toks its tokens
+	// once lexed (unitTokens).
+	text   string
+	toks   []sqlTok
+	tokOK  bool
+	tokSet bool
 	// calcFound: a SELECT SQL_CALC_FOUND_ROWS whose FOUND_ROWS() baton learns right after it
 	// instead of pinning the session (transaction pooling, txdiag.go).
 	calcFound bool
@@ -50,7 +56,7 @@ const holdLimit = 64 << 10
 // exec routes and runs a unit, resending it elsewhere when that is invisible to the client.
 func (s *session) exec(u *unit) {
 	defer s.publishPins()
-	avoid := map[*nodePool]bool{}
+	var avoid map[*nodePool]bool // nodes this unit must not use (allocated for the first)
 	var hold *buffer.Hold
 	if u.force == nil && !s.inTx && router.ReadsLastStatement(u.class) {
 		// SHOW WARNINGS, ROW_COUNT() …: the previous statement's node has the answer (the
@@ -74,8 +80,11 @@ func (s *session) exec(u *unit) {
 		} else {
 			var np *nodePool
 			np, route, err = s.pick(u.class, avoid)
-			if err == nil && route == router.Primary {
+			if err == nil && route == router.Primary && s.gtid != "" {
 				// read_your_writes: a replica may catch up with the session's writes in time.
+				if avoid == nil {
+					avoid = map[*nodePool]bool{} // awaitReplica adds the nodes that failed
+				}
 				if rb := s.awaitReplica(u.class, avoid); rb != nil {
 					be, route = rb, router.Replica
 				}
@@ -84,7 +93,7 @@ func (s *session) exec(u *unit) {
 				be, err = s.acquire(np)
 			}
 			if err != nil && route == router.Replica && np != nil && !errors.Is(err, pool.ErrTimeout) {
-				avoid[np] = true // a replica the health checker has not yet seen die
+				avoid = avoidNode(avoid, np) // a replica the health checker has not yet seen die
 				s.srv.metrics.retries.Add(1)
 				continue
 			}
@@ -151,13 +160,22 @@ func (s *session) exec(u *unit) {
 			}
 			return
 		case retryOther:
-			avoid[be.node] = true
+			avoid = avoidNode(avoid, be.node)
 			s.srv.metrics.retries.Add(1)
 		case retryOnPrim:
 			u.class.Route, u.class.Hint = router.Primary, false
 		}
 	}
 	s.writeErr(s.rseq, errBaton, "HY000", "baton: no node could serve the statement; retry later")
+}
+
+// avoidNode adds np to avoid, making the map when it is the first.
+func avoidNode(avoid map[*nodePool]bool, np *nodePool) map[*nodePool]bool {
+	if avoid == nil {
+		avoid = map[*nodePool]bool{}
+	}
+	avoid[np] = true
+	return avoid
 }
 
 // send replays missing session state on be, sends the unit and relays its response.
@@ -272,6 +290,7 @@ func (s *session) relay(u *unit, be *backend, hold bool) outcome {
 			break
 		}
 	}
+	be.sawAnswer()
 	if hold {
 		if e := t.Err(); e != nil {
 			switch e.Code {

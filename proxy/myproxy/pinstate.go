@@ -54,9 +54,8 @@ func (s *session) notePinState(u *unit) {
 	default:
 		return
 	}
-	q := unitText(s, u)
 	cls := u.class
-	toks, ok := sqlTokens(q)
+	toks, ok := unitTokens(s, u)
 	if !ok || cls.Multi {
 		// Follow nothing in it; what it may have created cannot be followed either.
 		ps.tempUnknown = ps.tempUnknown || cls.Pin&router.PinTempTable != 0
@@ -94,7 +93,7 @@ func (s *session) noteXA(u *unit) {
 	if u.cmd[0] != mywire.ComQuery || u.t == nil {
 		return
 	}
-	t, ok := sqlTokens(unitText(s, u))
+	t, ok := unitTokens(s, u)
 	if !ok || len(t) < 2 || t[0].kind != tkWord || !strings.EqualFold(t[0].text, "xa") {
 		return
 	}
@@ -128,7 +127,7 @@ func (ps *pinState) ended(p router.Pin) router.Pin {
 func (ps *pinState) follow(t []sqlTok, cls router.Class) {
 	w := func(i int) string {
 		if i < len(t) && t[i].kind == tkWord {
-			return strings.ToLower(t[i].text)
+			return followedWord(t[i].text)
 		}
 		return ""
 	}
@@ -195,6 +194,21 @@ func (ps *pinState) follow(t []sqlTok, cls router.Class) {
 	}
 }
 
+// followedWords are the words follow compares (lower case).
+var followedWords = []string{"use", "create", "or", "replace", "temporary", "table", "tables", "if", "not",
+	"exists", "drop", "prepare", "deallocate", "from"}
+
+// followedWord returns word in lower case when follow compares it, and "" for any other word
+// (which follow treats as no keyword): no allocation for the statements of every request.
+func followedWord(word string) string {
+	for _, k := range followedWords {
+		if len(k) == len(word) && strings.EqualFold(k, word) {
+			return k
+		}
+	}
+	return ""
+}
+
 // dropTables removes the temporary tables a DROP TABLE names from t[i:].
 func (ps *pinState) dropTables(t []sqlTok, i int) {
 	if i+1 < len(t) && strings.EqualFold(t[i].text, "if") && strings.EqualFold(t[i+1].text, "exists") {
@@ -225,8 +239,13 @@ func (ps *pinState) followLocks(t []sqlTok, cls router.Class) {
 		if t[i].kind != tkWord || t[i+1].kind != tkLParen {
 			continue
 		}
-		fn := strings.ToLower(t[i].text)
-		if fn != "get_lock" && fn != "release_lock" {
+		var fn string
+		switch {
+		case strings.EqualFold(t[i].text, "get_lock"):
+			fn = "get_lock"
+		case strings.EqualFold(t[i].text, "release_lock"):
+			fn = "release_lock"
+		default:
 			continue
 		}
 		literal := i+3 < len(t) && t[i+2].kind == tkString && (t[i+3].kind == tkComma || t[i+3].kind == tkRParen)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
@@ -49,6 +50,40 @@ type backend struct {
 	// last_gtid in the OK packets of this connection; addedGTID: baton added it to the
 	// server's default list, so clients must not see it.
 	gtidTracked, addedGTID bool
+
+	// peer is what NetConn returns: the socket, with a PeerClosed that skips the peek while
+	// the server has just answered (answered: monotonic time of the last complete answer).
+	peer     peerConn
+	answered atomic.Int64
+}
+
+// peerGrace: a connection whose server completed an answer this recently counts as open
+// without a look at its socket (pool.PeerClosed). A close in that window is as much a race as
+// one just after the peek (a statement sent then fails the same way), and wait_timeout (whole
+// seconds) cannot fall in it; under load nearly every connection taken from the pool or kept
+// by a session answered within it, and the peek was one system call per statement.
+const peerGrace = time.Millisecond
+
+// monoStart is the origin of backend.answered.
+var monoStart = time.Now()
+
+// sawAnswer records that the server completed an answer on b now.
+func (b *backend) sawAnswer() { b.answered.Store(int64(time.Since(monoStart))) }
+
+// peerConn is a backend's socket as pool.Conn.NetConn gives it: Close and everything else are
+// the socket's; PeerClosed is pool.PeerClosed's peek unless the server answered within
+// peerGrace.
+type peerConn struct {
+	net.Conn
+	b *backend
+}
+
+// PeerClosed reports whether the server closed the idle connection (see peerGrace).
+func (p *peerConn) PeerClosed() bool {
+	if a := p.b.answered.Load(); a != 0 && time.Duration(int64(time.Since(monoStart))-a) < peerGrace {
+		return false
+	}
+	return pool.PeerClosed(p.Conn)
 }
 
 func (b *backend) close() {
@@ -56,8 +91,14 @@ func (b *backend) close() {
 	b.cc.Conn.Close()
 }
 
-// NetConn implements pool.Conn.
-func (b *backend) NetConn() net.Conn { return rawConn(b.cc.Conn) }
+// NetConn implements pool.Conn: the socket (under TLS too), whose PeerClosed knows when the
+// server just answered (peerConn).
+func (b *backend) NetConn() net.Conn {
+	if b.peer.Conn == nil {
+		return rawConn(b.cc.Conn)
+	}
+	return &b.peer
+}
 
 // Close implements pool.Conn.
 func (b *backend) Close() { b.close() }
@@ -143,6 +184,7 @@ func (p *nodePool) dial(ctx context.Context, k pool.Key, password string, maxPay
 	}
 	c.SetDeadline(time.Time{})
 	be := &backend{node: p, key: k, cc: cc, w: bufio.NewWriterSize(cc.Conn, 16<<10), prep: map[string]*srvStmt{}}
+	be.peer = peerConn{Conn: rawConn(cc.Conn), b: be}
 	if err := be.trackGTIDs(ctx); err != nil {
 		be.close()
 		return nil, fmt.Errorf("connecting to node %s: setting up session tracking: %w", p.name, err)

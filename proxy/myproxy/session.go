@@ -107,6 +107,10 @@ type stmt struct {
 	types    []byte   // parameter types of the last execution that sent them (2 bytes each)
 	cursor   *backend // where an open cursor lives (COM_STMT_FETCH follows it)
 	longData *backend // where COM_STMT_SEND_LONG_DATA went since the last execution
+	// toks: query's tokens, lexed at the first execution that needs them (unitTokens).
+	toks   []sqlTok
+	tokOK  bool
+	tokSet bool
 }
 
 // Error codes of the ERR packets baton makes itself. Only server codes (1000–1999, 3000+):
@@ -221,7 +225,7 @@ func (s *session) command(p []byte) bool {
 		} else if cls.SessionState {
 			s.pins |= router.PinOther // state baton cannot replay exactly: stay on the primary
 		}
-		u := &unit{cmd: p, class: cls, state: state, retrack: setsTracking(q, cls)}
+		u := &unit{cmd: p, class: cls, state: state, retrack: setsTracking(q, cls), text: q}
 		if vars, ok := replayableUserSet(q); ok && cls.Pin == router.PinUserVar && !cls.Multi {
 			// SET @v = literal: replayed like SET SESSION, not a pin (pinstate.go).
 			u.class.Pin, u.state = 0, q

@@ -63,8 +63,10 @@ const clearDiagnostics = "DO (SELECT 1 FROM information_schema.CHARACTER_SETS LI
 // usesTables reports whether statement text q certainly names a table (then the server clears
 // the previous statement's warnings when q runs). Unsure means false: the session then keeps the
 // connection with the warnings a little longer.
-func usesTables(q string) bool {
-	t, ok := sqlTokens(q)
+func usesTables(q string) bool { return tokensUseTables(sqlTokens(q)) }
+
+// tokensUseTables is usesTables of a statement's tokens.
+func tokensUseTables(t []sqlTok, ok bool) bool {
 	if !ok {
 		return false
 	}
@@ -72,8 +74,9 @@ func usesTables(q string) bool {
 		if tk.kind != tkWord {
 			continue
 		}
-		switch strings.ToLower(tk.text) {
-		case "from", "into", "join", "update", "table", "tables":
+		switch w := tk.text; {
+		case strings.EqualFold(w, "from"), strings.EqualFold(w, "into"), strings.EqualFold(w, "join"),
+			strings.EqualFold(w, "update"), strings.EqualFold(w, "table"), strings.EqualFold(w, "tables"):
 			if i+1 < len(t) && (t[i+1].kind == tkWord || t[i+1].kind == tkQuoted) && !strings.EqualFold(t[i+1].text, "dual") {
 				return true
 			}
@@ -86,11 +89,32 @@ func usesTables(q string) bool {
 func unitText(s *session, u *unit) string {
 	switch {
 	case u.cmd[0] == mywire.ComQuery:
-		return string(u.cmd[1:])
+		if u.text == "" {
+			u.text = string(u.cmd[1:])
+		}
+		return u.text
 	case u.cmd[0] == mywire.ComStmtExecute && u.stmt != nil:
 		return u.stmt.query
 	}
 	return ""
+}
+
+// unitTokens returns sqlTokens of the unit's text, lexed once per unit — and once per prepared
+// statement for all its executions (the tokens are only read).
+func unitTokens(s *session, u *unit) ([]sqlTok, bool) {
+	if u.cmd[0] == mywire.ComStmtExecute && u.stmt != nil {
+		st := u.stmt
+		if !st.tokSet {
+			st.toks, st.tokOK = sqlTokens(st.query)
+			st.tokSet = true
+		}
+		return st.toks, st.tokOK
+	}
+	if !u.tokSet {
+		u.toks, u.tokOK = sqlTokens(unitText(s, u))
+		u.tokSet = true
+	}
+	return u.toks, u.tokOK
 }
 
 // noteOutcome records, after the client's statement on be, what a later statement may ask
@@ -119,7 +143,7 @@ func (s *session) noteOutcome(u *unit, be *backend, t *mywire.Tracker) {
 	switch {
 	case t.Err() != nil || t.Warnings() > 0:
 		s.lastCond, s.condConn = true, be
-	case usesTables(unitText(s, u)):
+	case tokensUseTables(unitTokens(s, u)):
 		s.lastCond, s.condConn = false, nil
 	}
 	rows, rs := t.Rows()
