@@ -38,7 +38,11 @@ func (b *backend) isTLS() bool {
 func (p *nodePool) dialCancel(b *backend) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelDialTimeout)
 	defer cancel()
-	return health.DialPGCancel(ctx, p.tls, b.isTLS())
+	// Under prefer (opportunistic TLS, nothing verified) the cancel goes in plaintext, as
+	// libpq's PQcancel always sent it: a TLS handshake per cancel made a cancel-heavy client
+	// (lib/pq cancels every ended context) several times slower. require and verify-* keep
+	// the key off the wire in the clear.
+	return health.DialPGCancel(ctx, p.tls, b.isTLS() && p.tls.Mode != topology.TLSPrefer)
 }
 
 // backendTLSFailed reports whether err says that the node's backend_tls does not fit its
