@@ -72,8 +72,13 @@ func (s *Server) parkSweep() {
 		if swept == 0 && kicked >= freeAfterParks && now.Sub(lastFree) >= freeEvery {
 			// A wave of parking is over: give the stacks and buffers it freed back to the
 			// operating system now (the runtime would keep them until the heap grows again).
+			// Twice: the buffers parked sessions put in readerPool and writerPool outlive one
+			// collection (sync.Pool's victim cache) and are only freed by the next.
 			lastFree, kicked = now, 0
-			go debug.FreeOSMemory()
+			go func() {
+				debug.FreeOSMemory()
+				debug.FreeOSMemory()
+			}()
 		}
 		swept = 0
 		s.mu.Lock()
