@@ -6,6 +6,7 @@ package admit
 
 import (
 	"hash/maphash"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -138,3 +139,27 @@ func (b *Backoff) Failed(addr net.Addr) {
 	bk.failures++
 	bk.last = now
 }
+
+// FailureWriter passes writes to W; before the first write that isErr recognises as the error
+// ending a failed login, it calls Failed. A backoff must count a failure before the client can
+// read it: a client that retries at once would otherwise log in again before its failure counted.
+type FailureWriter struct {
+	W      io.Writer
+	IsErr  func(p []byte) bool
+	Failed func()
+	done   bool
+}
+
+func (f *FailureWriter) Write(p []byte) (int, error) {
+	if !f.done && f.IsErr(p) {
+		f.done = true
+		f.Failed()
+	}
+	return f.W.Write(p)
+}
+
+// Counted reports whether Failed has run (or Stop was called).
+func (f *FailureWriter) Counted() bool { return f.done }
+
+// Stop ends the watch: the login succeeded, later errors are not login failures.
+func (f *FailureWriter) Stop() { f.done = true }

@@ -2,6 +2,7 @@ package admit
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,3 +100,27 @@ func TestBackoff(t *testing.T) {
 		t.Fatal("max 0 must turn the backoff off")
 	}
 }
+
+// FailureWriter counts the failure before the error's bytes go out, once, and not after Stop.
+func TestFailureWriter(t *testing.T) {
+	var out []string
+	w := writerFunc(func(p []byte) (int, error) { out = append(out, "write "+string(p)); return len(p), nil })
+	fw := &FailureWriter{W: w, IsErr: func(p []byte) bool { return p[0] == 'E' }, Failed: func() { out = append(out, "failed") }}
+	fw.Write([]byte("R1"))
+	fw.Write([]byte("E1"))
+	fw.Write([]byte("E2"))
+	if got := strings.Join(out, ","); got != "write R1,failed,write E1,write E2" || !fw.Counted() {
+		t.Fatalf("got %q (counted %v)", got, fw.Counted())
+	}
+	out = nil
+	fw = &FailureWriter{W: w, IsErr: func(p []byte) bool { return p[0] == 'E' }, Failed: func() { out = append(out, "failed") }}
+	fw.Stop()
+	fw.Write([]byte("E1"))
+	if got := strings.Join(out, ","); got != "write E1" {
+		t.Fatalf("after Stop: got %q", got)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

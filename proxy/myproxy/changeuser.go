@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/baton-proxy/baton/proxy/admit"
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/proxy/pool"
 )
@@ -76,10 +77,15 @@ func (s *session) changeUser(p []byte) bool {
 		RSAKey: s.srv.rsaKey, ClientHost: host, Cache: s.srv.sha2}
 	release := s.srv.admitter(auth, resp.User, fromDB) // the new user's session limit (admit.go)
 	s.w.Flush()
-	if _, err := auth.Run(s.r, s.client, s.rseq); err != nil { // several round trips: unbuffered
+	// An ERR packet ends a failed login: the backoff counts it before the client reads it.
+	fw := &admit.FailureWriter{W: s.client, IsErr: mywire.IsERRPacket, Failed: func() { s.srv.loginFailed(s.client.RemoteAddr()) }}
+	if admitFn := auth.Admit; admitFn != nil {
+		auth.Admit = func() *mywire.ERR { fw.Stop(); return admitFn() } // the password was right
+	}
+	if _, err := auth.Run(s.r, fw, s.rseq); err != nil { // several round trips: unbuffered
 		release()
 		s.srv.metrics.authFail.Add(1)
-		if errors.Is(err, mywire.ErrAccessDenied) {
+		if errors.Is(err, mywire.ErrAccessDenied) && !fw.Counted() {
 			s.srv.loginFailed(s.client.RemoteAddr())
 		}
 		return false

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/baton-proxy/baton/proxy/admit"
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"io"
 	"log/slog"
@@ -349,12 +350,19 @@ func (s *Server) serveConn(c net.Conn) {
 		RSAKey: s.rsaKey, ClientHost: host, Cache: s.sha2}
 	release := s.admitter(auth, resp.User, fromDB) // limits and backoff: admit.go
 	s.loginWait(c.RemoteAddr())
-	// The exchange may take several round trips: write straight to the socket.
-	if _, err := auth.Run(r, conn, seq+1); err != nil {
+	// The exchange may take several round trips: write straight to the socket. An ERR packet
+	// ends a failed login: the backoff counts it before the client can read it.
+	fw := &admit.FailureWriter{W: conn, IsErr: mywire.IsERRPacket, Failed: func() { s.loginFailed(c.RemoteAddr()) }}
+	if admitFn := auth.Admit; admitFn != nil {
+		auth.Admit = func() *mywire.ERR { fw.Stop(); return admitFn() } // the password was right
+	}
+	if _, err := auth.Run(r, fw, seq+1); err != nil {
 		release()
 		if errors.Is(err, mywire.ErrAccessDenied) {
 			s.metrics.authFail.Add(1)
-			s.loginFailed(c.RemoteAddr())
+			if !fw.Counted() {
+				s.loginFailed(c.RemoteAddr())
+			}
 			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", resp.User, "remote", c.RemoteAddr().String())
 		}
 		conn.Close()

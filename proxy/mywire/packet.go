@@ -200,3 +200,6 @@ func endPacket(dst []byte, start int) []byte {
 	out, _ := AppendPacket(dst[:start], dst[start+3], payload)
 	return out
 }
+
+// IsERRPacket reports whether p begins with an ERR packet (header, then 0xff).
+func IsERRPacket(p []byte) bool { return len(p) > 4 && p[4] == headerERR }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-proxy/baton/proxy/admit"
 	"github.com/baton-proxy/baton/proxy/buffer"
 	"github.com/baton-proxy/baton/proxy/listen"
 	"github.com/baton-proxy/baton/proxy/netio"
@@ -324,20 +325,27 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	br := bufio.NewReaderSize(conn, 4<<10)
 	bw := &clientWriter{w: conn}
-	be := pgproto3.NewBackend(oneByteReader{br}, conn)
+	// An ErrorResponse during authentication is a failed login: the backoff counts it before
+	// the client can read it (admit.FailureWriter).
+	fw := &admit.FailureWriter{W: conn, IsErr: func(p []byte) bool { return len(p) > 0 && p[0] == 'E' },
+		Failed: func() { s.loginFailed(c.RemoteAddr()) }}
+	be := pgproto3.NewBackend(oneByteReader{br}, fw)
 	userName := params["user"]
 	s.loginWait(c.RemoteAddr(), deadline)
 	u, err := s.authenticate(be, userName, tlsState)
 	if err != nil {
 		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			s.metrics.authFail.Add(1)
-			s.loginFailed(c.RemoteAddr())
+			if !fw.Counted() {
+				s.loginFailed(c.RemoteAddr())
+			}
 			s.log.Info("client authentication failed", "cluster", s.config().Name, "user", userName, "remote", c.RemoteAddr().String())
 		}
 		bw.Flush()
 		conn.Close()
 		return
 	}
+	fw.Stop()
 	db := params["database"]
 	if db == "" {
 		db = userName
