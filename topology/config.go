@@ -287,6 +287,10 @@ type User struct {
 	PoolMode PoolMode `yaml:"pool_mode"`
 	// MaxClientConnections caps this user's client sessions (0: limits.max_user_connections).
 	MaxClientConnections int `yaml:"max_client_connections"`
+	// PoolSize caps the backend connections of this user's sessions per node and database, in
+	// place of pool.size (0: pool.size), like PgBouncer's per-user pool_size. Users sharing a
+	// backend_user share its pools: the smallest size given among them applies.
+	PoolSize int `yaml:"pool_size"`
 }
 
 // Pool bounds the per-node backend connection pools.

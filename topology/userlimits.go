@@ -43,6 +43,24 @@ func (c *Cluster) validateUserLimits(p string) error {
 		if u.MaxClientConnections < 0 {
 			return ferr(fmt.Sprintf("%s.users[%d].max_client_connections", p, i), "must be ≥ 0 (0: limits.max_user_connections)")
 		}
+		if u.PoolSize < 0 {
+			return ferr(fmt.Sprintf("%s.users[%d].pool_size", p, i), "must be ≥ 0 (0: pool.size)")
+		}
 	}
 	return nil
+}
+
+// PoolSizes maps each backend user to its own pool size (users[].pool_size; the smallest when
+// several users share a backend_user). Backend users without one are absent (pool.size).
+func (c *Cluster) PoolSizes() map[string]int {
+	m := map[string]int{}
+	for _, u := range c.Users {
+		if u.PoolSize <= 0 {
+			continue
+		}
+		if cur, ok := m[u.BackendUser]; !ok || u.PoolSize < cur {
+			m[u.BackendUser] = u.PoolSize
+		}
+	}
+	return m
 }

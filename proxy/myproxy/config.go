@@ -4,12 +4,14 @@ import (
 	"fmt"
 
 	"github.com/baton-proxy/baton/proxy/mywire"
+	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/topology"
 )
 
 // serverState is what a configuration reload swaps as one: sessions read it once per use.
 type serverState struct {
 	cl        *topology.Cluster
+	poolSizes map[string]int // backend user → its own pool size (users[].pool_size)
 	nodes     map[string]*nodePool
 	creds     map[string]*mywire.Credential
 	passwords map[string]string // backend user → password
@@ -31,7 +33,7 @@ func (s *Server) password(user string) string { return s.st.Load().passwords[use
 // closing those of removed nodes (busy connections close when their sessions release them).
 func (s *Server) apply(cl *topology.Cluster) {
 	old := s.st.Load()
-	st := &serverState{cl: cl, nodes: map[string]*nodePool{}, creds: map[string]*mywire.Credential{}, passwords: map[string]string{}}
+	st := &serverState{cl: cl, poolSizes: cl.PoolSizes(), nodes: map[string]*nodePool{}, creds: map[string]*mywire.Credential{}, passwords: map[string]string{}}
 	for _, u := range cl.Users {
 		st.passwords[u.BackendUser] = u.BackendPassword.Reveal()
 		st.creds[u.Name] = &mywire.Credential{User: u.Name, Password: u.Password.Reveal(), Plugin: u.Auth}
@@ -45,6 +47,7 @@ func (s *Server) apply(cl *topology.Cluster) {
 		}
 		st.nodes[n.Name] = newNodePool(n, &cl.Pool, s.password, int(cl.Limits.MaxMessageSize))
 		st.nodes[n.Name].dbu = &s.dbu
+		st.nodes[n.Name].SetKeySize(func(k pool.Key) int { return s.st.Load().poolSizes[k.User] })
 	}
 	s.st.Store(st)
 	if old != nil {

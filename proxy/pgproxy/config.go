@@ -4,12 +4,14 @@ import (
 	"fmt"
 
 	"github.com/baton-proxy/baton/proxy/pgwire"
+	"github.com/baton-proxy/baton/proxy/pool"
 	"github.com/baton-proxy/baton/topology"
 )
 
 // serverState is what a configuration reload swaps as one: sessions read it once per use.
 type serverState struct {
 	cl        *topology.Cluster
+	poolSizes map[string]int // backend user → its own pool size (users[].pool_size)
 	nodes     map[string]*nodePool
 	creds     map[string]*pgwire.Credential
 	passwords map[string]string // backend user → password
@@ -29,7 +31,7 @@ func (s *Server) nodeMap() map[string]*nodePool { return s.st.Load().nodes }
 // for removed ones.
 func (s *Server) apply(cl *topology.Cluster) {
 	old := s.st.Load()
-	st := &serverState{cl: cl, nodes: map[string]*nodePool{}, creds: map[string]*pgwire.Credential{}, passwords: map[string]string{}}
+	st := &serverState{cl: cl, poolSizes: cl.PoolSizes(), nodes: map[string]*nodePool{}, creds: map[string]*pgwire.Credential{}, passwords: map[string]string{}}
 	for _, u := range cl.Users {
 		st.passwords[u.BackendUser] = u.BackendPassword.Reveal()
 		st.creds[u.Name] = &pgwire.Credential{User: u.Name, Method: pgwire.AuthMethod(u.Auth), Password: u.Password.Reveal()}
@@ -43,6 +45,7 @@ func (s *Server) apply(cl *topology.Cluster) {
 		}
 		st.nodes[n.Name] = newNodePool(n, &cl.Pool, s.password, &s.pids)
 		st.nodes[n.Name].dbu = &s.dbu
+		st.nodes[n.Name].SetKeySize(func(k pool.Key) int { return s.st.Load().poolSizes[k.User] })
 	}
 	s.st.Store(st)
 	if old != nil {

@@ -22,7 +22,7 @@ type TimeoutError struct {
 	// "pool.max_per_node" (every key of the node together).
 	Setting string
 	Open    int // connections the full limit counted: the key's, or the node's
-	Size    int // pool.size
+	Size    int // pool.size, or the user's pool_size (Setting users[].pool_size)
 	Reserve int // pool.reserve_size the session could use (0 before pool.reserve_timeout)
 	Max     int // pool.max_per_node
 }
@@ -37,13 +37,21 @@ func (e *TimeoutError) Error() string {
 			"to the node (pool.max_per_node, all users and databases together) are in use; raise pool.max_per_node "+
 			"(and the server's max_connections) or pool.acquire_timeout, or shorten transactions", e.Waited.Round(time.Millisecond), e.Open)
 	}
-	limit := fmt.Sprintf("pool.size %d", e.Size)
+	name := "pool.size"
+	if e.Setting == "users[].pool_size" {
+		name = "the user's pool_size"
+	}
+	limit := fmt.Sprintf("%s %d", name, e.Size)
+	raise := "pool.size"
+	if e.Setting == "users[].pool_size" {
+		raise = "users[].pool_size"
+	}
 	if e.Reserve > 0 {
 		limit += fmt.Sprintf(" + pool.reserve_size %d", e.Reserve)
 	}
 	return fmt.Sprintf("pool: timed out after %v waiting for a free backend connection: all %d connections%s "+
-		"to the node are in use (%s); raise pool.size or pool.acquire_timeout, or shorten transactions",
-		e.Waited.Round(time.Millisecond), e.Open, who, limit)
+		"to the node are in use (%s); raise %s or pool.acquire_timeout, or shorten transactions",
+		e.Waited.Round(time.Millisecond), e.Open, who, limit, raise)
 }
 
 // Is makes errors.Is(err, ErrTimeout) true.

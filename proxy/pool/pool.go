@@ -46,6 +46,9 @@ type Node[C Conn] struct {
 
 	now func() time.Time // the clock of lifetimes and idle times (tests inject one)
 
+	// keySize, when set, gives a key its own pool.size (users[].pool_size); 0 = pool.size.
+	keySize func(Key) int
+
 	mu      sync.Mutex
 	keys    map[Key]*keyPool[C]
 	waiting map[*keyPool[C]]struct{} // keys with sessions queued
@@ -84,13 +87,26 @@ func NewNode[C Conn](cfg *topology.Pool, dial func(ctx context.Context, k Key) (
 		keys: map[Key]*keyPool[C]{}, waiting: map[*keyPool[C]]struct{}{}, live: map[C]liveConn[C]{}}
 }
 
-// size is the per-key bound: pool.size, or the node's bound when it is 0 (unset).
-func (n *Node[C]) size() int {
+// SetKeySize gives keys their own pool size (users[].pool_size): f returns a key's size, or 0
+// for pool.size. Call it before the node is used.
+func (n *Node[C]) SetKeySize(f func(Key) int) { n.keySize = f }
+
+// size is the per-key bound of kp: its own size (SetKeySize), else pool.size, or the node's
+// bound when that is 0 (unset).
+func (n *Node[C]) size(kp *keyPool[C]) int {
+	if n.keySize != nil {
+		if s := n.keySize(kp.key); s > 0 {
+			return min(s, n.maxOpen())
+		}
+	}
 	if n.cfg.Size <= 0 {
 		return n.maxOpen()
 	}
 	return n.cfg.Size
 }
+
+// ownSize reports whether kp's size is its own (users[].pool_size) rather than pool.size.
+func (n *Node[C]) ownSize(kp *keyPool[C]) bool { return n.keySize != nil && n.keySize(kp.key) > 0 }
 
 // maxOpen is the per-node bound (pool.max_per_node; 0 = no bound).
 func (n *Node[C]) maxOpen() int {
@@ -102,11 +118,11 @@ func (n *Node[C]) maxOpen() int {
 
 // limit is how many connections a queued session may make its key hold: pool.size, plus
 // pool.reserve_size once it has queued for pool.reserve_timeout.
-func (n *Node[C]) limit(reserve bool) int {
-	if reserve && n.cfg.ReserveSize > 0 && n.size() < n.maxOpen() {
-		return min(n.size()+n.cfg.ReserveSize, n.maxOpen())
+func (n *Node[C]) limit(kp *keyPool[C], reserve bool) int {
+	if reserve && n.cfg.ReserveSize > 0 && n.size(kp) < n.maxOpen() {
+		return min(n.size(kp)+n.cfg.ReserveSize, n.maxOpen())
 	}
-	return n.size()
+	return n.size(kp)
 }
 
 // Acquire returns an idle connection for k, or dials a new one when the key and the node have
@@ -171,7 +187,7 @@ func (n *Node[C]) takeLocked(k Key, victims *[]C) (g grant[C], fromIdle bool, w 
 			n.forgetLocked(c)
 			*victims = append(*victims, c)
 		}
-		if len(n.waiting) == 0 && kp.open < n.size() && n.open < n.maxOpen() {
+		if len(n.waiting) == 0 && kp.open < n.size(kp) && n.open < n.maxOpen() {
 			n.countLocked(kp)
 			return grant[C]{dial: true}, false, nil, nil, nil
 		}
@@ -237,8 +253,11 @@ func (n *Node[C]) giveUp(w *waiter[C], start time.Time, cause error) (grant[C], 
 		if w.reserve {
 			te.Reserve = max(0, n.cfg.ReserveSize)
 		}
-		if kp.open >= n.limit(w.reserve) {
-			te.Setting, te.Open = "pool.size", kp.open
+		if kp.open >= n.limit(kp, w.reserve) {
+			te.Setting, te.Open, te.Size = "pool.size", kp.open, n.size(kp)
+			if n.ownSize(kp) {
+				te.Setting = "users[].pool_size"
+			}
 		}
 		err = te
 	}
@@ -255,7 +274,7 @@ func (n *Node[C]) grantRoomLocked(victims *[]C) []delivery[C] {
 		var best *keyPool[C]
 		for kp := range n.waiting {
 			h := kp.q.head
-			if kp.open < n.limit(h.reserve) && (best == nil || h.since.Before(best.q.head.since)) {
+			if kp.open < n.limit(kp, h.reserve) && (best == nil || h.since.Before(best.q.head.since)) {
 				best = kp
 			}
 		}
@@ -423,7 +442,7 @@ func (n *Node[C]) Release(c C, k Key, reusable bool) {
 	if kp == nil {
 		panic("BUG: pool: releasing a connection that is not open (released twice?)")
 	}
-	if !reusable || n.closed || k != kp.key || (kp.q.n == 0 && kp.open > n.size()) {
+	if !reusable || n.closed || k != kp.key || (kp.q.n == 0 && kp.open > n.size(kp)) {
 		n.mu.Unlock()
 		n.discard(c)
 		return

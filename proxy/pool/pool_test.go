@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -219,5 +220,44 @@ func TestWaitHistogram(t *testing.T) {
 	// One wait was at most 0.1 ms-ish (the first), one between 50 ms and 0.5 s.
 	if slow := w.Cumulative[len(w.Cumulative)-1] - w.Cumulative[slices.Index(WaitBuckets, 0.05)]; slow != 1 {
 		t.Fatalf("waits above 50 ms: %d (cumulative %v); want 1", slow, w.Cumulative)
+	}
+}
+
+// A key with its own size (users[].pool_size) is bounded by it, beside keys on pool.size, and
+// the timeout names the setting to raise.
+func TestKeySize(t *testing.T) {
+	n, _ := newTestNode(10, true)
+	n.cfg.Size = 3
+	n.SetKeySize(func(k Key) int {
+		if k.User == "small" {
+			return 1
+		}
+		return 0
+	})
+	small := Key{User: "small", Database: "d"}
+	c, err := n.Acquire(context.Background(), small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Acquire(context.Background(), small)
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.Setting != "users[].pool_size" || te.Size != 1 || !strings.Contains(err.Error(), "raise users[].pool_size") {
+		t.Fatalf("second connection of a key sized 1: %v; want a timeout naming users[].pool_size", err)
+	}
+	other := Key{User: "big", Database: "d"}
+	var held []*fakeConn
+	for range 3 {
+		o, err := n.Acquire(context.Background(), other)
+		if err != nil {
+			t.Fatalf("a key on pool.size 3: %v", err)
+		}
+		held = append(held, o)
+	}
+	if _, err := n.Acquire(context.Background(), other); !errors.As(err, &te) || te.Setting != "pool.size" {
+		t.Fatalf("fourth connection of a key on pool.size 3: %v", err)
+	}
+	n.Release(c, small, true)
+	for _, o := range held {
+		n.Release(o, other, true)
 	}
 }
