@@ -378,6 +378,10 @@ type Limits struct {
 	LoginBackoff *Duration `yaml:"login_backoff"`
 }
 
+// Parking reports whether idle clients park (park_idle_after set, and no client_idle_timeout,
+// which needs the waiting read's deadline).
+func (l *Limits) Parking() bool { return l.ParkIdleAfter > 0 && l.ClientIdleTimeout <= 0 }
+
 // TLS configures TLS termination for clients. Both files set ⇒ TLS offered.
 type TLS struct {
 	CertFile string `yaml:"cert_file"`

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"net"
-	"runtime/debug"
 	"sync"
 	"time"
 
-	"github.com/baton-proxy/baton/proxy/listen"
 	"github.com/baton-proxy/baton/proxy/mywire"
 	"github.com/baton-proxy/baton/proxy/netio"
 )
@@ -47,50 +45,20 @@ const (
 	clientWriteBuffer = 16 << 10
 )
 
-// freeAfterParks and freeEvery: once this many sessions were asked to park and a sweep asks
-// none, free memory goes back to the operating system, at most once per freeEvery (as
-// pgproxy does).
-const (
-	freeAfterParks = 1000
-	freeEvery      = 10 * time.Second
-)
-
-// parkSweep asks sessions idle for a whole interval to park.
+// parkSweep asks sessions idle for a whole interval to park (netio.Sweep).
 func (s *Server) parkSweep() {
 	defer s.wg.Done()
-	every := s.config().Limits.ParkIdleAfter.D()
-	if every <= 0 {
-		every = time.Second // park_idle_after may be set later by a reload: look again then
-	}
-	var kicked, swept int
-	var lastFree time.Time
-	listen.Every(s.stop, every, func(now time.Time) {
-		lim := s.config().Limits
-		if lim.ParkIdleAfter <= 0 || lim.ClientIdleTimeout > 0 {
-			return
-		}
-		if swept == 0 && kicked >= freeAfterParks && now.Sub(lastFree) >= freeEvery {
-			// A wave of parking is over: give the stacks and buffers it freed back to the
-			// operating system now (the runtime would keep them until the heap grows again).
-			// Twice: the buffers parked sessions put in readerPool and writerPool outlive one
-			// collection (sync.Pool's victim cache) and are only freed by the next.
-			lastFree, kicked = now, 0
-			go func() {
-				debug.FreeOSMemory()
-				debug.FreeOSMemory()
-			}()
-		}
-		swept = 0
+	netio.Sweep(s.stop, s.config().Limits.ParkIdleAfter.D(), func() bool { return s.config().Limits.Parking() }, func() (asked int) {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for ss := range s.sessions {
 			act := ss.act.Load()
 			if act == ss.seenAct && ss.kick() {
-				swept++
+				asked++
 			}
 			ss.seenAct = act
 		}
-		kicked += swept
-		s.mu.Unlock()
+		return asked
 	})
 }
 

@@ -3,11 +3,9 @@ package pgproxy
 import (
 	"bufio"
 	"net"
-	"runtime/debug"
 	"sync"
 	"time"
 
-	"github.com/baton-proxy/baton/proxy/listen"
 	"github.com/baton-proxy/baton/proxy/netio"
 )
 
@@ -26,51 +24,24 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cli
 // through the MsgReader's scratch buffer).
 const clientReadBuffer = 4 << 10
 
-// parkSweep asks sessions idle for a whole interval to park.
+// parkSweep asks sessions idle for a whole interval to park (netio.Sweep).
 func (s *Server) parkSweep() {
 	defer s.wg.Done()
-	every := s.config().Limits.ParkIdleAfter.D()
-	if every <= 0 {
-		every = time.Second // park_idle_after may be set later by a reload: look again then
-	}
-	var kicked, swept int
-	var lastFree time.Time
-	listen.Every(s.stop, every, func(now time.Time) {
-		lim := s.config().Limits
-		if lim.ParkIdleAfter <= 0 || lim.ClientIdleTimeout > 0 {
-			return
-		}
-		if swept == 0 && kicked >= freeAfterParks && now.Sub(lastFree) >= freeEvery {
-			// A wave of parking is over (the last sweep asked nobody) and many sessions
-			// parked in it: the stacks and buffers they gave back are free heap that the
-			// runtime would keep until the heap grows again. Give it back to the operating
-			// system now, so that idle clients cost what they hold.
-			lastFree, kicked = now, 0
-			go debug.FreeOSMemory()
-		}
-		swept = 0
+	netio.Sweep(s.stop, s.config().Limits.ParkIdleAfter.D(), func() bool { return s.config().Limits.Parking() }, func() (asked int) {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, ss := range s.sessions {
 			act := ss.act.Load()
 			if ss.waiting.Load() && act == ss.seenAct && !ss.kick.Load() {
 				ss.kick.Store(true)
 				ss.client.SetReadDeadline(time.Now()) // the read ends; the loop parks (loop)
-				swept++
+				asked++
 			}
 			ss.seenAct = act
 		}
-		kicked += swept
-		s.mu.Unlock()
+		return asked
 	})
 }
-
-// freeAfterParks and freeEvery: once this many sessions were asked to park and a sweep asks
-// none, free memory goes back to the operating system, at most once per freeEvery (a forced
-// collection costs a few milliseconds of CPU per 100 MB of heap).
-const (
-	freeAfterParks = 1000
-	freeEvery      = 10 * time.Second
-)
 
 // parkable reports whether nothing but the client's socket needs watching: no transaction, no
 // statement or extended-protocol group in progress, no LISTEN, nothing buffered. (outstanding
