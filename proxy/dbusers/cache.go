@@ -2,8 +2,11 @@ package dbusers
 
 import (
 	"container/list"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/baton-proxy/baton/topology"
 )
 
 // Lookup asks the database for user. found == false with a nil error means the database says
@@ -115,4 +118,41 @@ func (c *Cache[T]) removeLocked(el *list.Element) {
 	if c.m[e.user] == el {
 		delete(c.m, e.user)
 	}
+}
+
+// Nodes lists the addresses an auth_query lookup tries, in order: the primary then the readable
+// replicas, or the other way round when preferReplica (auth_query.node: replica).
+func Nodes(snap *topology.Snapshot, preferReplica bool) []string {
+	if snap == nil {
+		return nil
+	}
+	var primary, replicas []string
+	if p := snap.PrimaryNode(); p != nil {
+		primary = append(primary, p.Address)
+	}
+	for _, i := range snap.Readable {
+		replicas = append(replicas, snap.Nodes[i].Address)
+	}
+	if preferReplica {
+		return append(replicas, primary...)
+	}
+	return append(primary, replicas...)
+}
+
+// FirstAnswer runs lookup on each address in turn until one answers (found or not) and returns
+// that answer; when none does, every node's error.
+func FirstAnswer[C any](addrs []string, lookup func(addr string) (C, bool, error)) (C, bool, error) {
+	var errs []error
+	for _, addr := range addrs {
+		c, found, err := lookup(addr)
+		if err == nil {
+			return c, found, nil
+		}
+		errs = append(errs, err)
+	}
+	var zero C
+	if len(errs) == 0 {
+		return zero, false, errors.New("no node of the cluster is known to be up")
+	}
+	return zero, false, errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package myproxy
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -106,37 +105,9 @@ func (s *Server) sessionUser(name string, fromDB bool, auth *mywire.ServerAuth) 
 func (s *Server) lookupUser(user string) (*mywire.Credential, bool, error) {
 	cl := s.config()
 	aq := cl.AuthQuery
-	var errs []error
-	for _, addr := range s.lookupNodes(aq) {
-		cred, found, err := s.lookupOn(cl, aq, addr, user)
-		if err == nil {
-			return cred, found, nil
-		}
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil, false, errors.New("no node of the cluster is known to be up")
-	}
-	return nil, false, errors.Join(errs...)
-}
-
-// lookupNodes lists node addresses in the order lookups try them.
-func (s *Server) lookupNodes(aq *topology.AuthQuery) []string {
-	snap := s.live.Load()
-	if snap == nil {
-		return nil
-	}
-	var primary, replicas []string
-	if p := snap.PrimaryNode(); p != nil {
-		primary = append(primary, p.Address)
-	}
-	for _, i := range snap.Readable {
-		replicas = append(replicas, snap.Nodes[i].Address)
-	}
-	if aq.PreferReplica() {
-		return append(replicas, primary...)
-	}
-	return append(primary, replicas...)
+	return dbusers.FirstAnswer(dbusers.Nodes(s.live.Load(), aq.PreferReplica()), func(addr string) (*mywire.Credential, bool, error) {
+		return s.lookupOn(cl, aq, addr, user)
+	})
 }
 
 // lookupOn runs the query on one node as the lookup account. The query returns (user,

@@ -3,7 +3,6 @@ package pgproxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -108,38 +107,9 @@ func (s *Server) authenticate(be *pgproto3.Backend, user string, tlsState *tls.C
 func (s *Server) lookupUser(user string) (*pgwire.Credential, bool, error) {
 	cl := s.config()
 	aq := cl.AuthQuery
-	var errs []error
-	for _, addr := range s.lookupNodes(aq) {
-		cred, found, err := s.lookupOn(cl, aq, addr, user)
-		if err == nil {
-			return cred, found, nil
-		}
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil, false, errors.New("no node of the cluster is known to be up")
-	}
-	return nil, false, errors.Join(errs...)
-}
-
-// lookupNodes lists node addresses in the order lookups try them: the primary then readable
-// replicas (node: primary), or the other way round (node: replica).
-func (s *Server) lookupNodes(aq *topology.AuthQuery) []string {
-	snap := s.live.Load()
-	if snap == nil {
-		return nil
-	}
-	var primary, replicas []string
-	if p := snap.PrimaryNode(); p != nil {
-		primary = append(primary, p.Address)
-	}
-	for _, i := range snap.Readable {
-		replicas = append(replicas, snap.Nodes[i].Address)
-	}
-	if aq.PreferReplica() {
-		return append(replicas, primary...)
-	}
-	return append(primary, replicas...)
+	return dbusers.FirstAnswer(dbusers.Nodes(s.live.Load(), aq.PreferReplica()), func(addr string) (*pgwire.Credential, bool, error) {
+		return s.lookupOn(cl, aq, addr, user)
+	})
 }
 
 // lookupOn runs the query on one node as the lookup account.
