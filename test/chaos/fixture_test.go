@@ -43,6 +43,10 @@ type fixture struct {
 	// lanes (nodes in namespaces) returns node i's address on a lane; ns its namespace.
 	lanes []func(lane int) string
 	ns    []*cluster.Netns
+	// pg / my is the cluster itself (one of them is set), for what the soak does to it as an
+	// operator would (re-attaching an old primary).
+	pg *cluster.PGCluster
+	my *cluster.MyCluster
 }
 
 func (f *fixture) name(i int) string { return fmt.Sprintf("%s%d", f.engine, i+1) }
@@ -68,7 +72,7 @@ func startPGWith(t *testing.T, lab *cluster.NetLab) *fixture {
 	c := cluster.StartPGForTest(t, cluster.PGOptions{SyncStandbys: "ANY 1 (replica1, replica2)",
 		Settings: []string{"synchronous_commit = on"}, Lab: lab})
 	nodes := c.Nodes()
-	f := &fixture{engine: "pg"}
+	f := &fixture{engine: "pg", pg: c}
 	for _, n := range nodes {
 		f.nodes = append(f.nodes, n)
 		f.spec.nodes = append(f.spec.nodes, n.Addr())
@@ -169,7 +173,7 @@ func (c *pgClient) close() { c.conn.Close(context.Background()) }
 func startMy(t *testing.T) *fixture {
 	c := cluster.StartMariaDBForTest(t, cluster.MyOptions{SemiSync: true})
 	nodes := c.Nodes()
-	f := &fixture{engine: "my"}
+	f := &fixture{engine: "my", my: c}
 	for _, n := range nodes {
 		f.nodes = append(f.nodes, n)
 		f.spec.nodes = append(f.spec.nodes, n.Addr())
