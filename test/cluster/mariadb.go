@@ -17,6 +17,10 @@ package cluster
 // apply. The error log is <BaseDir>/<node>.log; the unix socket is
 // <DataDir>/mysqld.sock. When the caller is root, mariadbd runs as root
 // (--user=root); MariaDB, unlike PostgreSQL, allows that.
+//
+// With MyOptions.Lab each mariadbd runs in a network namespace of its own
+// (ip netns exec, which execs: the process id stays mariadbd's) and binds
+// 0.0.0.0 there; mariadb-install-db runs outside, it opens no socket.
 
 import (
 	"context"
@@ -93,10 +97,17 @@ type MyOptions struct {
 	// goroutines at once.
 	Logf func(format string, args ...any)
 	// NoTLS starts every node without TLS; NoTLSNodes only the nodes named ("primary",
-	// "replica1", …). The others run with ssl_cert/ssl_key for 127.0.0.1 and localhost and
-	// ssl_ca the cluster's CA (MyCluster.TLS), so accounts may REQUIRE X509.
+	// "replica1", …). The others run with ssl_cert/ssl_key for 127.0.0.1 and localhost (in a
+	// Lab also every lane address) and ssl_ca the cluster's CA (MyCluster.TLS), so accounts
+	// may REQUIRE X509.
 	NoTLS      bool
 	NoTLSNodes []string
+	// Lab, if set, runs every node in a network namespace of its own in Lab (partition tests,
+	// root only): a node listens on all its lane addresses (MyNode.Addr is its lane 0 address,
+	// LaneAddr the others) and replicates over lane 0. root gets a second account, root@'10.%',
+	// so that the host reaches the nodes through the lanes; AppUser and repl are @'%' anyway.
+	// Without a Lab, root stays loopback-only.
+	Lab *NetLab
 }
 
 // withDefaults fills in the documented defaults.
@@ -278,7 +289,7 @@ func myNodeConf(n *MyNode) string {
 	for _, l := range []string{
 		"datadir=" + cnfQuote(n.DataDir),
 		fmt.Sprintf("port=%d", n.Port),
-		"bind_address=127.0.0.1",
+		"bind_address=" + n.bindAddress(),
 		"socket=" + cnfQuote(n.Socket()),
 		"pid_file=" + cnfQuote(filepath.Join(n.DataDir, "mysqld.pid")),
 		"tmpdir=" + cnfQuote(n.TmpDir()),
@@ -328,6 +339,9 @@ func cnfQuote(s string) string { return `"` + s + `"` }
 // tables: one statement per line. FLUSH PRIVILEGES loads the grant tables
 // so that account statements work; root@<hostname>, which the bind address
 // and skip_name_resolve make useless, is removed.
+//
+// In a Lab, root@'10.%' (the lanes' subnets) is added with root's password
+// and privileges: the host's connections arrive from its lane addresses.
 func myInitSQL(o MyOptions) string {
 	acct := func(user, host string) string { return myLiteral(user) + "@" + myLiteral(host) }
 	each := func(user string, hosts []string, suffix string) string {
@@ -351,11 +365,20 @@ func myInitSQL(o MyOptions) string {
 		"CREATE USER " + acct(myReplUser, "%") + " IDENTIFIED BY " + myLiteral(myReplPassword) + ";",
 		"GRANT REPLICATION SLAVE ON *.* TO " + acct(myReplUser, "%") + ";",
 	}
+	if o.Lab != nil {
+		lines = append(lines,
+			"CREATE USER "+acct("root", myLabHosts)+" IDENTIFIED BY "+myLiteral(o.RootPassword)+";",
+			"GRANT ALL PRIVILEGES ON *.* TO "+acct("root", myLabHosts)+" WITH GRANT OPTION;")
+	}
 	if o.AppMonitor {
 		lines = append(lines, "GRANT SLAVE MONITOR ON *.* TO "+each(o.AppUser, app, "")+";")
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// myLabHosts is the host pattern of root's account for a NetLab: every lane
+// subnet is in 10.0.0.0/8.
+const myLabHosts = "10.%"
 
 // myLiteral quotes a MariaDB string literal (default sql_mode: backslash
 // escapes). Line breaks are escaped too: bootstrap reads line by line.
@@ -431,7 +454,7 @@ func StartMariaDB(ctx context.Context, o MyOptions) (c *MyCluster, err error) {
 	if err := c.makeNodes(); err != nil {
 		return nil, err
 	}
-	if c.TLS, err = GenerateTLS(filepath.Join(c.BaseDir, "tls"), o.AppUser); err != nil {
+	if c.TLS, err = GenerateTLS(filepath.Join(c.BaseDir, "tls"), o.AppUser, c.tlsNames()...); err != nil {
 		return nil, err
 	}
 	o.Logf("cluster: MariaDB %s in %s", bins.server, c.BaseDir)
@@ -493,8 +516,15 @@ func (c *MyCluster) makeNodes() error {
 			pref = c.Opts.Ports[i]
 		}
 		var err error
-		n.Port, err = pickPort(pref, taken)
-		return n, err
+		if n.Port, err = pickPort(pref, taken); err != nil {
+			return nil, err
+		}
+		if c.Opts.Lab != nil {
+			if n.NS, err = c.Opts.Lab.Add(name); err != nil {
+				return nil, err
+			}
+		}
+		return n, nil
 	}
 	var err error
 	if c.Primary, err = mk(0, "primary"); err != nil {
@@ -508,6 +538,22 @@ func (c *MyCluster) makeNodes() error {
 		c.Replicas = append(c.Replicas, r)
 	}
 	return nil
+}
+
+// tlsNames are the names the server certificate is valid for: 127.0.0.1,
+// localhost and, in a Lab, every lane address of every node.
+func (c *MyCluster) tlsNames() []string {
+	names := []string{"127.0.0.1", "localhost"}
+	if lab := c.Opts.Lab; lab != nil {
+		for _, n := range c.Nodes() {
+			for lane := range lab.Lanes {
+				if host := n.NS.IP(lane); !containsStr(names, host) {
+					names = append(names, host)
+				}
+			}
+		}
+	}
+	return names
 }
 
 // installTail is how much of mariadb-install-db's output an error keeps.
@@ -621,16 +667,17 @@ func (c *MyCluster) startFirst(ctx context.Context, n *MyNode) error {
 	}
 }
 
-// follow points replica r at the primary. MASTER_CONNECT_RETRY=1 makes it
-// reconnect within a second after the primary restarts (the default is 60).
+// follow points replica r at the primary (in a Lab: at its lane 0
+// address). MASTER_CONNECT_RETRY=1 makes it reconnect within a second after
+// the primary restarts (the default is 60).
 func (c *MyCluster) follow(ctx context.Context, r *MyNode) error {
 	db := r.rootDB()
 	defer db.Close()
 	for _, q := range []string{
 		"SET GLOBAL gtid_slave_pos = ''",
-		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %d, "+
+		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %d, "+
 			"MASTER_USER = %s, MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos, "+
-			"MASTER_CONNECT_RETRY = 1", c.Primary.Port, myLiteral(myReplUser), myLiteral(myReplPassword)),
+			"MASTER_CONNECT_RETRY = 1", myLiteral(c.Primary.host()), c.Primary.Port, myLiteral(myReplUser), myLiteral(myReplPassword)),
 		"START SLAVE",
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {

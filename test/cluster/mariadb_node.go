@@ -24,10 +24,13 @@ import (
 // goroutine; they are serialized.
 type MyNode struct {
 	Name     string // "primary", "replica1", ...
-	Port     int    // TCP port on 127.0.0.1
+	Port     int    // TCP port on 127.0.0.1 (in a namespace: on every address of NS)
 	ServerID int    // @@server_id: 1 for the primary, i+1 for replica i
 	DataDir  string // --datadir; also holds the unix socket and the binlogs
 	TLS      bool   // the node offers TLS (MyOptions.NoTLS, NoTLSNodes)
+	// NS is the node's network namespace (MyOptions.Lab), nil when it runs
+	// in the caller's.
+	NS *Netns
 
 	c       *MyCluster
 	replica bool // started with read_only=ON
@@ -37,20 +40,48 @@ type MyNode struct {
 	proc *process   // nil: not started by us, or stopped
 }
 
-// Addr returns "127.0.0.1:PORT".
-func (n *MyNode) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port)) }
+// Addr returns "127.0.0.1:PORT" (in a namespace: its lane 0 address).
+func (n *MyNode) Addr() string { return net.JoinHostPort(n.host(), strconv.Itoa(n.Port)) }
+
+// LaneAddr returns the node's address on a lane of its namespace (Addr
+// when it has none).
+func (n *MyNode) LaneAddr(lane int) string {
+	if n.NS == nil {
+		return n.Addr()
+	}
+	return net.JoinHostPort(n.NS.IP(lane), strconv.Itoa(n.Port))
+}
+
+// host is the address the harness, the tests and the replicas reach the
+// node at: 127.0.0.1, or the lane 0 address of its namespace.
+func (n *MyNode) host() string {
+	if n.NS != nil {
+		return n.NS.IP(0)
+	}
+	return "127.0.0.1"
+}
+
+// bindAddress is the node's bind_address: 127.0.0.1, or in a namespace
+// every address of it.
+func (n *MyNode) bindAddress() string {
+	if n.NS != nil {
+		return "0.0.0.0"
+	}
+	return "127.0.0.1"
+}
 
 // Socket returns the path of the server's unix socket, <DataDir>/mysqld.sock.
 func (n *MyNode) Socket() string { return filepath.Join(n.DataDir, "mysqld.sock") }
 
 // RootDSN returns a go-sql-driver DSN connecting as root over TCP to AppDB:
-// "root:PW@tcp(127.0.0.1:PORT)/APPDB".
+// "root:PW@tcp(127.0.0.1:PORT)/APPDB" (in a namespace: its lane 0 address).
 func (n *MyNode) RootDSN() string {
 	return n.config("root", n.c.Opts.RootPassword, n.c.Opts.AppDB).FormatDSN()
 }
 
 // AppDSN returns a go-sql-driver DSN connecting as AppUser over TCP to
-// AppDB: "app:app@tcp(127.0.0.1:PORT)/app".
+// AppDB: "app:app@tcp(127.0.0.1:PORT)/app" (in a namespace: its lane 0
+// address).
 func (n *MyNode) AppDSN() string {
 	o := n.c.Opts
 	return n.config(o.AppUser, o.AppPassword, o.AppDB).FormatDSN()
@@ -150,6 +181,10 @@ func (n *MyNode) startLocked(ctx context.Context) error {
 	// --defaults-file must come first; it also keeps /etc/mysql out.
 	cmd := n.c.bins.command(context.Background(), n.DataDir, n.c.bins.server,
 		"--defaults-file="+n.ConfPath())
+	if n.NS != nil {
+		// mariadbd runs as the caller (root in a Lab): no server user to switch to.
+		new(runEnv).inNetns(cmd, n.NS)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()

@@ -2,10 +2,14 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -311,8 +315,150 @@ func TestMariaDBHelpers(t *testing.T) {
 	if err := (MyOptions{AppUser: "repl"}).withDefaults().validate(); err == nil {
 		t.Errorf("AppUser repl accepted")
 	}
+	if sql := myInitSQL(MyOptions{}.withDefaults()); strings.Contains(sql, myLabHosts) {
+		t.Errorf("without a Lab, the accounts reach beyond loopback:\n%s", sql)
+	}
+	if sql := myInitSQL(MyOptions{Lab: &NetLab{}}.withDefaults()); !strings.Contains(sql, "GRANT ALL PRIVILEGES ON *.* TO 'root'@'10.%' WITH GRANT OPTION;") {
+		t.Errorf("in a Lab, root is not granted from the lanes:\n%s", sql)
+	}
 	t.Setenv(EnvMariaDBBin, t.TempDir())
 	if _, err := MariaDBBinDir(); !errors.Is(err, ErrNoMariaDB) || !strings.Contains(err.Error(), "apt-get install") {
 		t.Errorf("empty %s: err %v, want ErrNoMariaDB with an install hint", EnvMariaDBBin, err)
 	}
+}
+
+// TestMariaDBInNetns: a primary and a replica, each in a namespace of its own, replicate over lane
+// 0 (the replica's source is the primary's lane 0 address); root reaches a node on every lane,
+// with a certificate that names the lane address; a cut of the primary's lanes drops packets (a
+// connect times out rather than being refused) and healing restores it; a killed node starts
+// again in its namespace.
+func TestMariaDBInNetns(t *testing.T) {
+	RequireNetns(t)
+	RequireMariaDB(t)
+	lab, err := NewNetLab(2, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lab.Close) // after the cluster's own cleanup has stopped the nodes
+	c := StartMariaDBForTest(t, MyOptions{Replicas: 1, Lab: lab})
+	p, r := c.Primary, c.Replicas[0]
+	if p.NS == nil || r.NS == nil || p.NS == r.NS {
+		t.Fatalf("want a namespace per node, got %v and %v", p.NS, r.NS)
+	}
+	// The node's process id is mariadbd's (ip netns exec execs it): the chaos tests signal it.
+	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID()) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != "mariadbd" {
+		t.Errorf("PID %d is %q (%v), want mariadbd", p.PID(), comm, err)
+	}
+	if want := net.JoinHostPort(p.NS.IP(0), strconv.Itoa(p.Port)); p.Addr() != want || p.LaneAddr(0) != want {
+		t.Errorf("Addr %s, LaneAddr(0) %s, want %s", p.Addr(), p.LaneAddr(0), want)
+	}
+
+	// Replication between the namespaces, from the primary's lane 0 address.
+	pdb := myOpen(t, p.RootDSN())
+	if _, err := pdb.ExecContext(t.Context(), "CREATE TABLE app.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pdb.ExecContext(t.Context(), "INSERT INTO app.t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	myWaitCaughtUp(t, c, "across namespaces")
+	rdb := myOpen(t, r.RootDSN())
+	if got := myQueryOne[int](t, rdb, "SELECT count(*) FROM app.t"); got != 1 {
+		t.Errorf("replica has %d rows, want 1", got)
+	}
+	rows, err := rdb.QueryContext(t.Context(), "SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := scanRow(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["Master_Host"] != p.NS.IP(0) {
+		t.Errorf("replica's Master_Host %q, want the primary's lane 0 address %s", st["Master_Host"], p.NS.IP(0))
+	}
+
+	// Root and the application on lane 1, TLS verified against the lane address.
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(c.TLS.CAFile)
+	if err != nil || !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("read the CA %s: %v", c.TLS.CAFile, err)
+	}
+	tlsName := "baton-netns-" + strconv.Itoa(lab.ID)
+	if err := mysql.RegisterTLSConfig(tlsName, &tls.Config{RootCAs: pool, ServerName: p.NS.IP(1)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mysql.DeregisterTLSConfig(tlsName) })
+	for _, u := range [][2]string{{"root", c.Opts.RootPassword}, {c.Opts.AppUser, c.Opts.AppPassword}} {
+		db := myOpen(t, u[0]+":"+u[1]+"@tcp("+p.LaneAddr(1)+")/app?tls="+tlsName)
+		if got := myQueryOne[string](t, db, "SELECT CURRENT_USER()"); !strings.HasPrefix(got, u[0]+"@") {
+			t.Errorf("on lane 1 as %s: CURRENT_USER() = %q", u[0], got)
+		}
+		if got := myQueryOne[string](t, db, "SELECT variable_value FROM information_schema.session_status WHERE variable_name = 'Ssl_cipher'"); got == "" {
+			t.Errorf("on lane 1 as %s: no TLS", u[0])
+		}
+	}
+
+	// A cut drops packets: the connect times out, it is not refused.
+	if err := p.NS.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	conn, err := net.DialTimeout("tcp", p.Addr(), 500*time.Millisecond)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("connected to %s through a cut", p.Addr())
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || time.Since(began) < 400*time.Millisecond {
+		t.Fatalf("connect to a cut node: %v after %v (want a timeout, not an answer or a refusal)", err, time.Since(began))
+	}
+	if err := p.NS.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if got := myQueryOne[int](t, pdb, "SELECT count(*) FROM app.t"); got != 1 {
+		t.Errorf("after healing: %d rows, want 1", got)
+	}
+
+	// Kill and start again: in the namespace, with the same address, and the replica follows.
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pdb.ExecContext(t.Context(), "INSERT INTO app.t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	myWaitCaughtUp(t, c, "after the primary restarted")
+	if got := myQueryOne[int](t, rdb, "SELECT count(*) FROM app.t"); got != 2 {
+		t.Errorf("replica has %d rows after the restart, want 2", got)
+	}
+}
+
+// scanRow reads the single row of rows into a map by column name.
+func scanRow(rows *sql.Rows) (map[string]string, error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	if !rows.Next() {
+		return nil, fmt.Errorf("no row (%v)", rows.Err())
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for i, c := range cols {
+		m[c] = vals[i].String
+	}
+	return m, rows.Err()
 }
