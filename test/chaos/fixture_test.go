@@ -70,7 +70,7 @@ func startPG(t *testing.T) *fixture { return startPGWith(t, nil) }
 // startPGWith is startPG with the nodes in namespaces of lab (nil: on loopback).
 func startPGWith(t *testing.T, lab *cluster.NetLab) *fixture {
 	c := cluster.StartPGForTest(t, cluster.PGOptions{SyncStandbys: "ANY 1 (replica1, replica2)",
-		Settings: []string{"synchronous_commit = on"}, Lab: lab})
+		Settings: []string{"synchronous_commit = on", "full_page_writes = on"}, Lab: lab})
 	nodes := c.Nodes()
 	f := &fixture{engine: "pg", pg: c}
 	for _, n := range nodes {

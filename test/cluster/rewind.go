@@ -46,7 +46,7 @@ func (c *PGCluster) Rejoin(ctx context.Context, old, primary *PGNode) error {
 	if err := checkpointSource(ctx, primary); err != nil {
 		return fmt.Errorf("cluster: rejoin %s: %w", old.Name, err)
 	}
-	src := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres", primary.Port)
+	src := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", primary.host(), primary.Port)
 	cmd := c.env.command(ctx, c.BaseDir, "pg_rewind", "--target-pgdata="+old.DataDir,
 		"--source-server="+src, "--no-sync")
 	cmd.Env = append(cmd.Env, "PGPASSWORD="+c.Opts.Password) // not on the command line
@@ -122,8 +122,8 @@ func (c *PGCluster) followConf(n, primary *PGNode) error {
 			keep = append(keep, l)
 		}
 	}
-	conninfo := fmt.Sprintf("user=postgres password=%s host=127.0.0.1 port=%d sslmode=disable",
-		connQuote(c.Opts.Password), primary.Port)
+	conninfo := fmt.Sprintf("user=postgres password=%s host=%s port=%d sslmode=disable",
+		connQuote(c.Opts.Password), primary.host(), primary.Port)
 	keep = append(keep, "primary_conninfo = "+confQuote(conninfo))
 	return c.env.writeFile(path, strings.Join(keep, "\n")+"\n")
 }
