@@ -170,13 +170,18 @@ func (c *pgClient) close() { c.conn.Close(context.Background()) }
 
 // startMy starts a MariaDB primary and two replicas with semi-synchronous replication: every
 // acknowledged commit is on a replica.
-func startMy(t *testing.T) *fixture {
-	c := cluster.StartMariaDBForTest(t, cluster.MyOptions{SemiSync: true})
+func startMy(t *testing.T) *fixture { return startMyWith(t, nil) }
+
+// startMyWith is startMy with the nodes in namespaces of lab (nil: on loopback).
+func startMyWith(t *testing.T, lab *cluster.NetLab) *fixture {
+	c := cluster.StartMariaDBForTest(t, cluster.MyOptions{SemiSync: true, Lab: lab})
 	nodes := c.Nodes()
 	f := &fixture{engine: "my", my: c}
 	for _, n := range nodes {
 		f.nodes = append(f.nodes, n)
 		f.spec.nodes = append(f.spec.nodes, n.Addr())
+		f.lanes = append(f.lanes, n.LaneAddr)
+		f.ns = append(f.ns, n.NS)
 	}
 	f.spec.name, f.spec.engine, f.spec.auth, f.spec.database = "my", "mysql", "mysql_native_password", c.Opts.AppDB
 	f.spec.user, f.spec.password = c.Opts.AppUser, c.Opts.AppPassword
