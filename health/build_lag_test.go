@@ -209,6 +209,17 @@ func TestBuildSyncStandby(t *testing.T) {
 	if s.Nodes[0].Lag != 0 || s.Nodes[0].LagBytes != 0 || s.Nodes[0].ReplayPos != "0/10" {
 		t.Fatalf("primary state: %+v", s.Nodes[0])
 	}
+	// The primary dies: the failover that follows chooses among the standbys it last waited
+	// for first, so the flags outlive it.
+	s = Build(cl, s, []Observation{{}, b, c}, t0.Add(time.Second))
+	if !s.Nodes[1].Sync || s.Nodes[2].Sync {
+		t.Fatalf("sync flags with the primary down: %v %v", s.Nodes[1].Sync, s.Nodes[2].Sync)
+	}
+	// A new primary's own list replaces them.
+	s = Build(cl, s, []Observation{{}, b, pgPrimary("0/20")}, t0.Add(2*time.Second))
+	if s.Nodes[1].Sync {
+		t.Fatalf("sync flag after a new primary without standbys: %v", s.Nodes[1].Sync)
+	}
 }
 
 func TestParseLSN(t *testing.T) {

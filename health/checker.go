@@ -395,8 +395,15 @@ func buildState(cl *topology.Cluster, prev *topology.Snapshot, obs []Observation
 			continue
 		}
 		measureLag(n, &obs[i], p, s.PrimaryHistory, now)
-		if p != nil && obs[i].AppName != "" {
+		switch {
+		case p != nil && obs[i].AppName != "":
 			n.Sync = slices.Contains(p.SyncNames, obs[i].AppName)
+		case p == nil && prev != nil:
+			// No primary this round (it died, or one probe of it failed): the standbys it last
+			// waited for keep the flag, which is when a failover needs it.
+			if j := prev.Index(n.Name); j >= 0 {
+				n.Sync = prev.Nodes[j].Sync
+			}
 		}
 		if n.Unreadable = unreadable(cl, n, src); n.Unreadable == "" {
 			s.Readable = append(s.Readable, i)
