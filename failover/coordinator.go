@@ -680,6 +680,10 @@ func (m *Manager) failover(ctx context.Context, co *topology.Coordinator, st top
 	var cand candidate
 	err = r.step("candidate", func() error {
 		cands := m.inspectAll(ctx, cl, old)
+		for _, c := range cands {
+			r.log.Info("failover inspected", "node", c.node.Name, "received", c.info.Received, "applied", c.info.Applied,
+				"recovery", c.info.InRecovery, "timeline", c.info.Timeline, "sync", c.sync)
+		}
 		// A candidate a previous coordinator already promoted is the answer.
 		for _, c := range cands {
 			if c.node.Name == st.Candidate && st.Candidate != "" && !c.info.InRecovery && c.info.Writable {

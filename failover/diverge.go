@@ -141,20 +141,18 @@ func (e *myEngine) Diverged(ctx context.Context, n, primary *topology.Node) (*to
 	if info.Source != "" && info.Source == primary.Address {
 		return nil, nil
 	}
-	var srcPos string
+	var srcPos, srcState string
 	var fl myFlavor
 	err = e.do(ctx, primary, "read the primary's position", func(ctx context.Context, c *sql.Conn, f myFlavor) error {
 		fl = f
-		q := "SELECT @@GLOBAL.gtid_binlog_pos"
-		if f == myMySQL {
-			q = "SELECT @@GLOBAL.gtid_executed"
-		}
-		return c.QueryRowContext(ctx, q).Scan(&srcPos)
+		var err error
+		srcPos, srcState, err = mySourcePos(ctx, c, f)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	why, diverged := myDiverged(fl, info.Applied, srcPos)
+	why, diverged := myDiverged(fl, info.Applied, srcState)
 	if !diverged {
 		return nil, nil
 	}

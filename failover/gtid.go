@@ -2,6 +2,7 @@ package failover
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,20 +13,52 @@ import (
 // GTID positions of MariaDB (a list of domain-server-seq, one per replication domain) and MySQL
 // (a set of uuid:interval[:interval…] ranges). All functions here are pure.
 
-// mariaDiverged reports whether node position have holds transactions that source position src
-// cannot have: a domain where have is further, or the same sequence number written by another
-// server. Such a node cannot replicate from src (MariaDB error 1236 under gtid_strict_mode).
-func mariaDiverged(have, src health.MariaPos) (string, bool) {
-	for d, g := range have {
-		s, ok := src[d]
+// mariaDiverged reports whether node position have (its last GTID per domain) holds
+// transactions that the source, whose @@gtid_binlog_state is src, never had: in some domain the
+// node's last GTID d-S-N was written by server S, and the source's binary log holds nothing of S
+// in that domain or only sequence numbers below N. Such a node cannot replicate from the source
+// (MariaDB error 1236 under gtid_strict_mode). Comparing positions alone is not enough: an old
+// primary at 0-1-27 looks behind a new primary at 0-2-3890, yet 0-1-24…27 exist only on it.
+func mariaDiverged(have health.MariaPos, src mariaState) (string, bool) {
+	for _, d := range slices.Sorted(maps.Keys(have)) {
+		g := have[d]
+		last, ok := src[[2]uint32{d, g.Server}]
 		switch {
-		case !ok || g.Seq > s.Seq:
-			return fmt.Sprintf("domain %d is at %d-%d-%d, the new primary at %d", d, d, g.Server, g.Seq, s.Seq), true
-		case g.Seq == s.Seq && g.Server != s.Server:
-			return fmt.Sprintf("domain %d: %d-%d-%d here, %d-%d-%d on the new primary", d, d, g.Server, g.Seq, d, s.Server, s.Seq), true
+		case !ok:
+			return fmt.Sprintf("its last transaction %d-%d-%d comes from server %d, of which the new primary's binary log has nothing in domain %d", d, g.Server, g.Seq, g.Server, d), true
+		case last < g.Seq:
+			return fmt.Sprintf("its last transaction %d-%d-%d is past the new primary's last from server %d in domain %d (%d-%d-%d)", d, g.Server, g.Seq, g.Server, d, d, g.Server, last), true
 		}
 	}
 	return "", false
+}
+
+// mariaState is a MariaDB @@gtid_binlog_state: the last sequence number of each server in each
+// domain, keyed by {domain, server}.
+type mariaState map[[2]uint32]uint64
+
+// parseMariaState parses a @@gtid_binlog_state such as "0-1-23,0-2-3890".
+func parseMariaState(s string) (mariaState, error) {
+	st := mariaState{}
+	for g := range strings.SplitSeq(s, ",") {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		f := strings.Split(g, "-")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("failover: bad GTID %q", g)
+		}
+		d, err1 := strconv.ParseUint(f[0], 10, 32)
+		srv, err2 := strconv.ParseUint(f[1], 10, 32)
+		n, err3 := strconv.ParseUint(f[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return nil, fmt.Errorf("failover: bad GTID %q", g)
+		}
+		k := [2]uint32{uint32(d), uint32(srv)}
+		st[k] = max(st[k], n)
+	}
+	return st, nil
 }
 
 // gtidInterval is an inclusive range of MySQL transaction numbers.

@@ -482,15 +482,13 @@ func (e *myEngine) attach(ctx context.Context, n, primary *topology.Node, step s
 	}
 	ctx, cancel := withDeadline(ctx, defaultStepTimeout)
 	defer cancel()
-	var srcPos string
+	var srcPos, srcState string
 	var srcFlavor myFlavor
 	err = e.do(ctx, primary, step+": read the primary's position", func(ctx context.Context, c *sql.Conn, fl myFlavor) error {
 		srcFlavor = fl
-		q := "SELECT @@GLOBAL.gtid_binlog_pos"
-		if fl == myMySQL {
-			q = "SELECT @@GLOBAL.gtid_executed"
-		}
-		return c.QueryRowContext(ctx, q).Scan(&srcPos)
+		var err error
+		srcPos, srcState, err = mySourcePos(ctx, c, fl)
+		return err
 	})
 	if err != nil {
 		return err
@@ -508,7 +506,7 @@ func (e *myEngine) attach(ctx context.Context, n, primary *topology.Node, step s
 		if err != nil {
 			return err
 		}
-		if why, diverged := myDiverged(fl, applied, srcPos); diverged {
+		if why, diverged := myDiverged(fl, applied, srcState); diverged {
 			return fmt.Errorf("%w (%s)", ErrMustRebuild, why)
 		}
 		stmts := myAttachSQL(fl, host, pn, e.cl.Failover, rejoin)
@@ -557,7 +555,8 @@ func (e *myEngine) attach(ctx context.Context, n, primary *topology.Node, step s
 	})
 }
 
-// myDiverged reports whether position have holds transactions source position src lacks.
+// myDiverged reports whether position have holds transactions the source lacks; src is the
+// source's gtid_executed (MySQL) or gtid_binlog_state (MariaDB).
 func myDiverged(fl myFlavor, have, src string) (string, bool) {
 	if fl == myMySQL {
 		h, err1 := parseMySQLSet(have)
@@ -571,11 +570,22 @@ func myDiverged(fl myFlavor, have, src string) (string, bool) {
 		return "", false
 	}
 	h, err1 := health.ParseMariaPos(have)
-	s, err2 := health.ParseMariaPos(src)
+	s, err2 := parseMariaState(src)
 	if err1 != nil || err2 != nil {
 		return "", false
 	}
 	return mariaDiverged(h, s)
+}
+
+// mySourcePos reads a source's position (MariaDB gtid_binlog_pos, MySQL gtid_executed) and what
+// myDiverged compares a node with (MariaDB gtid_binlog_state, MySQL gtid_executed).
+func mySourcePos(ctx context.Context, c *sql.Conn, fl myFlavor) (pos, state string, err error) {
+	if fl == myMySQL {
+		err = c.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_executed").Scan(&pos)
+		return pos, pos, err
+	}
+	err = c.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos, @@GLOBAL.gtid_binlog_state").Scan(&pos, &state)
+	return pos, state, err
 }
 
 // killReceiver kills the replica's I/O (receiver) threads before a STOP SLAVE. When the
