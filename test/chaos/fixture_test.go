@@ -63,14 +63,21 @@ func (f *fixture) index(t *testing.T, name string) int {
 	return -1
 }
 
+// pgSyncStandbys is every node's synchronous_standby_names (postgresql.conf), as an operator
+// sets it for failovers: it names every node, so whichever is promoted waits for one of the
+// others (a node is never its own standby). Set on the first primary only, a promoted replica
+// would acknowledge commits no replica has (the soak lost writes that way).
+const pgSyncStandbys = "ANY 1 (primary, replica1, replica2)"
+
 // startPG starts a PostgreSQL primary and two replicas with synchronous replication (ANY 1):
 // every acknowledged commit is on a replica.
 func startPG(t *testing.T) *fixture { return startPGWith(t, nil) }
 
 // startPGWith is startPG with the nodes in namespaces of lab (nil: on loopback).
 func startPGWith(t *testing.T, lab *cluster.NetLab) *fixture {
-	c := cluster.StartPGForTest(t, cluster.PGOptions{SyncStandbys: "ANY 1 (replica1, replica2)",
-		Settings: []string{"synchronous_commit = on", "full_page_writes = on"}, Lab: lab})
+	c := cluster.StartPGForTest(t, cluster.PGOptions{SyncStandbys: pgSyncStandbys,
+		Settings: []string{"synchronous_commit = on", "full_page_writes = on",
+			"synchronous_standby_names = '" + pgSyncStandbys + "'"}, Lab: lab})
 	nodes := c.Nodes()
 	f := &fixture{engine: "pg", pg: c}
 	for _, n := range nodes {

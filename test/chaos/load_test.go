@@ -43,6 +43,7 @@ func (o op) String() string {
 // okWrite is one acknowledged write.
 type okWrite struct {
 	inst       int
+	w, seq     int
 	start, end time.Time
 }
 
@@ -122,7 +123,7 @@ func (l *load) work(ctx context.Context, dial dialer, addr string, inst, id int,
 			l.lastRd[inst] = start
 		default:
 			l.acked[id] = append(l.acked[id], seq)
-			l.writes = append(l.writes, okWrite{inst: inst, start: start, end: end})
+			l.writes = append(l.writes, okWrite{inst: inst, w: id, seq: seq, start: start, end: end})
 		}
 		l.mu.Unlock()
 		if err != nil {
