@@ -137,8 +137,33 @@ func testPartitionPrimary(t *testing.T, start netStarter, row string) {
 			checkNoWrites(t, ctx, e, l, 0)
 			l.stop()
 			checkNoLoss(t, ctx, fx, l, newP)
+			checkNothingMore(t, ctx, fx, newP, 0)
 			e.mon.check(t)
 		})
+	}
+}
+
+// checkNothingMore checks that no node but newP and skip holds a row of the load that the
+// primary newP lacks: the replicas follow the new primary and were not ahead of it.
+func checkNothingMore(t *testing.T, ctx context.Context, fx *fixture, newP, skip int) {
+	t.Helper()
+	for i := range fx.nodes {
+		if i == newP || i == skip {
+			continue
+		}
+		var rows map[int][]int
+		cluster.Eventually(t, 10*time.Second, "the rows of "+fx.name(i), func() (bool, error) {
+			var err error
+			rows, err = loadRows(ctx, fx, i)
+			return err == nil, err
+		})
+		extra, err := fx.missing(ctx, newP, rows)
+		if err != nil {
+			t.Fatalf("rows of %s on %s: %v", fx.name(i), fx.name(newP), err)
+		}
+		if extra > 0 {
+			t.Errorf("replica %s holds %d rows the primary %s lacks", fx.name(i), extra, fx.name(newP))
+		}
 	}
 }
 
