@@ -403,10 +403,6 @@ func checkDivergedShown(t *testing.T, ctx context.Context, e *env, i, newP int) 
 	}
 	if _, ok := fx.nodes[i].(*cluster.MyNode); ok {
 		t.Logf("%s holds %d rows %s lacks: GTIDs %s; %s", fx.name(i), extra, fx.name(newP), myGTIDs(ctx, fx, i), myGTIDs(ctx, fx, newP))
-		if !myDivergenceShown {
-			t.Logf("not checking that baton shows %s diverged: it does not yet (myDivergenceShown)", fx.name(i))
-			return
-		}
 	}
 	st := e.waitAll(30*time.Second, fx.name(i)+" shown diverged", func(s admin.ClusterStatus) bool {
 		n, ok := node(s, fx.name(i))
@@ -415,13 +411,6 @@ func checkDivergedShown(t *testing.T, ctx context.Context, e *env, i, newP int) 
 	n, _ := node(st, fx.name(i))
 	t.Logf("%s holds %d rows %s lacks; baton shows it diverged: %s", fx.name(i), extra, fx.name(newP), n.Diverged)
 }
-
-// myDivergenceShown: baton shows a diverged MariaDB old primary as such. Not yet when the new
-// primary has written more transactions than the old one holds past the fork:
-// failover.mariaDiverged compares only the highest sequence number per domain (the old primary's
-// 0-1-M against the new primary's 0-2-K, K > M, looks covered although 0-1-M is in no binlog of
-// the new primary). Set it to true when that is fixed.
-const myDivergenceShown = false
 
 // myGTIDs describes the GTID positions of MariaDB node i, for the log.
 func myGTIDs(ctx context.Context, fx *fixture, i int) string {
