@@ -63,10 +63,11 @@ func (f *fixture) index(t *testing.T, name string) int {
 	return -1
 }
 
-// pgSyncStandbys is every node's synchronous_standby_names (postgresql.conf), as an operator
-// sets it for failovers: it names every node, so whichever is promoted waits for one of the
-// others (a node is never its own standby). Set on the first primary only, a promoted replica
-// would acknowledge commits no replica has (the soak lost writes that way).
+// pgSyncStandbys is every node's synchronous_standby_names (ALTER SYSTEM once the cluster runs;
+// a replica keeps it for when it is promoted), as an operator sets it for failovers: it names
+// every node, so whichever is promoted waits for one of the others (a node is never its own
+// standby). Set on the first primary only, a promoted replica acknowledged commits no replica
+// had (the soak lost writes that way).
 const pgSyncStandbys = "ANY 1 (primary, replica1, replica2)"
 
 // startPG starts a PostgreSQL primary and two replicas with synchronous replication (ANY 1):
@@ -76,9 +77,20 @@ func startPG(t *testing.T) *fixture { return startPGWith(t, nil) }
 // startPGWith is startPG with the nodes in namespaces of lab (nil: on loopback).
 func startPGWith(t *testing.T, lab *cluster.NetLab) *fixture {
 	c := cluster.StartPGForTest(t, cluster.PGOptions{SyncStandbys: pgSyncStandbys,
-		Settings: []string{"synchronous_commit = on", "full_page_writes = on",
-			"synchronous_standby_names = '" + pgSyncStandbys + "'"}, Lab: lab})
+		Settings: []string{"synchronous_commit = on", "full_page_writes = on"}, Lab: lab})
 	nodes := c.Nodes()
+	for _, r := range c.Replicas {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		conn, err := pgx.Connect(ctx, r.SuperURL())
+		if err == nil {
+			_, err = conn.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = '"+pgSyncStandbys+"'")
+			conn.Close(context.Background())
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("synchronous_standby_names on %s: %v", r.Name, err)
+		}
+	}
 	f := &fixture{engine: "pg", pg: c}
 	for _, n := range nodes {
 		f.nodes = append(f.nodes, n)
