@@ -558,6 +558,12 @@ func (e *pgEngine) Repoint(ctx context.Context, replica, primary *topology.Node)
 	if err != nil {
 		return stepError(replica, "repoint to "+primary.Name, err)
 	}
+	// The replica must end up on the primary's timeline, not only connected to it.
+	pinfo, err := e.Inspect(ctx, primary)
+	if err != nil {
+		return err
+	}
+	primaryTLI := pinfo.Timeline
 	return e.do(ctx, replica, "repoint to "+primary.Name, func(ctx context.Context, c *pgx.Conn) error {
 		var rec bool
 		var conninfo, target string
@@ -587,11 +593,11 @@ func (e *pgEngine) Repoint(ctx context.Context, replica, primary *topology.Node)
 				return err
 			}
 		}
-		return pollUntil(ctx, "WAL receiver to stream from "+primary.Address, func() (bool, string, error) {
+		return pollUntil(ctx, "WAL receiver to stream from "+primary.Address+" on its timeline", func() (bool, string, error) {
 			var status, sHost pgtype.Text
-			var sPort pgtype.Int8
-			err := c.QueryRow(ctx, `SELECT w.status, w.sender_host, w.sender_port::int8
-				FROM (SELECT 1) x LEFT JOIN pg_stat_wal_receiver w ON true`).Scan(&status, &sHost, &sPort)
+			var sPort, tli pgtype.Int8
+			err := c.QueryRow(ctx, `SELECT w.status, w.sender_host, w.sender_port::int8, w.received_tli::int8
+				FROM (SELECT 1) x LEFT JOIN pg_stat_wal_receiver w ON true`).Scan(&status, &sHost, &sPort, &tli)
 			if err != nil {
 				return false, "", err
 			}
@@ -599,8 +605,14 @@ func (e *pgEngine) Repoint(ctx context.Context, replica, primary *topology.Node)
 				return false, "no WAL receiver running", nil
 			}
 			src := net.JoinHostPort(sHost.String, strconv.FormatInt(sPort.Int64, 10))
-			return status.String == "streaming" && health.SameEndpoint(src, primary.Address),
-				"WAL receiver " + status.String + " from " + src, nil
+			state := fmt.Sprintf("WAL receiver %s from %s, timeline %d", status.String, src, tli.Int64)
+			if primaryTLI > 0 && tli.Int64 < int64(primaryTLI) {
+				// It streams the old timeline up to the fork point and no further if it holds
+				// WAL past that point (an old primary that resumed sent it more): it cannot follow.
+				state += fmt.Sprintf(", the primary is on timeline %d (a replica that received WAL past the fork point "+
+					"cannot follow it: see its log for \"forked off current database system timeline\"; rewind it with pg_rewind)", primaryTLI)
+			}
+			return status.String == "streaming" && health.SameEndpoint(src, primary.Address) && tli.Int64 >= int64(primaryTLI), state, nil
 		})
 	})
 }
