@@ -509,11 +509,20 @@ func (e *myEngine) attach(ctx context.Context, n, primary *topology.Node, step s
 		if why, diverged := myDiverged(fl, applied, srcState); diverged {
 			return fmt.Errorf("%w (%s)", ErrMustRebuild, why)
 		}
-		stmts := myAttachSQL(fl, host, pn, e.cl.Failover, rejoin)
-		killReceiver(ctx, c, fl)
-		for i, q := range stmts {
-			if _, err := c.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", myStmtName(fl, i), err) // q may hold a password
+		// A replica that already follows the primary (a switchover points the replicas at the
+		// candidate before promoting it) is left running: stopping it would hold the new
+		// primary's semi-synchronous commits for nothing.
+		following := false
+		if st, err := readStatus(ctx, c, fl); err == nil && st != nil && !rejoin {
+			following = st.ioRunning() == "Yes" && st.sqlRunning() == "Yes" && health.SameEndpoint(st.source(), primary.Address)
+		}
+		if !following {
+			stmts := myAttachSQL(fl, host, pn, e.cl.Failover, rejoin)
+			killReceiver(ctx, c, fl)
+			for i, q := range stmts {
+				if _, err := c.ExecContext(ctx, q); err != nil {
+					return fmt.Errorf("%s: %w", myStmtName(fl, i), err) // q may hold a password
+				}
 			}
 		}
 		return pollUntil(ctx, "replication from "+primary.Address+" to run", func() (bool, string, error) {

@@ -33,7 +33,8 @@ func recordTiming(engine string, d time.Duration) {
 
 // timingRows are the rows of the timing table, in order: the kill -9 rows keep the engines'
 // names; the other scenarios add theirs.
-var timingRows = []string{"postgres", "mariadb", "postgres hung", "mariadb hung", "postgres isolated", "mariadb isolated"}
+var timingRows = []string{"postgres", "mariadb", "postgres hung", "mariadb hung", "postgres isolated", "mariadb isolated",
+	"postgres switchover", "mariadb switchover"}
 
 // printTimings prints the table of failover times (p50 and max per scenario).
 func printTimings() {
@@ -44,7 +45,8 @@ func printTimings() {
 	}
 	fmt.Println("fault → first acknowledged write sent after it (default failover settings):")
 	fmt.Println("  postgres / mariadb: kill -9 of the primary; hung: SIGSTOP of the primary and its")
-	fmt.Println("  processes; isolated: every link of the primary's network namespace dropping packets")
+	fmt.Println("  processes; isolated: every link of the primary's network namespace dropping packets;")
+	fmt.Println("  switchover: the write pause of `baton switchover` (longest gap between acknowledged writes)")
 	fmt.Printf("%-18s %5s %10s %10s %10s\n", "scenario", "runs", "p50", "max", "min")
 	for _, e := range timingRows {
 		ds := slices.Clone(timings.by[e])

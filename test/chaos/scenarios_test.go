@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,13 +207,24 @@ func testEtcdQuorum(t *testing.T, fx *fixture) {
 	e.mon.check(t)
 }
 
-func TestChaosPGSwitchover(t *testing.T) { testSwitchover(t, startPG(t)) }
-func TestChaosMySwitchover(t *testing.T) { testSwitchover(t, startMy(t)) }
+// TestChaosPGSwitchover and TestChaosMySwitchover: BATON_CHAOS_RUNS switchovers, each on a fresh
+// cluster, for the timing table's write-pause rows.
+func TestChaosPGSwitchover(t *testing.T) { switchoverRuns(t, "postgres switchover", startPG) }
+func TestChaosMySwitchover(t *testing.T) { switchoverRuns(t, "mariadb switchover", startMy) }
+
+func switchoverRuns(t *testing.T, row string, start func(*testing.T) *fixture) {
+	etcd := etcdtest.StartForTest(t, 3)
+	for r := range chaosRuns(t) {
+		t.Run(fmt.Sprintf("run%d", r+1), func(t *testing.T) {
+			recordTiming(row, testSwitchover(t, start(t), envOptions{etcd: etcd})) // baton's defaults
+		})
+	}
+}
 
 // testSwitchover (scenario 5): `baton switchover` under load: no client error for statements and
-// transactions sent after it began; the write pause is measured.
-func testSwitchover(t *testing.T, fx *fixture) {
-	e := newEnv(t, fx, fastProbes)
+// transactions sent after it began; it returns the write pause.
+func testSwitchover(t *testing.T, fx *fixture, o envOptions) time.Duration {
+	e := newEnv(t, fx, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l := e.startLoad(4, 2)
@@ -250,6 +262,7 @@ func testSwitchover(t *testing.T, fx *fixture) {
 	}
 	checkNoLoss(t, ctx, fx, l, newP)
 	e.mon.check(t)
+	return pause
 }
 
 func TestChaosPGReplicaKilled(t *testing.T) { testReplicaKilled(t, startPG(t)) }
