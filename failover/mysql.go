@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/baton-proxy/baton/health"
 	"github.com/baton-proxy/baton/topology"
@@ -630,8 +631,8 @@ func killReceiver(ctx context.Context, c *sql.Conn, fl myFlavor) {
 func myAttachSQL(fl myFlavor, host string, port uint64, f topology.Failover, rejoin bool) []string {
 	var b strings.Builder
 	if fl == myMySQL {
-		fmt.Fprintf(&b, "CHANGE REPLICATION SOURCE TO SOURCE_HOST = %s, SOURCE_PORT = %d, SOURCE_AUTO_POSITION = 1",
-			myQuote(host), port)
+		fmt.Fprintf(&b, "CHANGE REPLICATION SOURCE TO SOURCE_HOST = %s, SOURCE_PORT = %d, SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = %d",
+			myQuote(host), port, connectRetry(f))
 		if f.ReplicationUser != "" {
 			fmt.Fprintf(&b, ", SOURCE_USER = %s, SOURCE_PASSWORD = %s", myQuote(f.ReplicationUser),
 				myQuote(f.ReplicationPassword.Reveal()))
@@ -642,13 +643,18 @@ func myAttachSQL(fl myFlavor, host string, port uint64, f topology.Failover, rej
 	if rejoin {
 		mode = "current_pos"
 	}
-	fmt.Fprintf(&b, "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %d, MASTER_USE_GTID = %s",
-		myQuote(host), port, mode)
+	fmt.Fprintf(&b, "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %d, MASTER_USE_GTID = %s, MASTER_CONNECT_RETRY = %d",
+		myQuote(host), port, mode, connectRetry(f))
 	if f.ReplicationUser != "" {
 		fmt.Fprintf(&b, ", MASTER_USER = %s, MASTER_PASSWORD = %s", myQuote(f.ReplicationUser),
 			myQuote(f.ReplicationPassword.Reveal()))
 	}
 	return []string{"STOP SLAVE", b.String(), "START SLAVE"}
+}
+
+// connectRetry is failover.replica_connect_retry in whole seconds, at least 1.
+func connectRetry(f topology.Failover) int64 {
+	return max(1, int64(f.ReplicaConnectRetry.D().Round(time.Second)/time.Second))
 }
 
 // myStmtName names statement i of myAttachSQL in errors.

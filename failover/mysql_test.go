@@ -268,6 +268,13 @@ func TestMySwitchoverRejoin(t *testing.T) {
 	if !oi.InRecovery || oi.Writable || oi.Source != r1.Addr() {
 		t.Errorf("rejoined old primary: %+v, want a read-only replica of %s", oi, r1.Addr())
 	}
+	// Attached replicas reconnect within a second when their primary restarts (the server's
+	// default MASTER_CONNECT_RETRY, 60 s, left them a minute behind).
+	for _, n := range []*cluster.MyNode{old, r2} {
+		if got := slaveStatusColumn(t, cluster.OpenMySQL(t, n.RootDSN()), "Connect_Retry"); got != "1" {
+			t.Errorf("%s: Connect_Retry %q, want 1", n.Name, got)
+		}
+	}
 	if _, err := app.ExecContext(t.Context(), "INSERT INTO t VALUES (100)"); myErrno(err) != 1290 {
 		t.Errorf("write on the old primary after rejoin: %v, want error 1290", err)
 	}
@@ -333,4 +340,32 @@ func TestGTIDCompareDistance(t *testing.T) {
 	if d := pg.Distance("0/1", "x"); d != -1 {
 		t.Errorf("pg Distance of a bad LSN = %d, want -1", d)
 	}
+}
+
+// slaveStatusColumn returns one column of SHOW SLAVE STATUS ("" when there is no row).
+func slaveStatusColumn(t *testing.T, db *sql.DB, col string) string {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), "SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil || !rows.Next() {
+		return ""
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cols {
+		if c == col {
+			return vals[i].String
+		}
+	}
+	return ""
 }

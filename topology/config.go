@@ -225,6 +225,11 @@ type Failover struct {
 	// DrainTimeout: in a switchover, how long running write transactions may take to finish
 	// before they are cancelled. Default 5s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// ReplicaConnectRetry: the MASTER_CONNECT_RETRY (MySQL: SOURCE_CONNECT_RETRY) baton sets when
+	// it points a MySQL/MariaDB replica at a primary: how long the replica waits before it
+	// reconnects after losing its primary (a restart, a network blip). The server's default, 60 s,
+	// leaves a replica behind for a minute after every primary restart. Whole seconds; default 1s.
+	ReplicaConnectRetry Duration `yaml:"replica_connect_retry"`
 	// maxDataLossSet records that the file names max_data_loss (an explicit 0 = no bound).
 	maxDataLossSet bool
 }
@@ -481,40 +486,41 @@ func unmarshalScalar(n ast.Node, v encoding.TextUnmarshaler) error {
 
 // Defaults applied by Load.
 const (
-	DefaultMaxClients       = 10000
-	DefaultMaxMessageSize   = 64 << 20
-	DefaultStartupTimeout   = 10 * time.Second
-	DefaultShutdownTimeout  = 30 * time.Second
-	DefaultMaxPerNode       = 100
-	DefaultPoolSize         = 20
-	DefaultReserveSize      = 5
-	DefaultReserveTimeout   = 3 * time.Second
-	DefaultAcquireTimeout   = 10 * time.Second
-	DefaultConnectTimeout   = 5 * time.Second
-	DefaultIdleTimeout      = 5 * time.Minute
-	DefaultServerLifetime   = time.Hour
-	DefaultProbeInterval    = 500 * time.Millisecond
-	DefaultProbeTimeout     = time.Second
-	DefaultStmtCacheSize    = 10000
-	DefaultMaxPipelineBytes = 1 << 20
-	DefaultMaxSessionState  = 1000
-	DefaultMaxNotifyQueue   = 8 << 20
-	DefaultParkIdleAfter    = time.Second
-	DefaultMaxLag           = 10 * time.Second
-	DefaultMaxLagBytes      = 16 << 20
-	DefaultRYWWait          = time.Second
-	DefaultFailureThreshold = 2
-	DefaultGrace            = 300 * time.Millisecond
-	DefaultConfirmProbes    = 3
-	DefaultConfirmInterval  = 30 * time.Millisecond
-	DefaultMinInterval      = 5 * time.Minute
-	DefaultMaxDataLoss      = 16 << 20
-	DefaultApplyTimeout     = 30 * time.Second
-	DefaultStepTimeout      = 10 * time.Second
-	DefaultDrainTimeout     = 5 * time.Second
-	DefaultBufferWindow     = 10 * time.Second
-	DefaultBufferMax        = 1000
-	DefaultBufferDuration   = 30 * time.Second
+	DefaultMaxClients          = 10000
+	DefaultMaxMessageSize      = 64 << 20
+	DefaultStartupTimeout      = 10 * time.Second
+	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultMaxPerNode          = 100
+	DefaultPoolSize            = 20
+	DefaultReserveSize         = 5
+	DefaultReserveTimeout      = 3 * time.Second
+	DefaultAcquireTimeout      = 10 * time.Second
+	DefaultConnectTimeout      = 5 * time.Second
+	DefaultIdleTimeout         = 5 * time.Minute
+	DefaultServerLifetime      = time.Hour
+	DefaultProbeInterval       = 500 * time.Millisecond
+	DefaultProbeTimeout        = time.Second
+	DefaultStmtCacheSize       = 10000
+	DefaultMaxPipelineBytes    = 1 << 20
+	DefaultMaxSessionState     = 1000
+	DefaultMaxNotifyQueue      = 8 << 20
+	DefaultParkIdleAfter       = time.Second
+	DefaultMaxLag              = 10 * time.Second
+	DefaultMaxLagBytes         = 16 << 20
+	DefaultRYWWait             = time.Second
+	DefaultFailureThreshold    = 2
+	DefaultGrace               = 300 * time.Millisecond
+	DefaultConfirmProbes       = 3
+	DefaultConfirmInterval     = 30 * time.Millisecond
+	DefaultMinInterval         = 5 * time.Minute
+	DefaultMaxDataLoss         = 16 << 20
+	DefaultApplyTimeout        = 30 * time.Second
+	DefaultStepTimeout         = 10 * time.Second
+	DefaultDrainTimeout        = 5 * time.Second
+	DefaultReplicaConnectRetry = time.Second
+	DefaultBufferWindow        = 10 * time.Second
+	DefaultBufferMax           = 1000
+	DefaultBufferDuration      = 30 * time.Second
 )
 
 func (c *Cluster) applyDefaults() {
@@ -543,6 +549,7 @@ func (c *Cluster) applyDefaults() {
 	orDefault(&f.ApplyTimeout, Duration(DefaultApplyTimeout))
 	orDefault(&f.StepTimeout, Duration(DefaultStepTimeout))
 	orDefault(&f.DrainTimeout, Duration(DefaultDrainTimeout))
+	orDefault(&f.ReplicaConnectRetry, Duration(DefaultReplicaConnectRetry))
 	if f.User == "" && len(c.Users) > 0 {
 		f.User = c.MonitorCredentials().Name
 	}
