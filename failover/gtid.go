@@ -40,23 +40,12 @@ type mariaState map[[2]uint32]uint64
 // parseMariaState parses a @@gtid_binlog_state such as "0-1-23,0-2-3890".
 func parseMariaState(s string) (mariaState, error) {
 	st := mariaState{}
-	for g := range strings.SplitSeq(s, ",") {
-		g = strings.TrimSpace(g)
-		if g == "" {
-			continue
-		}
-		f := strings.Split(g, "-")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("failover: bad GTID %q", g)
-		}
-		d, err1 := strconv.ParseUint(f[0], 10, 32)
-		srv, err2 := strconv.ParseUint(f[1], 10, 32)
-		n, err3 := strconv.ParseUint(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("failover: bad GTID %q", g)
-		}
-		k := [2]uint32{uint32(d), uint32(srv)}
-		st[k] = max(st[k], n)
+	err := health.EachMariaGTID(s, func(d uint32, g health.MariaGTID) {
+		k := [2]uint32{d, g.Server}
+		st[k] = max(st[k], g.Seq)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return st, nil
 }

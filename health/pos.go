@@ -36,26 +36,38 @@ type MariaPos map[uint32]MariaGTID
 // domain appears twice (it does not in server output), the higher sequence number wins.
 func ParseMariaPos(s string) (MariaPos, error) {
 	pos := MariaPos{}
+	err := EachMariaGTID(s, func(d uint32, g MariaGTID) {
+		if old, ok := pos[d]; !ok || g.Seq > old.Seq {
+			pos[d] = g
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+// EachMariaGTID calls f for every GTID domain-server-seq of a comma-separated MariaDB GTID list
+// (a position or a @@gtid_binlog_state), in order; "" holds none.
+func EachMariaGTID(s string, f func(domain uint32, g MariaGTID)) error {
 	for g := range strings.SplitSeq(s, ",") {
 		g = strings.TrimSpace(g)
 		if g == "" {
 			continue
 		}
-		f := strings.Split(g, "-")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("health: bad GTID %q", g)
+		p := strings.Split(g, "-")
+		if len(p) != 3 {
+			return fmt.Errorf("health: bad GTID %q", g)
 		}
-		d, err1 := strconv.ParseUint(f[0], 10, 32)
-		srv, err2 := strconv.ParseUint(f[1], 10, 32)
-		n, err3 := strconv.ParseUint(f[2], 10, 64)
+		d, err1 := strconv.ParseUint(p[0], 10, 32)
+		srv, err2 := strconv.ParseUint(p[1], 10, 32)
+		n, err3 := strconv.ParseUint(p[2], 10, 64)
 		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("health: bad GTID %q", g)
+			return fmt.Errorf("health: bad GTID %q", g)
 		}
-		if old, ok := pos[uint32(d)]; !ok || n > old.Seq {
-			pos[uint32(d)] = MariaGTID{uint32(srv), n}
-		}
+		f(uint32(d), MariaGTID{uint32(srv), n})
 	}
-	return pos, nil
+	return nil
 }
 
 // String writes the position with domains in ascending order; its text holds only digits, '-'
