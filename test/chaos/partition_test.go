@@ -151,16 +151,7 @@ func checkNothingMore(t *testing.T, ctx context.Context, fx *fixture, newP, skip
 		if i == newP || i == skip {
 			continue
 		}
-		var rows map[int][]int
-		cluster.Eventually(t, 10*time.Second, "the rows of "+fx.name(i), func() (bool, error) {
-			var err error
-			rows, err = loadRows(ctx, fx, i)
-			return err == nil, err
-		})
-		extra, err := fx.missing(ctx, newP, rows)
-		if err != nil {
-			t.Fatalf("rows of %s on %s: %v", fx.name(i), fx.name(newP), err)
-		}
+		extra := extraRows(t, ctx, fx, i, newP)
 		if extra > 0 {
 			t.Errorf("replica %s holds %d rows the primary %s lacks", fx.name(i), extra, fx.name(newP))
 		}
@@ -387,16 +378,7 @@ func waitSemiSyncDone(t *testing.T, ctx context.Context, fx *fixture, i int) {
 func checkDivergedShown(t *testing.T, ctx context.Context, e *env, i, newP int) {
 	t.Helper()
 	fx := e.fx
-	var rows map[int][]int
-	cluster.Eventually(t, 10*time.Second, "the rows of "+fx.name(i), func() (bool, error) {
-		var err error
-		rows, err = loadRows(ctx, fx, i)
-		return err == nil, err
-	})
-	extra, err := fx.missing(ctx, newP, rows)
-	if err != nil {
-		t.Fatalf("rows of %s on %s: %v", fx.name(i), fx.name(newP), err)
-	}
+	extra := extraRows(t, ctx, fx, i, newP)
 	if extra == 0 {
 		t.Logf("%s holds no row %s lacks", fx.name(i), fx.name(newP))
 		return
@@ -428,9 +410,25 @@ func myGTIDs(ctx context.Context, fx *fixture, i int) string {
 	return fmt.Sprintf("%s gtid_binlog_pos %s, gtid_binlog_state %s", fx.name(i), pos, state)
 }
 
+// extraRows counts the load's rows on node i that node newP lacks.
+func extraRows(t *testing.T, ctx context.Context, fx *fixture, i, newP int) int {
+	t.Helper()
+	var rows map[int][]int
+	cluster.Eventually(t, 10*time.Second, "the rows of "+fx.name(i), func() (bool, error) {
+		var err error
+		rows, err = loadRows(ctx, fx, i)
+		return err == nil, err
+	})
+	extra, err := fx.missing(ctx, newP, rows)
+	if err != nil {
+		t.Fatalf("rows of %s on %s: %v", fx.name(i), fx.name(newP), err)
+	}
+	return extra
+}
+
 // loadRows returns the load's rows on node i (writer → sequence numbers).
 func loadRows(ctx context.Context, fx *fixture, i int) (map[int][]int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a soak's table holds ~10^6 rows
 	defer cancel()
 	out := map[int][]int{}
 	switch n := fx.nodes[i].(type) {

@@ -541,40 +541,13 @@ func (s *soak) checkNoLoss() {
 	t.Logf("soak: %d acknowledged writes, %d lost", len(writes), len(lost))
 }
 
-// rowsOn reads the load's rows on node i.
+// rowsOn is the set of the load's rows on node i (loadRows).
 func (s *soak) rowsOn(ctx context.Context, i int) (map[[2]int]bool, error) {
+	rows, err := loadRows(ctx, s.fx, i)
 	have := map[[2]int]bool{}
-	add := func(w, seq int) { have[[2]int{w, seq}] = true }
-	var err error
-	switch n := s.fx.nodes[i].(type) {
-	case *cluster.PGNode:
-		var conn *pgx.Conn
-		if conn, err = pgx.Connect(ctx, n.SuperURL()); err == nil {
-			defer conn.Close(context.Background())
-			var rows pgx.Rows
-			if rows, err = conn.Query(ctx, "SELECT w, seq FROM acked"); err == nil {
-				var w, seq int
-				_, err = pgx.ForEachRow(rows, []any{&w, &seq}, func() error { add(w, seq); return nil })
-			}
-		}
-	case *cluster.MyNode:
-		var db *sql.DB
-		if db, err = sql.Open("mysql", n.RootDSN()); err == nil {
-			defer db.Close()
-			var rows *sql.Rows
-			if rows, err = db.QueryContext(ctx, "SELECT w, seq FROM acked"); err == nil {
-				for rows.Next() {
-					var w, seq int
-					if err = rows.Scan(&w, &seq); err != nil {
-						break
-					}
-					add(w, seq)
-				}
-				rows.Close()
-				if err == nil {
-					err = rows.Err()
-				}
-			}
+	for w, seqs := range rows {
+		for _, seq := range seqs {
+			have[[2]int{w, seq}] = true
 		}
 	}
 	return have, err
